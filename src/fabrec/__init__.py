@@ -1,0 +1,8 @@
+"""fabrec: 3FabRec few-shot face alignment (Browatzki & Wallraven, CVPR 2020)."""
+
+from fabrec.config import ModelConfig
+from fabrec.errors import FabrecError
+from fabrec.model import FabRec, FabRecOutput
+
+__version__ = "0.1.0"
+__all__ = ["FabRec", "FabRecOutput", "FabrecError", "ModelConfig", "__version__"]

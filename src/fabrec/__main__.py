@@ -1,0 +1,5 @@
+"""``python -m fabrec`` (also what ``torchrun -m fabrec`` runs)."""
+
+from fabrec.cli import main
+
+raise SystemExit(main())

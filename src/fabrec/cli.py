@@ -1,0 +1,230 @@
+"""Command-line interface. Each subcommand parses flags and calls one library function."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from fabrec.errors import FabrecError
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+DEMO_IMAGE = ASSETS / "astronaut.jpg"
+DEMO_BOX = (152.0, 35.0, 140.0, 140.0)  # x, y, w, h of the face in DEMO_IMAGE
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _note(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _add_train_ae(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train-ae", help="stage 1: train the adversarial autoencoder on unlabeled faces")
+    p.add_argument("--data", action="append", default=[], help="folder / image / .txt list (repeatable)")
+    p.add_argument("--boxes", action="append", default=[], help="box CSV: generic, VGGFace2 or AffectNet")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--config", help="YAML recipe (flags below override it)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key")
+    p.add_argument("--image-size", type=int, choices=(64, 128, 256))
+    p.add_argument("--width", type=float)
+    p.add_argument("--batch-size", type=int)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--max-steps", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--workers", type=int)
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt if present")
+    p.add_argument("--init-from", help="initialise matching tensors from a checkpoint (128 -> 256)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--amp", choices=("none", "bf16"), help="bf16 autocast on CUDA")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def cmd_train_ae(a: argparse.Namespace) -> int:
+    from fabrec.config import AETrainConfig, apply_overrides, load_yaml
+    from fabrec.train_autoencoder import train_autoencoder
+
+    cfg = load_yaml(AETrainConfig, a.config) if a.config else AETrainConfig()
+    sets = list(a.set)
+    flag_map = {
+        "image_size": "model.image_size", "width": "model.width", "batch_size": "batch_size",
+        "epochs": "epochs", "max_steps": "max_steps", "seed": "seed",
+        "checkpoint_every": "checkpoint_every", "workers": "data.num_workers", "amp": "amp",
+    }
+    for flag, key in flag_map.items():
+        v = getattr(a, flag)
+        if v is not None:
+            sets.append(f"{key}={v}")
+    if a.epochs is not None:
+        sets.append("max_steps=0")
+    if a.data:
+        sets.append("data.paths=[" + ",".join(repr(str(d)) for d in a.data) + "]")
+    if a.boxes:
+        sets.append("data.boxes=[" + ",".join(repr(str(b)) for b in a.boxes) + "]")
+    cfg = apply_overrides(cfg, sets)
+    if not cfg.data.paths and not cfg.data.boxes:
+        raise FabrecError("train-ae: give at least one --data folder or --boxes file")
+    if a.width is not None and a.width <= 0:
+        raise FabrecError("--width must be positive")
+    t0 = time.time()
+    res = train_autoencoder(
+        cfg, a.out, device=a.device, resume=a.resume, init_from=a.init_from,
+        progress=not a.no_progress, log=_note,
+    )
+    _note(f"train-ae: stopped at step {res.step} after {time.time() - t0:.0f} s; checkpoint {Path(a.out) / 'last.pt'}")
+    return 0
+
+
+def cmd_generate(a: argparse.Namespace) -> int:
+    from fabrec.autoencoder import Autoencoder
+    from fabrec.io import write_image_atomic
+    from fabrec.visualize import grid
+
+    if a.count < 1:
+        raise FabrecError("--count must be at least 1")
+    ae = Autoencoder.load(a.model)
+    faces = ae.sample(a.count, a.seed)
+    cols = a.cols or min(8, a.count)
+    rows = [faces[i : i + cols] for i in range(0, len(faces), cols)]
+    write_image_atomic(a.out, grid(rows))
+    _note(f"generate: wrote {a.count} random faces to {a.out}")
+    return 0
+
+
+def cmd_interpolate(a: argparse.Namespace) -> int:
+    from fabrec.autoencoder import Autoencoder
+    from fabrec.io import write_image_atomic
+    from fabrec.visualize import grid
+
+    if a.steps < 2:
+        raise FabrecError("--steps must be at least 2")
+    ae = Autoencoder.load(a.model)
+    row = ae.interpolate(ae.crop(a.a), ae.crop(a.b), a.steps)
+    write_image_atomic(a.out, grid([row]))
+    _note(f"interpolate: wrote {a.steps} faces from {a.a} to {a.b} into {a.out}")
+    return 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    """Until default weights ship: train a tiny autoencoder briefly on the bundled photo."""
+    import torch
+
+    from fabrec.autoencoder import Autoencoder
+    from fabrec.config import AETrainConfig, AugmentConfig, DataConfig, ModelConfig
+    from fabrec.io import write_image_atomic
+    from fabrec.transforms import Box
+    from fabrec.visualize import grid
+
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    box_csv = out / "demo_boxes.csv"
+    x, y, w, h = DEMO_BOX
+    box_csv.write_text("path,x,y,w,h\n" + "".join(f"{DEMO_IMAGE},{x},{y},{w},{h}\n" for _ in range(64)))
+    cfg = AETrainConfig(
+        model=ModelConfig(image_size=64, width=0.25),
+        augment=AugmentConfig(rotate=10.0, shear=0.0),
+        data=DataConfig(boxes=(str(box_csv),), val_permille=0, num_workers=0),
+        batch_size=16, max_steps=a.steps, checkpoint_every=0, log_every=5,
+    )
+    cfg = type(cfg)(**{**cfg.__dict__, "schedule": type(cfg.schedule)(curriculum=False)})
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    from fabrec.train_autoencoder import train_autoencoder
+
+    t0 = time.time()
+    train_autoencoder(cfg, out / "run", device="cpu", progress=not a.no_progress, log=_note)
+    ae = Autoencoder.load(out / "run" / "last.pt")
+    crop = ae.crop(DEMO_IMAGE, Box.from_xywh(*DEMO_BOX))
+    with torch.no_grad():
+        rec = ae.generator(ae.encoder(crop))
+    from fabrec.visualize import to_uint8
+
+    path = out / "demo_reconstruction.png"
+    write_image_atomic(path, grid([to_uint8(crop), to_uint8(rec)]))
+    print(f"demo: trained a tiny autoencoder for {a.steps} steps in {time.time() - t0:.1f} s")
+    print(f"demo: input (top) and reconstruction (bottom) written to {path}")
+    return 0
+
+
+def cmd_boxes(a: argparse.Namespace) -> int:
+    """Face boxes from landmark files, so labelled images can feed the autoencoder too."""
+    from fabrec.datasets.pts import read_pts
+    from fabrec.io import IMAGE_EXTENSIONS, write_text_atomic
+    from fabrec.transforms import Box
+
+    root = Path(a.pts)
+    if not root.is_dir():
+        raise FabrecError(f"{root}: no such folder")
+    rows, bad = [], 0
+    for pts in sorted(root.rglob("*.pts")):
+        img = next((pts.with_suffix(e) for e in IMAGE_EXTENSIONS if pts.with_suffix(e).exists()), None)
+        if img is None:
+            bad += 1
+            continue
+        try:
+            box = Box.from_landmarks(read_pts(pts), a.top, a.bottom)
+        except FabrecError as e:
+            _note(f"boxes: skipped {e}")
+            bad += 1
+            continue
+        x, y, w, h = box.to_xywh()
+        rows.append(f"{img.resolve()},{x:.2f},{y:.2f},{w:.2f},{h:.2f}\n")
+    if not rows:
+        raise FabrecError(f"{root}: no .pts files with a same-stem image")
+    write_text_atomic(a.out, "path,x,y,w,h\n" + "".join(rows))
+    _note(f"boxes: wrote {len(rows)} boxes to {a.out} ({bad} skipped)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="fabrec", description="3FabRec face alignment: train, evaluate and predict.")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    _add_train_ae(sub)
+    g = sub.add_parser("generate", help="grid of random faces from z ~ N(0, I)")
+    g.add_argument("--model", required=True)
+    g.add_argument("--out", required=True)
+    g.add_argument("--count", type=int, default=16)
+    g.add_argument("--cols", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0)
+    i = sub.add_parser("interpolate", help="row of faces between the encodings of two images")
+    i.add_argument("--model", required=True)
+    i.add_argument("--a", required=True, help="first face image (a face crop)")
+    i.add_argument("--b", required=True, help="second face image")
+    i.add_argument("--steps", type=int, default=8)
+    i.add_argument("--out", required=True)
+    b = sub.add_parser("boxes", help="write a box CSV from .pts landmark files (top/bottom margins)")
+    b.add_argument("--pts", required=True, help="folder of images with same-stem .pts files")
+    b.add_argument("--out", required=True)
+    b.add_argument("--top", type=float, default=0.25)
+    b.add_argument("--bottom", type=float, default=0.15)
+    d = sub.add_parser("demo", help="run the main job on the bundled example photo")
+    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--steps", type=int, default=40)
+    d.add_argument("--no-progress", action="store_true")
+    return p
+
+
+COMMANDS = {"train-ae": cmd_train_ae, "generate": cmd_generate, "interpolate": cmd_interpolate, "demo": cmd_demo, "boxes": cmd_boxes}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fabrec`` script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.cmd](args)
+    except FabrecError as e:
+        print(f"fabrec {args.cmd}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fabrec {args.cmd}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Datasets: unlabeled faces (autoencoder stage) and landmark benchmarks."""

@@ -1,0 +1,100 @@
+"""File I/O: robust image decoding and atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from fabrec.errors import FabrecError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+MAX_IMAGE_PIXELS = 100_000_000  # decompression-bomb guard (about 10k x 10k)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode an image file to RGB ``uint8 (H, W, 3)``.
+
+    Grayscale is expanded, alpha dropped, 16-bit scaled to 8-bit. Raises :class:`FabrecError`
+    naming the file for missing, empty, undecodable or oversized images.
+    """
+    p = Path(path)
+    try:
+        data = np.fromfile(str(p), dtype=np.uint8)
+    except OSError as e:
+        raise FabrecError(f"{p}: cannot read ({e.strerror or e})") from None
+    if data.size == 0:
+        raise FabrecError(f"{p}: empty file")
+    return decode_image(data, str(p))
+
+
+def decode_image(data: np.ndarray, name: str = "<bytes>") -> np.ndarray:
+    """Decode encoded image bytes ``(B,) uint8`` to RGB ``uint8 (H, W, 3)`` (see read_image)."""
+    header = cv2.imdecode(data[: min(data.size, 1 << 16)], cv2.IMREAD_REDUCED_GRAYSCALE_8)
+    if header is not None and header.size * 64 > MAX_IMAGE_PIXELS:
+        raise FabrecError(f"{name}: image too large (over {MAX_IMAGE_PIXELS:,} pixels)")
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error:
+        img = None
+    if img is None or img.size == 0:
+        raise FabrecError(f"{name}: not a decodable image")
+    if img.shape[0] * img.shape[1] > MAX_IMAGE_PIXELS:
+        raise FabrecError(f"{name}: image too large ({img.shape[1]}x{img.shape[0]})")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def list_images(root: str | Path) -> list[Path]:
+    """All image files under ``root`` (recursive), sorted; a single image file is itself."""
+    r = Path(root)
+    if r.is_file():
+        return [r]
+    return sorted(p for p in r.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+def atomic_write(path: str | Path, writer: Callable[[str], None]) -> None:
+    """Call ``writer(tmp_path)`` then rename over ``path``: readers see old or new, never half.
+
+    An ``OSError`` (disk full, read-only folder) becomes a :class:`FabrecError` naming
+    ``path``; the previous file stays intact.
+    """
+    p = Path(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        os.close(fd)
+        writer(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+        tmp = None
+    except OSError as e:
+        raise FabrecError(f"{p}: cannot write ({e.strerror or e})") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Atomically replace ``path`` with ``text``."""
+    atomic_write(path, lambda t: Path(t).write_text(text))
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Atomically write ``obj`` as indented JSON."""
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
+
+
+def write_image_atomic(path: str | Path, rgb: np.ndarray) -> None:
+    """Atomically write an RGB ``uint8 (H, W, 3)`` image; format from the suffix."""
+    p = Path(path)
+    ok, buf = cv2.imencode(p.suffix or ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise FabrecError(f"{p}: cannot encode image")
+    atomic_write(p, lambda t: Path(t).write_bytes(buf.tobytes()))

@@ -1,0 +1,94 @@
+"""The 3FabRec model: encoder, generator and (optional) interleaved transfer layers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from fabrec.config import ModelConfig
+from fabrec.nn import Encoder, Generator, TransferLayers
+
+# Input normalisation: pixels in [0, 1] minus this RGB mean (std 1). tanh outputs share it.
+MEAN_RGB = (0.518, 0.418, 0.361)
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, H, W)`` RGB in [0, 1] -> model input space (mean subtracted)."""
+    mean = torch.tensor(MEAN_RGB, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    return images - mean
+
+
+def denormalize(images: torch.Tensor) -> torch.Tensor:
+    """Model space ``(N, 3, H, W)`` -> RGB in [0, 1] (clamped)."""
+    mean = torch.tensor(MEAN_RGB, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    return (images + mean).clamp(0.0, 1.0)
+
+
+@dataclass
+class FabRecOutput:
+    """Result of :meth:`FabRec.forward`.
+
+    Attributes:
+        z: latent codes ``(N, latent_dim)``.
+        reconstruction: ``(N, 3, S, S)`` in model space, or None if not requested.
+        heatmaps: ``(N, L, H, H)``, or None if the model has no transfer layers.
+    """
+
+    z: torch.Tensor
+    reconstruction: torch.Tensor | None
+    heatmaps: torch.Tensor | None
+
+
+class FabRec(nn.Module):
+    """3FabRec: adversarial-autoencoder encoder/generator plus interleaved transfer layers.
+
+    ``FabRec(image_size=256, num_landmarks=68)`` or ``FabRec(config=ModelConfig(...))``.
+    Images are ``(N, 3, S, S)`` in model space (see :func:`normalize`).
+    """
+
+    def __init__(
+        self,
+        image_size: int = 128,
+        num_landmarks: int = 68,
+        width: float = 1.0,
+        latent_dim: int = 99,
+        config: ModelConfig | None = None,
+        itl: Sequence[int] | None = None,
+        with_landmarks: bool = True,
+    ) -> None:
+        super().__init__()
+        if config is None:
+            config = ModelConfig(image_size, width, latent_dim, num_landmarks)
+        self.config = config
+        self.encoder = Encoder(config.image_size, config.latent_dim, config.width)
+        self.generator = Generator(config.image_size, config.latent_dim, config.width)
+        self.itl: TransferLayers | None = None
+        if with_landmarks and config.num_landmarks > 0:
+            self.itl = TransferLayers(config.image_size, config.num_landmarks, config.width, itl)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, S, S)`` -> ``(N, latent_dim)``."""
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """``(N, latent_dim)`` -> ``(N, 3, S, S)`` in model space."""
+        return self.generator(z)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, S, S)`` -> reconstruction ``(N, 3, S, S)``."""
+        return self.decode(self.encode(x))
+
+    def heatmaps(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, S, S)`` -> landmark heatmaps ``(N, L, H, H)``."""
+        if self.itl is None:
+            raise RuntimeError("this model has no transfer layers (autoencoder only)")
+        return self.itl(self.generator, self.encode(x))
+
+    def forward(self, x: torch.Tensor, reconstruct: bool = False) -> FabRecOutput:
+        z = self.encode(x)
+        rec = self.decode(z) if reconstruct else None
+        hm = self.itl(self.generator, z) if self.itl is not None else None
+        return FabRecOutput(z=z, reconstruction=rec, heatmaps=hm)
