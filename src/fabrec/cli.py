@@ -182,6 +182,89 @@ def cmd_boxes(a: argparse.Namespace) -> int:
     return 0
 
 
+def _lm_config(a: argparse.Namespace):
+    from fabrec.config import LMTrainConfig, apply_overrides, load_yaml
+
+    cfg = load_yaml(LMTrainConfig, a.config) if a.config else LMTrainConfig()
+    sets = list(a.set)
+    for flag in ("dataset", "root", "split", "scheme", "train_count", "sample", "seed", "batch_size",
+                 "max_steps", "epochs", "decoder", "finetune_steps", "workers"):
+        v = getattr(a, flag, None)
+        if v is not None:
+            key = "num_workers" if flag == "workers" else flag
+            sets.append(f"{key}={v!r}" if isinstance(v, str) else f"{key}={v}")
+    if a.itl is not None:
+        try:
+            itl = [int(v) for v in a.itl.split(",") if v.strip()]
+        except ValueError:
+            raise FabrecError(f"--itl expects comma-separated layer numbers, got '{a.itl}'") from None
+        sets.append(f"itl={itl}")
+    if a.finetune_encoder:
+        sets.append("finetune_encoder=true")
+    cfg = apply_overrides(cfg, sets)
+    if not cfg.root:
+        raise FabrecError("give --root (the dataset folder)")
+    return cfg
+
+
+def _add_data_flags(p: argparse.ArgumentParser, split_default: str | None = None) -> None:
+    p.add_argument("--dataset", choices=("300w", "wflw", "aflw", "folder"))
+    p.add_argument("--root", help="dataset folder")
+    p.add_argument("--split", default=split_default, help="train / common / challenging / full / private / test / subset / sub-folder")
+    p.add_argument("--scheme", help="68, 98, 19 or a scheme .yaml/.json")
+
+
+def _add_train_lm(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train-landmarks", help="stages 2-3: train interleaved transfer layers")
+    p.add_argument("--autoencoder", required=True, help="autoencoder checkpoint (train-ae's last.pt)")
+    _add_data_flags(p)
+    p.add_argument("--out", required=True)
+    p.add_argument("--config", help="YAML recipe")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--train-count", help="N images, P%% of the split, or all")
+    p.add_argument("--sample", choices=("random", "first"))
+    p.add_argument("--seed", type=int)
+    p.add_argument("--itl", help="ITL subset, e.g. 1,2,3,4 or 3,4 (paper Table 7)")
+    p.add_argument("--finetune-encoder", action="store_true", help="add the encoder-finetuning stage")
+    p.add_argument("--finetune-steps", type=int)
+    p.add_argument("--batch-size", type=int)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--max-steps", type=int)
+    g.add_argument("--epochs", type=int)
+    p.add_argument("--decoder", choices=("reference", "subpixel"))
+    p.add_argument("--workers", type=int)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--no-progress", action="store_true")
+
+
+def cmd_train_landmarks(a: argparse.Namespace) -> int:
+    from fabrec.train_landmarks import train_landmarks
+
+    cfg = _lm_config(a)
+    r = train_landmarks(cfg, a.autoencoder, a.out, device=a.device, resume=a.resume,
+                        progress=not a.no_progress, log=_note)
+    _note(f"train-landmarks: {r.train_count} images, step {r.step}, best validation NME {r.best_nme:.2f}% "
+          f"({r.val_count} images), {r.seconds:.0f} s; models {Path(a.out) / 'best.pt'}, {Path(a.out) / 'last.pt'}")
+    return 0
+
+
+def cmd_eval(a: argparse.Namespace) -> int:
+    from fabrec.evaluate import evaluate
+    from fabrec.landmark_model import LandmarkModel
+
+    if not a.dataset or not a.root:
+        raise FabrecError("eval: give --dataset and --root")
+    m = evaluate(LandmarkModel.load(a.model), a.dataset, a.root, a.split or "test", a.out, a.scheme,
+                 a.decoder, a.batch_size, a.device)
+    rows = [("all", m)] + list(m.get("subsets", {}).items())
+    print(f"{'subset':<14}{'count':>7}{'NME %':>9}{'FR@10 %':>10}{'AUC@10':>9}")
+    for name, r in rows:
+        print(f"{name:<14}{r['count']:>7}{r['nme']:>9.2f}{r['fr_10']:>10.2f}{r['auc_10']:>9.4f}")
+    print(f"normaliser: {m['normaliser']}; results in {a.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fabrec", description="3FabRec face alignment: train, evaluate and predict.")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
@@ -198,6 +281,14 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--b", required=True, help="second face image")
     i.add_argument("--steps", type=int, default=8)
     i.add_argument("--out", required=True)
+    _add_train_lm(sub)
+    e = sub.add_parser("eval", help="evaluate a landmark model on a dataset split")
+    e.add_argument("--model", required=True)
+    _add_data_flags(e)
+    e.add_argument("--out", required=True)
+    e.add_argument("--decoder", choices=("reference", "subpixel"))
+    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     b = sub.add_parser("boxes", help="write a box CSV from .pts landmark files (top/bottom margins)")
     b.add_argument("--pts", required=True, help="folder of images with same-stem .pts files")
     b.add_argument("--out", required=True)
@@ -210,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMANDS = {"train-ae": cmd_train_ae, "generate": cmd_generate, "interpolate": cmd_interpolate, "demo": cmd_demo, "boxes": cmd_boxes}
+COMMANDS = {"train-ae": cmd_train_ae, "generate": cmd_generate, "interpolate": cmd_interpolate, "demo": cmd_demo, "boxes": cmd_boxes,
+            "train-landmarks": cmd_train_landmarks, "eval": cmd_eval}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -210,3 +210,46 @@ def load_yaml(cls: type[T], path: str | Path) -> T:
 def dump_yaml(cfg: Any) -> str:
     """YAML text of a config dataclass."""
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def landmark_augment() -> AugmentConfig:
+    """The landmark stage's augmentation: flip, rotation ±30°, translation ±4%, scale ±5%,
+    occlusion; no shear."""
+    return AugmentConfig(
+        flip=0.5, rotate=30.0, translate=0.04, scale_min=0.95, scale_max=1.05, shear=0.0,
+        occlusion=0.5,
+    )
+
+
+@dataclass(frozen=True)
+class LMTrainConfig:
+    """A landmark (ITL) run: data, few-shot selection, stages, optimiser, targets."""
+
+    dataset: str = "300w"
+    root: str = ""
+    split: str = "train"
+    scheme: str = "68"
+    train_count: str = "all"
+    sample: str = "random"
+    seed: int = 0
+    itl: tuple[int, ...] = ()  # () = every ITL (1,2,3,4; 1,2,3 for 64-px models)
+    batch_size: int = 16
+    max_steps: int = 0
+    epochs: int = 0
+    finetune_encoder: bool = False
+    finetune_steps: int = 0
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    finetune_lr_itl: float = 1e-4
+    finetune_lr_encoder: float = 2e-5
+    sigma: float = 7.0
+    loss_scale: float = 300.0
+    decoder: str = "reference"
+    augment: AugmentConfig = field(default_factory=landmark_augment)
+    val_permille: int = 100
+    val_max: int = 100
+    val_every: int = 100
+    checkpoint_every: int = 200
+    log_every: int = 10
+    num_workers: int = 1

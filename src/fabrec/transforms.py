@@ -33,7 +33,8 @@ class Box:
     def from_xywh(x: float, y: float, w: float, h: float) -> Box:
         """Square (side = max(w, h), same centre) around the rectangle at ``(x, y)``, ``w x h``.
 
-        ``x, y`` is the top-left edge, as box files give it.
+        ``x, y`` is the first pixel column / row inside the box, as box files give it
+        (so the centre is ``x + (w - 1) / 2``).
         """
         return Box(x + w / 2.0 - 0.5, y + h / 2.0 - 0.5, float(max(w, h)))
 

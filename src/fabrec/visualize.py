@@ -24,3 +24,58 @@ def grid(rows: list[np.ndarray], pad: int = 2) -> np.ndarray:
             y, x = pad + i * (h + pad), pad + j * (w + pad)
             out[y : y + h, x : x + w] = im
     return out
+
+
+def draw_points(
+    rgb: np.ndarray, points: np.ndarray, conf: np.ndarray | None = None, radius: int = 2,
+    color: tuple[int, int, int] = (0, 255, 0),
+) -> np.ndarray:
+    """Copy of ``rgb (H, W, 3)`` with ``points (K, 2)`` drawn; coloured red->green by
+    ``conf (K,)`` in [0, 1] when given."""
+    import cv2
+
+    out = np.ascontiguousarray(rgb.copy())
+    for k, (x, y) in enumerate(points):
+        if not np.isfinite([x, y]).all():
+            continue
+        c = color
+        if conf is not None:
+            t = float(np.clip(conf[k], 0, 1))
+            c = (int(255 * (1 - t)), int(255 * t), 0)
+        cv2.circle(out, (int(round(x * 4)), int(round(y * 4))), radius * 4, c, -1, cv2.LINE_AA, shift=2)
+    return out
+
+
+def heatmap_overlay(rgb: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
+    """``rgb (S, S, 3)`` blended with the max over ``heatmaps (K, H, H)`` as a colour map."""
+    import cv2
+
+    m = np.clip(heatmaps.max(0), 0, 1)
+    m = cv2.resize(m.astype(np.float32), rgb.shape[:2][::-1], interpolation=cv2.INTER_LINEAR)
+    cm = cv2.applyColorMap((m * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
+    return (0.5 * rgb + 0.5 * cm).astype(np.uint8)
+
+
+def plot_ced(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str, title: str = "") -> None:
+    """Write a CED plot (fraction of images vs NME %) with one line per entry."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fabrec.io import atomic_write
+
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+    for name, (t, f) in curves.items():
+        ax.plot(t, f, label=name)
+    ax.set_xlabel("NME (%)")
+    ax.set_ylabel("fraction of images")
+    ax.set_xlim(0, float(max(t[-1] for t, _ in curves.values())))
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1]))
+    plt.close(fig)

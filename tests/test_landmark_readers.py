@@ -1,0 +1,201 @@
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from scipy.io import savemat
+
+from fabrec.config import landmark_augment
+from fabrec.datasets.landmarks import (
+    LandmarkDataset,
+    choose_training,
+    collate_landmarks,
+    read_dataset,
+)
+from fabrec.datasets.pts import write_pts
+from fabrec.errors import FabrecError
+from fabrec.schemes import BUILTIN
+
+from conftest import blob_image
+
+
+def face_points(k: int, rng: np.random.Generator, size: int = 80) -> np.ndarray:
+    return rng.uniform(size * 0.25, size * 0.75, (k, 2))
+
+
+def make_300w(root: Path, with_mat: bool = False) -> None:
+    rng = np.random.default_rng(0)
+    bbs = {}
+    for folder in ["afw", "helen/trainset", "helen/testset", "lfpw/trainset", "lfpw/testset", "ibug"]:
+        d = root / folder
+        d.mkdir(parents=True)
+        for i in range(2):
+            name = f"{folder.replace('/', '_')}_{i}"
+            cv2.imwrite(str(d / f"{name}.jpg"), blob_image(rng))
+            pts = face_points(68, rng)
+            write_pts(d / f"{name}.pts", pts)
+            bbs.setdefault(folder, []).append((f"{name}.jpg", pts))
+    if with_mat:
+        bdir = root / "Bounding Boxes"
+        bdir.mkdir()
+        for folder, entries in bbs.items():
+            arr = np.empty((1, len(entries)), dtype=object)
+            for i, (name, pts) in enumerate(entries):
+                gt = np.array([[*(pts.min(0) + 1), *(pts.max(0) + 1)]])
+                st = np.empty((1, 1), dtype=[("imgName", "O"), ("bb_detector", "O"), ("bb_ground_truth", "O")])
+                st[0, 0] = (np.array([name]), gt + 3, gt)
+                arr[0, i] = st
+            savemat(str(bdir / f"bounding_boxes_{folder.replace('/', '_')}.mat"), {"bounding_boxes": arr})
+
+
+def test_300w_splits_and_points_are_zero_based(tmp_path: Path) -> None:
+    make_300w(tmp_path)
+    s68 = BUILTIN["68"]
+    tr = read_dataset("300w", tmp_path, "train", s68)
+    assert len(tr.samples) == 6 and not tr.problems
+    full = read_dataset("300w", tmp_path, "full", s68)
+    assert sum("challenging" in s.subsets for s in full.samples) == 2
+    assert sum("common" in s.subsets for s in full.samples) == 4
+    one = read_dataset("300w", tmp_path, "afw", s68).samples[0]
+    raw = (tmp_path / "afw" / "afw_0.pts").read_text().splitlines()[3].split()
+    assert one.points[0, 0] == pytest.approx(float(raw[0]) - 1)
+    assert one.box is None  # no .mat here: crops come from the landmarks
+
+
+def test_300w_uses_ground_truth_boxes_from_mat(tmp_path: Path) -> None:
+    make_300w(tmp_path, with_mat=True)
+    s = read_dataset("300w", tmp_path, "challenging", BUILTIN["68"]).samples[0]
+    assert s.box is not None
+    x0, y0 = s.points.min(0)
+    x1, y1 = s.points.max(0)
+    h = y1 - y0
+    assert s.box.side == pytest.approx(max(x1 - x0, 1.32 * h), abs=0.01)
+    assert s.box.cy == pytest.approx((y0 - 0.2 * h + y1 + 0.12 * h) / 2, abs=0.01)
+
+
+def test_300w_missing_split_folders_are_named(tmp_path: Path) -> None:
+    (tmp_path / "afw").mkdir()
+    with pytest.raises(FabrecError, match="helen/trainset, lfpw/trainset"):
+        read_dataset("300w", tmp_path, "train", BUILTIN["68"])
+    with pytest.raises(FabrecError, match="300W/01_Indoor"):
+        read_dataset("300w", tmp_path, "private", BUILTIN["68"])
+
+
+def test_bad_pts_files_are_reported_by_name(tmp_path: Path) -> None:
+    make_300w(tmp_path)
+    d = tmp_path / "afw"
+    (d / "afw_0.pts").write_text("version: 1\nn_points: 68\n{\n1 2\n}\n")
+    write_pts(d / "afw_1.pts", np.zeros((5, 2)))
+    cv2.imwrite(str(d / "extra.jpg"), blob_image(np.random.default_rng(1)))
+    (d / "extra.pts").write_text("version: 1\nn_points: 68\n{\n" + "nan 1\n" * 68 + "}\n")
+    with pytest.raises(FabrecError, match="no annotated images"):
+        read_dataset("300w", tmp_path, "afw", BUILTIN["68"])
+    res = read_dataset("300w", tmp_path, "helen/trainset", BUILTIN["68"])
+    assert len(res.samples) == 2
+
+
+def test_folder_with_json_and_csv(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    five = tmp_path / "five.yaml"
+    five.write_text("points: 5\n")
+    from fabrec.schemes import get_scheme
+
+    s5 = get_scheme(five)
+    d = tmp_path / "imgs"
+    d.mkdir()
+    import json
+
+    for i in range(3):
+        cv2.imwrite(str(d / f"f{i}.png"), blob_image(rng))
+        (d / f"f{i}.json").write_text(json.dumps({"points": face_points(5, rng).tolist()}))
+    (d / "f9.png").write_bytes(b"")
+    (d / "f9.json").write_text(json.dumps({"points": [[1, 2]] * 4}))
+    res = read_dataset("folder", d, "train", s5)
+    assert len(res.samples) == 3 and len(res.problems) == 1 and "f9.json" in res.problems[0]
+    c = tmp_path / "csvset"
+    c.mkdir()
+    cv2.imwrite(str(c / "a.jpg"), blob_image(rng))
+    rows = ["path," + ",".join(f"x{i},y{i}" for i in range(5)), "a.jpg," + ",".join("30" for _ in range(10)), "b.jpg,1,2"]
+    (c / "points.csv").write_text("\n".join(rows) + "\n")
+    res = read_dataset("folder", c, "train", s5)
+    assert len(res.samples) == 1 and "expected 10" in res.problems[0]
+
+
+def test_wflw_list_and_subsets(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    (tmp_path / "WFLW_images" / "0--Parade").mkdir(parents=True)
+    ann = tmp_path / "WFLW_annotations" / "list_98pt_rect_attr_train_test"
+    ann.mkdir(parents=True)
+    lines = []
+    for i in range(3):
+        name = f"0--Parade/img_{i}.jpg"
+        cv2.imwrite(str(tmp_path / "WFLW_images" / name), blob_image(rng))
+        pts = face_points(98, rng)
+        attrs = [1, 0, 0, 0, 0, 0] if i == 0 else [0, 0, 0, 0, 1, 1]
+        vals = list(pts.reshape(-1)) + [10, 12, 70, 72] + attrs
+        lines.append(" ".join(f"{v:g}" for v in vals) + " " + name)
+    lines.append("1 2 3 0--Parade/short.jpg")
+    (ann / "list_98pt_rect_attr_test.txt").write_text("\n".join(lines) + "\n")
+    s98 = BUILTIN["98"]
+    res = read_dataset("wflw", tmp_path, "test", s98)
+    assert len(res.samples) == 3 and len(res.problems) == 1 and ":4:" in res.problems[0]
+    assert len(read_dataset("wflw", tmp_path, "pose", s98).samples) == 1
+    assert len(read_dataset("wflw", tmp_path, "blur", s98).samples) == 2
+    b = res.samples[0].box
+    assert b.side == pytest.approx(60 * 1.1)  # +10% at the bottom, squared
+    with pytest.raises(FabrecError, match="train.txt not found"):
+        read_dataset("wflw", tmp_path, "train", s98)
+
+
+def test_aflw_mat(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    (tmp_path / "flickr" / "0").mkdir(parents=True)
+    n = 4
+    names = np.empty((n, 1), dtype=object)
+    data = np.zeros((n, 38))
+    for i in range(n):
+        names[i, 0] = np.array([f"0/image{i:05d}.jpg"])
+        cv2.imwrite(str(tmp_path / "flickr" / "0" / f"image{i:05d}.jpg"), blob_image(rng))
+        p = face_points(19, rng) + 1
+        data[i, :19], data[i, 19:] = p[:, 0], p[:, 1]
+    mask = np.ones((n, 19))
+    mask[3, 5] = 0
+    bbox = np.tile([11, 71, 11, 71], (n, 1)).astype(float)
+    savemat(str(tmp_path / "AFLWinfo_release.mat"), {
+        "bbox": bbox, "data": data, "mask_new": mask, "ra": np.array([[2, 1, 4, 3]]), "name_list": names})
+    s19 = BUILTIN["19"]
+    with pytest.raises(FabrecError):
+        read_dataset("aflw", tmp_path, "train", BUILTIN["68"])
+    test = read_dataset("aflw", tmp_path, "test", s19).samples
+    assert len(test) == 0  # all 4 fall in the first 20,000 of ra
+    tr = read_dataset("aflw", tmp_path, "train", s19).samples
+    assert [s.key for s in tr] == ["0/image00001.jpg", "0/image00000.jpg", "0/image00003.jpg", "0/image00002.jpg"]
+    assert tr[0].box_side == pytest.approx(60.0)
+    assert tr[0].points[0, 0] == pytest.approx(data[1, 0] - 1)
+
+
+def test_crop_dataset_points_follow_augmentation(tmp_path: Path) -> None:
+    make_300w(tmp_path)
+    res = read_dataset("300w", tmp_path, "train", BUILTIN["68"])
+    ds = LandmarkDataset(res.samples, BUILTIN["68"], 64, 64, augment=landmark_augment())
+    item = ds[0]
+    assert item["image"].shape == (3, 64, 64) and item["heatmaps"].shape == (68, 64, 64)
+    # heatmap peaks sit at the (transformed, flip-permuted) crop points
+    from fabrec.heatmaps import crop_to_heatmap, decode_subpixel
+
+    peaks, _ = decode_subpixel(item["heatmaps"][None])
+    inside = ((item["points"] > 3) & (item["points"] < 60)).all(-1)
+    err = (peaks[0] - crop_to_heatmap(item["points"], 64, 64)).abs()[inside]
+    assert err.max() < 0.5
+    batch, skipped = collate_landmarks([ds[i] for i in range(len(ds))])
+    assert batch["image"].shape[0] == 6 and skipped == 0
+
+
+def test_few_shot_selection() -> None:
+    items = list(range(100))
+    a = choose_training(items, 10, "random", 0)
+    assert len(a) == 10 and a == choose_training(items, 10, "random", 0) and a != choose_training(items, 10, "random", 1)
+    assert choose_training(items, 10, "first", 0) == list(range(10))
+    assert len(choose_training(items, 0.2, "random", 0)) == 20
+    with pytest.raises(FabrecError):
+        choose_training(items, 101, "random", 0)
