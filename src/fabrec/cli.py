@@ -265,6 +265,17 @@ def cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(a: argparse.Namespace) -> int:
+    from fabrec.sweep import sweep
+
+    cfg = _lm_config(a)
+    counts = tuple(c.strip() for c in a.counts.split(",") if c.strip())
+    sweep(cfg, a.autoencoder, a.out, a.eval_dataset or cfg.dataset, a.eval_root or cfg.root, a.eval_split,
+          counts, a.seeds, a.device, progress=not a.no_progress, log=_note)
+    print((Path(a.out) / "table.md").read_text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fabrec", description="3FabRec face alignment: train, evaluate and predict.")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
@@ -282,6 +293,25 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--steps", type=int, default=8)
     i.add_argument("--out", required=True)
     _add_train_lm(sub)
+    sw = sub.add_parser("sweep", help="few-shot sweep over training-set sizes and seeds (paper Table 4)")
+    sw.add_argument("--autoencoder", required=True)
+    _add_data_flags(sw)
+    sw.add_argument("--out", required=True)
+    sw.add_argument("--config")
+    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sw.add_argument("--counts", default="100%,20%,10%,5%,50,10,1")
+    sw.add_argument("--seeds", type=int, default=3, help="seeds for counts of 50 images or fewer")
+    sw.add_argument("--sample", choices=("random", "first"))
+    sw.add_argument("--seed", type=int)
+    sw.add_argument("--itl")
+    sw.add_argument("--finetune-encoder", action="store_true")
+    sw.add_argument("--batch-size", type=int)
+    sw.add_argument("--max-steps", type=int)
+    sw.add_argument("--eval-dataset", choices=("300w", "wflw", "aflw", "folder"))
+    sw.add_argument("--eval-root")
+    sw.add_argument("--eval-split", default="test")
+    sw.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    sw.add_argument("--no-progress", action="store_true")
     e = sub.add_parser("eval", help="evaluate a landmark model on a dataset split")
     e.add_argument("--model", required=True)
     _add_data_flags(e)
@@ -302,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"train-ae": cmd_train_ae, "generate": cmd_generate, "interpolate": cmd_interpolate, "demo": cmd_demo, "boxes": cmd_boxes,
-            "train-landmarks": cmd_train_landmarks, "eval": cmd_eval}
+            "train-landmarks": cmd_train_landmarks, "eval": cmd_eval, "sweep": cmd_sweep}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

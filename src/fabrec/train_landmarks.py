@@ -250,7 +250,10 @@ def train_landmarks(
     total = steps2 + steps3
 
     torch.manual_seed(cfg.seed)
-    net = FabRec(config=mc, itl=cfg.itl or None)
+    try:
+        net = FabRec(config=mc, itl=cfg.itl or None)
+    except ValueError as e:
+        raise FabrecError(f"--itl: {e}") from None
     assert net.itl is not None
     active = list(net.itl.active)
     net.encoder.load_state_dict(enc_sd)

@@ -1,0 +1,82 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fabrec.cli import main
+
+from test_landmark_readers import make_300w
+
+TINY = ["--image-size", "64", "--width", "0.125", "--batch-size", "4", "--workers", "0", "--no-progress",
+        "--set", "schedule.curriculum=false", "--set", "data.val_permille=150", "--device", "cpu"]
+
+
+def run(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fabrec", *args], capture_output=True, text=True, timeout=300)
+
+
+def one_line_error(r: subprocess.CompletedProcess, *words: str) -> None:
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+def test_user_mistakes_give_one_line_errors(tmp_path: Path, face_folder: Path) -> None:
+    one_line_error(run(["train-ae", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]), "missing", "no such")
+    (tmp_path / "empty").mkdir()
+    one_line_error(run(["train-ae", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]), "empty", "no images")
+    one_line_error(run(["train-ae", "--data", str(face_folder), "--out", str(tmp_path / "r"), "--image-size", "100"]), "invalid choice")
+    one_line_error(run(["train-ae", "--data", str(face_folder), "--out", str(tmp_path / "r"), "--set", "model.colour=1"]), "colour")
+    one_line_error(run(["generate", "--model", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "g.png")]), "nope.pt", "not found")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    one_line_error(run(["generate", "--model", str(tmp_path / "junk.pt"), "--out", str(tmp_path / "g.png")]), "junk.pt")
+    one_line_error(run(["eval", "--model", str(tmp_path / "junk.pt"), "--dataset", "300w", "--root", str(tmp_path / "x"), "--out", str(tmp_path / "e")]), "junk.pt")
+
+
+def test_train_generate_interpolate_grow_and_size_mismatch(tmp_path: Path, face_folder: Path, capsys) -> None:
+    out = tmp_path / "r64"
+    assert main(["train-ae", "--data", str(face_folder), "--out", str(out), "--max-steps", "2", *TINY]) == 0
+    ckpt = out / "last.pt"
+    assert main(["generate", "--model", str(ckpt), "--out", str(tmp_path / "g.png"), "--count", "6"]) == 0
+    imgs = sorted(face_folder.glob("*.jpg"))
+    assert main(["interpolate", "--model", str(ckpt), "--a", str(imgs[0]), "--b", str(imgs[1]), "--steps", "4",
+                 "--out", str(tmp_path / "i.png")]) == 0
+    import cv2
+
+    g, i = cv2.imread(str(tmp_path / "g.png")), cv2.imread(str(tmp_path / "i.png"))
+    assert g.shape == (2 + 1 * 66, 2 + 6 * 66, 3) and i.shape == (68, 2 + 4 * 66, 3)
+    # same run folder, other size, no --init-from: a clear error
+    tiny128 = [*TINY]
+    tiny128[1] = "128"
+    capsys.readouterr()
+    assert main(["train-ae", "--data", str(face_folder), "--out", str(out), "--max-steps", "3", "--resume", *tiny128]) == 2
+    err = capsys.readouterr().err
+    assert "--init-from" in err and len(err.strip().splitlines()) == 1
+    # growth 64 -> 128 reports the new tensors
+    assert main(["train-ae", "--data", str(face_folder), "--out", str(tmp_path / "r128"), "--max-steps", "1",
+                 "--init-from", str(ckpt), *tiny128]) == 0
+    err = capsys.readouterr().err
+    assert "new tensors" in err and "generator.blocks.3" in err
+
+
+def test_landmark_cli_and_sweep(tmp_path: Path, face_folder: Path) -> None:
+    ae = tmp_path / "ae"
+    assert main(["train-ae", "--data", str(face_folder), "--out", str(ae), "--max-steps", "1", *TINY]) == 0
+    data = tmp_path / "300w"
+    make_300w(data)
+    common = ["--autoencoder", str(ae / "last.pt"), "--dataset", "300w", "--root", str(data), "--split", "train",
+              "--batch-size", "2", "--max-steps", "2", "--no-progress", "--device", "cpu", "--set", "num_workers=0"]
+    assert main(["train-landmarks", *common, "--train-count", "2", "--out", str(tmp_path / "lm"), "--itl", "2,3"]) == 0
+    assert main(["eval", "--model", str(tmp_path / "lm" / "best.pt"), "--dataset", "300w", "--root", str(data),
+                 "--split", "challenging", "--out", str(tmp_path / "ev"), "--device", "cpu"]) == 0
+    assert main(["sweep", *common, "--counts", "1,50%", "--seeds", "2", "--eval-split", "full",
+                 "--out", str(tmp_path / "sw")]) == 0
+    table = (tmp_path / "sw" / "table.md").read_text()
+    assert "| NME % | " in table and "±" in table and "(challenging)" in table
+    with pytest.raises(SystemExit):
+        main(["train-landmarks", *common, "--out", str(tmp_path / "x"), "--sample", "sideways"])
+    assert main(["train-landmarks", *common, "--out", str(tmp_path / "x"), "--itl", "1,9"]) == 2
