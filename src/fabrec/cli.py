@@ -113,14 +113,52 @@ def cmd_interpolate(a: argparse.Namespace) -> int:
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
-    """Until default weights ship: train a tiny autoencoder briefly on the bundled photo."""
+    """The main job on the bundled photo: landmarks, reconstruction and JSON from the default
+    model. Without bundled weights (a source tree before they were trained) it trains a tiny
+    autoencoder for a few steps instead and writes its reconstruction."""
+    from fabrec.weights import WEIGHTS_DIR
+
+    if not (WEIGHTS_DIR / "default.safetensors").exists() or a.train_tiny:
+        return _demo_tiny(a)
+    import json
+
+    from fabrec.io import write_image_atomic, write_text_atomic
+    from fabrec.predict import LandmarkPredictor
+    from fabrec.predict_io import annotate
+
+    t0 = time.time()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    pred = LandmarkPredictor.from_pretrained("default", device="cpu")
+    from fabrec.io import read_image
+
+    rgb = read_image(DEMO_IMAGE)
+    faces = pred.predict(rgb)
+    if not faces:
+        raise FabrecError(f"{DEMO_IMAGE}: the detector found no face")
+    write_image_atomic(out / "astronaut_landmarks.jpg", annotate(rgb, faces))
+    crop, rec = pred.reconstruct(rgb, faces[0].crop.to_xywh() if faces[0].crop else None)
+    import numpy as np
+
+    write_image_atomic(out / "astronaut_reconstruction.png", np.hstack([crop, rec]))
+    write_text_atomic(out / "astronaut.json", json.dumps({"file": DEMO_IMAGE.name, "faces": [f.to_dict() for f in faces]}, indent=1) + "\n")
+    f = faces[0]
+    print(f"demo: {len(faces)} face(s), {len(f.points)} points, mean confidence {f.confidence.mean():.2f}, "
+          f"quality {f.quality:.2f} ({time.time() - t0:.1f} s)")
+    for name in ("astronaut_landmarks.jpg", "astronaut_reconstruction.png", "astronaut.json"):
+        print(f"demo: wrote {out / name}")
+    return 0
+
+
+def _demo_tiny(a: argparse.Namespace) -> int:
     import torch
 
     from fabrec.autoencoder import Autoencoder
-    from fabrec.config import AETrainConfig, AugmentConfig, DataConfig, ModelConfig
+    from fabrec.config import AEScheduleConfig, AETrainConfig, AugmentConfig, DataConfig, ModelConfig
     from fabrec.io import write_image_atomic
+    from fabrec.train_autoencoder import train_autoencoder
     from fabrec.transforms import Box
-    from fabrec.visualize import grid
+    from fabrec.visualize import grid, to_uint8
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -129,22 +167,17 @@ def cmd_demo(a: argparse.Namespace) -> int:
     box_csv.write_text("path,x,y,w,h\n" + "".join(f"{DEMO_IMAGE},{x},{y},{w},{h}\n" for _ in range(64)))
     cfg = AETrainConfig(
         model=ModelConfig(image_size=64, width=0.25),
+        schedule=AEScheduleConfig(curriculum=False),
         augment=AugmentConfig(rotate=10.0, shear=0.0),
         data=DataConfig(boxes=(str(box_csv),), val_permille=0, num_workers=0),
         batch_size=16, max_steps=a.steps, checkpoint_every=0, log_every=5,
     )
-    cfg = type(cfg)(**{**cfg.__dict__, "schedule": type(cfg.schedule)(curriculum=False)})
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    from fabrec.train_autoencoder import train_autoencoder
-
     t0 = time.time()
-    train_autoencoder(cfg, out / "run", device="cpu", progress=not a.no_progress, log=_note)
+    train_autoencoder(cfg, out / "run", device="cpu", progress=not a.no_progress)
     ae = Autoencoder.load(out / "run" / "last.pt")
     crop = ae.crop(DEMO_IMAGE, Box.from_xywh(*DEMO_BOX))
     with torch.no_grad():
         rec = ae.generator(ae.encoder(crop))
-    from fabrec.visualize import to_uint8
-
     path = out / "demo_reconstruction.png"
     write_image_atomic(path, grid([to_uint8(crop), to_uint8(rec)]))
     print(f"demo: trained a tiny autoencoder for {a.steps} steps in {time.time() - t0:.1f} s")
@@ -276,6 +309,28 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(a: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from fabrec.predict import LandmarkPredictor, OneEuro
+    from fabrec.predict_io import predict_files, read_boxes_file
+
+    if a.batch_size < 1 or a.refine < 0:
+        raise FabrecError("--batch-size must be >= 1 and --refine >= 0")
+    pred = LandmarkPredictor.from_pretrained(a.model, detector=a.detector, device=a.device, decoder=a.decoder,
+                                             quality=not a.no_quality)
+    boxes = read_boxes_file(a.boxes) if a.boxes else None
+    smooth = OneEuro(min_cutoff=a.smooth_min_cutoff, beta=a.smooth_beta) if a.smooth else None
+    counts = predict_files(
+        pred, a.inputs, a.out, a.format, boxes, a.refine, save_images=not a.no_images,
+        save_reconstruction=a.save_reconstruction, skip_existing=a.skip_existing, smooth=smooth,
+        progress=None if a.no_progress else (lambda it: tqdm(it, desc="predict", unit="file")),
+    )
+    print(f"predict: {counts['files']} file(s), {counts['faces']} face(s), {counts['no_face']} without a face, "
+          f"{counts['errors']} unreadable, {counts['skipped']} already done; results in {a.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fabrec", description="3FabRec face alignment: train, evaluate and predict.")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
@@ -293,6 +348,25 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--steps", type=int, default=8)
     i.add_argument("--out", required=True)
     _add_train_lm(sub)
+    pr = sub.add_parser("predict", help="landmarks for images, folders and videos")
+    pr.add_argument("inputs", nargs="+", help="images, folders (recursive) or videos")
+    pr.add_argument("--model", default="default", help="'default', a .safetensors file or a training .pt")
+    pr.add_argument("--out", default="fabrec_out")
+    pr.add_argument("--format", choices=("json", "jsonl", "csv"), default="json")
+    pr.add_argument("--detector", choices=("opencv", "dlib"), default="opencv")
+    pr.add_argument("--boxes", help="JSON {name: [[x,y,w,h],...]} or CSV path,x,y,w,h (skips the detector)")
+    pr.add_argument("--refine", type=int, default=0, help="re-crop from the predicted points N times")
+    pr.add_argument("--batch-size", type=int, default=32)
+    pr.add_argument("--decoder", choices=("reference", "subpixel"))
+    pr.add_argument("--save-reconstruction", action="store_true")
+    pr.add_argument("--no-images", action="store_true", help="write no annotated pictures")
+    pr.add_argument("--no-quality", action="store_true", help="skip the reconstruction (faster)")
+    pr.add_argument("--skip-existing", action="store_true", help="resume: skip inputs already written")
+    pr.add_argument("--smooth", action="store_true", help="One-Euro smoothing of video points")
+    pr.add_argument("--smooth-min-cutoff", type=float, default=1.0)
+    pr.add_argument("--smooth-beta", type=float, default=0.05)
+    pr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    pr.add_argument("--no-progress", action="store_true")
     sw = sub.add_parser("sweep", help="few-shot sweep over training-set sizes and seeds (paper Table 4)")
     sw.add_argument("--autoencoder", required=True)
     _add_data_flags(sw)
@@ -326,13 +400,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--bottom", type=float, default=0.15)
     d = sub.add_parser("demo", help="run the main job on the bundled example photo")
     d.add_argument("--out", default="runs/demo")
-    d.add_argument("--steps", type=int, default=40)
+    d.add_argument("--steps", type=int, default=40, help="steps of the tiny fallback training")
+    d.add_argument("--train-tiny", action="store_true", help="run the tiny-autoencoder demo")
     d.add_argument("--no-progress", action="store_true")
     return p
 
 
 COMMANDS = {"train-ae": cmd_train_ae, "generate": cmd_generate, "interpolate": cmd_interpolate, "demo": cmd_demo, "boxes": cmd_boxes,
-            "train-landmarks": cmd_train_landmarks, "eval": cmd_eval, "sweep": cmd_sweep}
+            "train-landmarks": cmd_train_landmarks, "eval": cmd_eval, "sweep": cmd_sweep,
+            "predict": cmd_predict}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,76 @@
+"""ONNX export of the landmark path (and optionally the reconstruction) + onnxruntime runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from fabrec.errors import FabrecError
+from fabrec.heatmaps import DECODERS, heatmap_to_crop
+from fabrec.io import atomic_write
+from fabrec.landmark_model import LandmarkModel
+
+
+class _LandmarkPath(nn.Module):
+    """crops ``(N, 3, S, S)`` -> heatmaps ``(N, K, H, H)`` [, reconstruction ``(N, 3, S, S)``]."""
+
+    def __init__(self, model: LandmarkModel, reconstruction: bool) -> None:
+        super().__init__()
+        self.net = model.net
+        self.reconstruction = reconstruction
+
+    def forward(self, x: torch.Tensor):  # noqa: ANN201
+        z = self.net.encoder(x)
+        hm = self.net.itl(self.net.generator, z)
+        if self.reconstruction:
+            return hm, self.net.generator(z)
+        return hm
+
+
+def export_onnx(model: LandmarkModel, out: str | Path, reconstruction: bool = False, opset: int = 17) -> None:
+    """Write an ONNX graph with a dynamic batch axis (input ``images``, outputs ``heatmaps``
+    [and ``reconstruction``])."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise FabrecError("ONNX export needs: pip install 'fabrec[onnx]'") from None
+    m = _LandmarkPath(model, reconstruction).eval().cpu()
+    s = model.image_size
+    x = torch.zeros(1, 3, s, s)
+    outputs = ["heatmaps", "reconstruction"] if reconstruction else ["heatmaps"]
+    axes = {"images": {0: "batch"}, **{o: {0: "batch"} for o in outputs}}
+
+    def write(tmp: str) -> None:
+        torch.onnx.export(m, (x,), tmp, input_names=["images"], output_names=outputs,
+                          dynamic_axes=axes, opset_version=opset, dynamo=False)
+
+    atomic_write(out, write)
+
+
+class OnnxLandmarks:
+    """onnxruntime session for an exported landmark path; same outputs as
+    :meth:`LandmarkModel.predict_crops` (points in crop pixels, confidence)."""
+
+    def __init__(self, path: str | Path, image_size: int, decoder: str = "reference", threads: int = 0) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise FabrecError("the onnxruntime backend needs: pip install 'fabrec[onnx]'") from None
+        so = ort.SessionOptions()
+        if threads:
+            so.intra_op_num_threads = threads
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.image_size, self.decoder = image_size, decoder
+
+    def heatmaps(self, x: np.ndarray) -> np.ndarray:
+        """``(N, 3, S, S) float32`` model-space crops -> heatmaps ``(N, K, H, H)``."""
+        return self.sess.run(["heatmaps"], {"images": np.ascontiguousarray(x, np.float32)})[0]
+
+    def predict_crops(self, x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        hm = torch.from_numpy(self.heatmaps(x))
+        pts, conf = DECODERS[self.decoder](hm)
+        return heatmap_to_crop(pts, self.image_size, hm.shape[-1]), conf

@@ -1,0 +1,269 @@
+"""LandmarkPredictor: landmarks, confidences, quality and reconstructions for photos and video."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fabrec.datasets.faces import to_tensor
+from fabrec.detect import Detector, crop_box, get_detector
+from fabrec.errors import FabrecError
+from fabrec.io import read_image
+from fabrec.landmark_model import LandmarkModel
+from fabrec.transforms import Box, crop_matrix, transform_points, warp
+from fabrec.visualize import to_uint8
+from fabrec.weights import load_state
+
+BoxXYWH = tuple[float, float, float, float]
+
+
+@dataclass
+class FaceResult:
+    """One face found in one image.
+
+    Attributes:
+        box: the face box it was cropped from, ``(x, y, w, h)`` pixels (detector, given, or
+            derived from points when tracking / refining).
+        points: ``(K, 2)`` x, y in image pixels (0-based pixel centres).
+        confidence: ``(K,)`` heatmap peak per point (about 0..1).
+        quality: face-quality score in [0, 1] from the reconstruction error (1 = the
+            autoencoder reproduces the crop perfectly; low = not face-like or badly framed).
+        reconstruction_error: mean absolute reconstruction error, 0-255 units.
+        source: ``detector``, ``given``, ``tracked`` or ``refined``.
+    """
+
+    box: BoxXYWH
+    points: np.ndarray
+    confidence: np.ndarray
+    quality: float = float("nan")
+    reconstruction_error: float = float("nan")
+    source: str = "detector"
+    crop: Box | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (lists of floats)."""
+        return {
+            "box": [round(float(v), 2) for v in self.box],
+            "points": np.round(self.points, 2).tolist(),
+            "confidence": np.round(self.confidence, 4).tolist(),
+            "mean_confidence": round(float(self.confidence.mean()), 4),
+            "quality": None if math.isnan(self.quality) else round(self.quality, 4),
+            "reconstruction_error": None if math.isnan(self.reconstruction_error) else round(self.reconstruction_error, 3),
+            "source": self.source,
+        }
+
+
+def _as_rgb(image: str | Path | np.ndarray) -> np.ndarray:
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    a = np.asarray(image)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, -1)
+    if a.ndim != 3 or a.shape[2] not in (3, 4) or a.dtype != np.uint8:
+        raise FabrecError("images must be RGB uint8 arrays (H, W, 3) or file paths")
+    return np.ascontiguousarray(a[..., :3])
+
+
+class LandmarkPredictor:
+    """Face landmarks from any photo.
+
+    >>> p = LandmarkPredictor.from_pretrained("default")
+    >>> faces = p.predict("photo.jpg")          # one FaceResult per detected face
+    >>> faces[0].points.shape                   # (68, 2)
+    """
+
+    def __init__(self, model: LandmarkModel, detector: str | Detector = "opencv", device: str = "cpu",
+                 quality: bool = True) -> None:
+        self.model = model
+        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                                   ("cpu" if device == "auto" else device))
+        self.model.net.to(self.device).eval()
+        if self.device.type == "cpu":
+            self.model.net.to(memory_format=torch.channels_last)
+        self._detector = detector
+        self.quality = quality
+
+    @staticmethod
+    def from_pretrained(name_or_path: str | Path = "default", detector: str = "opencv", device: str = "auto",
+                        decoder: str | None = None, quality: bool = True) -> LandmarkPredictor:
+        """Bundled weights by name (``default``), a ``.safetensors`` file or a training ``.pt``."""
+        model = LandmarkModel.from_state(load_state(name_or_path), str(name_or_path))
+        if decoder is not None:
+            model.decoder = decoder
+        return LandmarkPredictor(model, detector, device, quality)
+
+    @property
+    def scheme(self):  # noqa: ANN201 - Scheme
+        return self.model.scheme
+
+    @property
+    def detector(self) -> Detector:
+        if isinstance(self._detector, str):
+            self._detector = get_detector(self._detector)
+        return self._detector
+
+    # ------------------------------------------------------------------ core
+    def crops_for(self, rgb: np.ndarray, boxes: Sequence[BoxXYWH] | None, boxes_as: str = "crop") -> list[tuple[BoxXYWH, Box, str]]:
+        """Face boxes -> (box, crop box, source). ``boxes=None`` runs the detector;
+        given boxes are used as crop regions (``boxes_as="crop"``) or as boxes of a named
+        detector whose calibration then applies."""
+        if boxes is None:
+            det = self.detector
+            return [(b, crop_box(b, det.calibration, self.model.framing), "detector") for b in det.detect(rgb)]
+        out = []
+        for b in boxes:
+            x, y, w, h = (float(v) for v in b)
+            if not (w > 0 and h > 0 and np.isfinite([x, y, w, h]).all()):
+                raise FabrecError(f"bad face box {tuple(b)}: width and height must be positive numbers")
+            if boxes_as == "crop":
+                out.append(((x, y, w, h), Box.from_xywh(x, y, w, h), "given"))
+            else:
+                out.append(((x, y, w, h), crop_box((x, y, w, h), get_detector(boxes_as).calibration, self.model.framing), "given"))
+        return out
+
+    @torch.no_grad()
+    def _run(self, crops: list[np.ndarray], batch_size: int = 32) -> list[tuple[np.ndarray, np.ndarray, float, np.ndarray | None]]:
+        """Crops (S, S, 3) -> [(points in crop pixels, confidence, L1 error, reconstruction)]."""
+        res = []
+        for i in range(0, len(crops), batch_size):
+            x = torch.stack([to_tensor(c) for c in crops[i : i + batch_size]]).to(self.device)
+            if self.device.type == "cpu":
+                x = x.contiguous(memory_format=torch.channels_last)
+            pts, conf, _, rec = self.model.predict_crops(x, reconstruct=self.quality)
+            err = (rec.float() - x).abs().flatten(1).mean(1).mul(255).cpu().numpy() if rec is not None else None
+            recs = to_uint8(rec) if rec is not None else None
+            for j in range(x.shape[0]):
+                res.append((pts[j].double().cpu().numpy(), conf[j].cpu().numpy(),
+                            float(err[j]) if err is not None else float("nan"),
+                            recs[j] if recs is not None else None))
+        return res
+
+    def _faces(self, rgb: np.ndarray, regions: list[tuple[BoxXYWH, Box, str]], batch_size: int) -> list[FaceResult]:
+        s = self.model.image_size
+        mats = [crop_matrix(c, s) for _, c, _ in regions]
+        crops = [warp(rgb, m, s) for m in mats]
+        out = []
+        for (box, cb, src), m, (p, conf, err, _) in zip(regions, mats, self._run(crops, batch_size)):
+            pts = transform_points(p, np.linalg.inv(m))
+            q = float(np.clip(1.0 - err / 50.0, 0.0, 1.0)) if not math.isnan(err) else float("nan")
+            out.append(FaceResult(box, pts, conf, q, err, src, cb))
+        return out
+
+    def _refined(self, rgb: np.ndarray, faces: list[FaceResult], refine: int, batch_size: int) -> list[FaceResult]:
+        for _ in range(refine):
+            regions = []
+            for f in faces:
+                cb = Box.from_landmarks(f.points, *self.model.framing)
+                regions.append((cb.to_xywh(), cb, "refined"))
+            if not regions:
+                break
+            faces = self._faces(rgb, regions, batch_size)
+        return faces
+
+    # ------------------------------------------------------------------ public
+    def predict(self, image: str | Path | np.ndarray, boxes: Sequence[BoxXYWH] | None = None,
+                refine: int = 0, boxes_as: str = "crop", batch_size: int = 32) -> list[FaceResult]:
+        """All faces of one image (path or RGB array). ``boxes`` ``[(x, y, w, h), ...]`` skip the
+        detector; ``refine`` re-crops from the predicted points N times. No face -> ``[]``."""
+        rgb = _as_rgb(image)
+        faces = self._faces(rgb, self.crops_for(rgb, boxes, boxes_as), batch_size)
+        return self._refined(rgb, faces, refine, batch_size)
+
+    def predict_batch(self, images: Sequence[str | Path | np.ndarray], boxes: Sequence[Sequence[BoxXYWH] | None] | None = None,
+                      refine: int = 0, batch_size: int = 32) -> list[list[FaceResult]]:
+        """Like :meth:`predict` for many images, batching all their faces through the network."""
+        rgbs = [_as_rgb(im) for im in images]
+        regions = [self.crops_for(r, boxes[i] if boxes is not None else None) for i, r in enumerate(rgbs)]
+        s = self.model.image_size
+        flat = [(i, reg) for i, regs in enumerate(regions) for reg in regs]
+        mats = [crop_matrix(reg[1], s) for _, reg in flat]
+        crops = [warp(rgbs[i], m, s) for (i, _), m in zip(flat, mats)]
+        out: list[list[FaceResult]] = [[] for _ in rgbs]
+        for (i, (box, cb, src)), m, (p, conf, err, _) in zip(flat, mats, self._run(crops, batch_size)):
+            q = float(np.clip(1.0 - err / 50.0, 0.0, 1.0)) if not math.isnan(err) else float("nan")
+            out[i].append(FaceResult(box, transform_points(p, np.linalg.inv(m)), conf, q, err, src, cb))
+        return [self._refined(rgbs[i], f, refine, batch_size) for i, f in enumerate(out)]
+
+    def reconstruct(self, image: str | Path | np.ndarray, box: BoxXYWH | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(crop, reconstruction), both RGB ``uint8 (S, S, 3)``, of the first face (or ``box``)."""
+        rgb = _as_rgb(image)
+        regions = self.crops_for(rgb, [box] if box is not None else None)
+        if not regions:
+            raise FabrecError("no face found to reconstruct")
+        crop = warp(rgb, crop_matrix(regions[0][1], self.model.image_size), self.model.image_size)
+        keep = self.quality
+        self.quality = True
+        try:
+            (_, _, _, rec), = self._run([crop])
+        finally:
+            self.quality = keep
+        assert rec is not None
+        return crop, rec
+
+    def track(self, frames: Iterable[np.ndarray], min_confidence: float = 0.25,
+              smoothing: OneEuro | None = None, redetect_every: int = 0) -> Iterator[FaceResult | None]:
+        """One face through video frames (RGB arrays). Detects on the first frame and whenever
+        the mean confidence drops under ``min_confidence`` (or every ``redetect_every`` frames),
+        otherwise crops from the previous frame's points. ``smoothing`` filters the points.
+        Yields a result per frame (None where no face is found)."""
+        prev: FaceResult | None = None
+        for t, frame in enumerate(frames):
+            rgb = _as_rgb(frame)
+            face = None
+            if prev is not None and not (redetect_every and t % redetect_every == 0):
+                cb = Box.from_landmarks(prev.points, *self.model.framing)
+                (face,) = self._faces(rgb, [(cb.to_xywh(), cb, "tracked")], 1)
+                if face.confidence.mean() < min_confidence:
+                    face = None
+            if face is None:
+                found = self.predict(rgb)
+                face = found[0] if found else None
+                if smoothing is not None:
+                    smoothing.reset()
+            if face is not None and smoothing is not None:
+                face.points = smoothing(face.points, t)
+            prev = face
+            yield face
+
+
+class OneEuro:
+    """One-Euro filter (Casiez et al., CHI 2012) for point sets ``(K, 2)``: speed-adaptive low-pass.
+
+    Args:
+        fps: frame rate used to turn frame indices into seconds.
+        min_cutoff: cutoff frequency (Hz) at rest; lower = smoother, more lag.
+        beta: how fast the cutoff rises with speed; higher = less lag in fast motion.
+        d_cutoff: cutoff for the speed estimate.
+    """
+
+    def __init__(self, fps: float = 30.0, min_cutoff: float = 1.0, beta: float = 0.05, d_cutoff: float = 1.0) -> None:
+        self.fps, self.min_cutoff, self.beta, self.d_cutoff = fps, min_cutoff, beta, d_cutoff
+        self.reset()
+
+    def reset(self) -> None:
+        self.x: np.ndarray | None = None
+        self.dx: np.ndarray | None = None
+
+    @staticmethod
+    def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
+        tau = 1.0 / (2 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    def __call__(self, x: np.ndarray, t: int) -> np.ndarray:
+        dt = 1.0 / self.fps
+        if self.x is None:
+            self.x, self.dx = x.copy(), np.zeros_like(x)
+            return x.copy()
+        dx = (x - self.x) / dt
+        a_d = self._alpha(self.d_cutoff, dt)
+        self.dx = a_d * dx + (1 - a_d) * self.dx
+        cutoff = self.min_cutoff + self.beta * np.linalg.norm(self.dx, axis=-1, keepdims=True)
+        a = self._alpha(cutoff, dt)
+        self.x = a * x + (1 - a) * self.x
+        return self.x.copy()

@@ -1,0 +1,107 @@
+"""Published weights: fp16 safetensors with their config, scheme and checksum. Never pickled.
+
+A weights file holds the encoder, generator and ITL tensors (fp16) and, as safetensors
+metadata, a JSON ``fabrec`` entry: model config, scheme, active ITLs, decoder, format version.
+Bundled weights live in ``fabrec/weights/`` beside a model card (``*.md``) and a ``*.sha256``
+file; they are verified against that checksum before use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from fabrec.checkpoint import load_checkpoint
+from fabrec.errors import FabrecError
+from fabrec.io import atomic_write
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+FORMAT = "fabrec-weights"
+VERSION = 1
+
+
+def sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def export_weights(checkpoint: str | Path, out: str | Path, extra: dict[str, Any] | None = None) -> str:
+    """Landmark training checkpoint -> fp16 safetensors (atomic). Returns the file's SHA-256."""
+    state = load_checkpoint(checkpoint)
+    if state.get("kind") != "landmarks":
+        raise FabrecError(f"{checkpoint}: only landmark checkpoints can be published")
+    tensors: dict[str, torch.Tensor] = {}
+    for net in ("encoder", "generator", "itl"):
+        for k, v in state["nets"][net].items():
+            if v.dtype.is_floating_point:
+                v = v.half()
+            tensors[f"{net}.{k}"] = v.contiguous()
+    meta = {
+        "format": FORMAT, "version": VERSION, "model": state["model"], "scheme": state["scheme"],
+        "itl": state["itl"], "decoder": state.get("decoder", "reference"), **(extra or {}),
+    }
+    atomic_write(out, lambda tmp: save_file(tensors, tmp, metadata={"fabrec": json.dumps(meta)}))
+    return sha256(out)
+
+
+def read_weights(path: str | Path) -> dict[str, Any]:
+    """Read a weights file into a landmark-state dict (``kind``, ``model``, ``scheme``, ``itl``,
+    ``decoder``, ``nets``) with fp32 tensors. Only safetensors is parsed: no code runs."""
+    p = Path(path)
+    if not p.is_file():
+        raise FabrecError(f"{p}: weights file not found")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(p), "pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(p))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise FabrecError(f"{p}: not a safetensors weights file ({str(e)[:100]})") from None
+    try:
+        info = json.loads(meta["fabrec"])
+    except (KeyError, json.JSONDecodeError):
+        raise FabrecError(f"{p}: safetensors file without fabrec metadata") from None
+    if info.get("format") != FORMAT or info.get("version", 0) > VERSION:
+        raise FabrecError(f"{p}: unsupported weights format {info.get('format')} v{info.get('version')}")
+    nets: dict[str, dict[str, torch.Tensor]] = {"encoder": {}, "generator": {}, "itl": {}}
+    for k, v in tensors.items():
+        net, _, name = k.partition(".")
+        if net not in nets:
+            raise FabrecError(f"{p}: unexpected tensor '{k}'")
+        nets[net][name] = v.float() if v.dtype.is_floating_point else v
+    return {"kind": "landmarks", **info, "nets": nets}
+
+
+def bundled(name: str) -> Path:
+    """Path of bundled weights ``name`` after checking its SHA-256 against ``name.sha256``."""
+    p = WEIGHTS_DIR / f"{name}.safetensors"
+    if not p.is_file():
+        have = sorted(q.stem for q in WEIGHTS_DIR.glob("*.safetensors"))
+        raise FabrecError(f"no bundled weights named '{name}' (available: {', '.join(have) or 'none'})")
+    want = (WEIGHTS_DIR / f"{name}.sha256").read_text().split()[0]
+    got = sha256(p)
+    if got != want:
+        raise FabrecError(f"{p}: SHA-256 {got[:12]}... does not match its model card ({want[:12]}...): file damaged")
+    return p
+
+
+def load_state(spec: str | Path) -> dict[str, Any]:
+    """A landmark-state dict from a bundled name, a ``.safetensors`` file or a ``.pt`` checkpoint."""
+    s = str(spec)
+    if s in ("default",) or (not Path(s).exists() and (WEIGHTS_DIR / f"{s}.safetensors").exists()):
+        return read_weights(bundled(s))
+    p = Path(s)
+    if p.suffix == ".safetensors":
+        return read_weights(p)
+    return load_checkpoint(p)
