@@ -331,6 +331,37 @@ def cmd_predict(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(a: argparse.Namespace) -> int:
+    import json
+
+    from fabrec.bench import bench
+
+    r = bench(a.model, a.backend, a.batch_size, a.reps, a.device, a.dtype)
+    if a.json:
+        print(json.dumps(r))
+    else:
+        print(f"{r['model']} {r['backend']} {r['device']} {r['dtype']} batch {r['batch_size']}: "
+              f"{r['faces_per_s']:.1f} faces/s, latency median {r['latency_ms_median']:.2f} ms, "
+              f"p90 {r['latency_ms_p90']:.2f} ms, {r['gflops_achieved']:.1f} GFLOP/s "
+              f"({100 * r['ratio_to_ceiling']:.0f}% of a {r['gflops_ceiling']:.0f} GFLOP/s matmul)")
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from fabrec.export import export_onnx
+    from fabrec.landmark_model import LandmarkModel
+    from fabrec.weights import export_weights, load_state
+
+    if a.format == "safetensors":
+        digest = export_weights(a.model, a.out)
+        print(f"export: wrote {a.out} (fp16 safetensors, sha256 {digest})")
+        return 0
+    model = LandmarkModel.from_state(load_state(a.model), a.model)
+    export_onnx(model, a.out, reconstruction=a.with_reconstruction, opset=a.opset)
+    print(f"export: wrote {a.out} (ONNX opset {a.opset}, dynamic batch)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fabrec", description="3FabRec face alignment: train, evaluate and predict.")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
@@ -367,6 +398,20 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--smooth-beta", type=float, default=0.05)
     pr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     pr.add_argument("--no-progress", action="store_true")
+    be = sub.add_parser("bench", help="speed of the landmark path")
+    be.add_argument("--model", default="default", help="default, paper-256, a .safetensors or a .pt")
+    be.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
+    be.add_argument("--batch-size", type=int, default=1)
+    be.add_argument("--reps", type=int, default=20)
+    be.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    be.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
+    be.add_argument("--json", action="store_true")
+    ex = sub.add_parser("export", help="ONNX (landmark path) or fp16 safetensors weights")
+    ex.add_argument("--model", required=True)
+    ex.add_argument("--out", required=True)
+    ex.add_argument("--format", choices=("onnx", "safetensors"), default="onnx")
+    ex.add_argument("--with-reconstruction", action="store_true")
+    ex.add_argument("--opset", type=int, default=17)
     sw = sub.add_parser("sweep", help="few-shot sweep over training-set sizes and seeds (paper Table 4)")
     sw.add_argument("--autoencoder", required=True)
     _add_data_flags(sw)
@@ -408,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"train-ae": cmd_train_ae, "generate": cmd_generate, "interpolate": cmd_interpolate, "demo": cmd_demo, "boxes": cmd_boxes,
             "train-landmarks": cmd_train_landmarks, "eval": cmd_eval, "sweep": cmd_sweep,
-            "predict": cmd_predict}
+            "predict": cmd_predict, "bench": cmd_bench, "export": cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

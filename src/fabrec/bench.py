@@ -1,0 +1,118 @@
+"""Speed of the landmark path: faces/s and latency for torch or onnxruntime, with achieved
+GFLOP/s beside a large-matmul ceiling measured in the same run."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from fabrec.errors import FabrecError
+from fabrec.heatmaps import DECODERS
+from fabrec.landmark_model import LandmarkModel
+from fabrec.model import FabRec
+from fabrec.schemes import BUILTIN
+
+
+def resolve_model(name: str) -> LandmarkModel:
+    """``paper-256`` (full-size paper architecture, random weights), ``default``, a
+    ``.safetensors`` file or a training checkpoint."""
+    if name == "paper-256":
+        torch.manual_seed(0)
+        return LandmarkModel(FabRec(256, 68).eval(), BUILTIN["68"])
+    from fabrec.weights import load_state
+
+    return LandmarkModel.from_state(load_state(name), name)
+
+
+def matmul_ceiling(device: torch.device, dtype: torch.dtype = torch.float32, n: int = 2048, reps: int = 10) -> float:
+    """GFLOP/s of an ``n x n`` matmul (median of ``reps``)."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    ts = []
+    for i in range(reps + 2):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= 2:
+            ts.append(time.perf_counter() - t)
+    return 2 * n**3 / statistics.median(ts) / 1e9
+
+
+def landmark_flops(model: LandmarkModel) -> float:
+    """FLOPs (2 per multiply-add) of the landmark path for one face."""
+    s = model.image_size
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model.net.itl(model.net.generator, model.net.encoder(torch.zeros(1, 3, s, s)))
+    return float(fc.get_total_flops())
+
+
+def bench(model_name: str = "default", backend: str = "torch", batch_size: int = 1, reps: int = 20,
+          device: str = "cpu", dtype: str = "fp32", warmup: int = 3) -> dict[str, Any]:
+    """Time the landmark path (network + heatmap decoding) on random crops; returns faces/s,
+    latency median/p90 (ms per batch), GFLOP/s achieved and the matmul ceiling."""
+    model = resolve_model(model_name)
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    s = model.image_size
+    flops = landmark_flops(model) * batch_size
+    x = torch.randn(batch_size, 3, s, s)
+    decode = DECODERS[model.decoder]
+    tdtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    if backend == "torch":
+        net = model.net.eval().to(dev)
+        if dev.type == "cpu":
+            net = net.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+        elif tdtype != torch.float32:
+            net = net.to(tdtype)
+        xd = x.to(dev, dtype=tdtype if dev.type == "cuda" else torch.float32)
+
+        @torch.inference_mode()
+        def run() -> None:
+            hm = net.itl(net.generator, net.encoder(xd))  # type: ignore[union-attr]
+            decode(hm.float())
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+    elif backend == "onnxruntime":
+        if dev.type != "cpu":
+            raise FabrecError("the onnxruntime benchmark runs on the CPU")
+        from fabrec.export import OnnxLandmarks, export_onnx
+
+        tmp = Path(tempfile.mkdtemp()) / "m.onnx"
+        export_onnx(model, tmp)
+        sess = OnnxLandmarks(tmp, s, model.decoder)
+        xn = x.numpy()
+
+        def run() -> None:
+            decode(torch.from_numpy(sess.heatmaps(xn)))
+    else:
+        raise FabrecError(f"backend must be torch or onnxruntime, got '{backend}'")
+    for _ in range(warmup):
+        run()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        run()
+        ts.append(time.perf_counter() - t)
+    med = statistics.median(ts)
+    ceiling = matmul_ceiling(dev, tdtype if dev.type == "cuda" else torch.float32)
+    return {
+        "model": model_name, "backend": backend, "device": str(dev), "dtype": dtype, "batch_size": batch_size,
+        "image_size": s, "faces_per_s": batch_size / med,
+        "latency_ms_median": 1000 * med, "latency_ms_p90": 1000 * float(np.percentile(ts, 90)),
+        "gflop_per_face": flops / batch_size / 1e9,
+        "gflops_achieved": flops / med / 1e9, "gflops_ceiling": ceiling,
+        "ratio_to_ceiling": flops / med / 1e9 / ceiling, "reps": reps,
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(),
+    }

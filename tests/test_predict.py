@@ -1,0 +1,160 @@
+import json
+import pickle
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from fabrec.checkpoint import load_checkpoint
+from fabrec.cli import main
+from fabrec.errors import FabrecError
+from fabrec.landmark_model import LandmarkModel
+from fabrec.predict import LandmarkPredictor, OneEuro
+from fabrec.train_autoencoder import train_autoencoder
+from fabrec.train_landmarks import train_landmarks
+from fabrec.weights import export_weights, read_weights
+
+from conftest import blob_image
+from test_landmark_readers import make_300w
+from test_train_autoencoder import tiny_cfg
+from test_train_landmarks import lm_cfg
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory, ) -> Path:
+    tmp = tmp_path_factory.mktemp("lm")
+    faces = tmp / "faces"
+    faces.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        cv2.imwrite(str(faces / f"f{i}.jpg"), blob_image(rng))
+    train_autoencoder(tiny_cfg(faces, max_steps=1), tmp / "ae", device="cpu", progress=False)
+    data = tmp / "300w"
+    make_300w(data)
+    train_landmarks(lm_cfg(data, max_steps=2), tmp / "ae" / "last.pt", tmp / "lm", device="cpu", progress=False)
+    return tmp / "lm" / "last.pt"
+
+
+def test_weights_round_trip_fp16(tiny_lm: Path, tmp_path: Path) -> None:
+    w = tmp_path / "m.safetensors"
+    digest = export_weights(tiny_lm, w)
+    assert len(digest) == 64
+    st = read_weights(w)
+    ck = load_checkpoint(tiny_lm)
+    for k, v in ck["nets"]["itl"].items():
+        torch.testing.assert_close(st["nets"]["itl"][k], v.half().float())
+    a = LandmarkModel.from_state(st)
+    b = LandmarkModel.load(tiny_lm)
+    x = torch.randn(2, 3, 64, 64)
+    pa, _, _, _ = a.predict_crops(x)
+    pb, _, _, _ = b.predict_crops(x)
+    assert (pa - pb).abs().max() <= 1.0  # fp16 weights move argmax peaks by at most a pixel
+
+
+def test_pickle_bearing_files_are_refused(tmp_path: Path) -> None:
+    class Evil:
+        def __reduce__(self):  # would run code on unpickling
+            return (print, ("pwned",))
+
+    p = tmp_path / "evil.pt"
+    torch.save({"format": "fabrec-checkpoint", "payload": Evil()}, p)
+    with pytest.raises(FabrecError, match="refused"):
+        load_checkpoint(p)
+    q = tmp_path / "plain.pkl"
+    q.write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(FabrecError):
+        load_checkpoint(q)
+    with pytest.raises(FabrecError, match="safetensors"):
+        read_weights(p.with_suffix(".pt").rename(tmp_path / "evil.safetensors"))
+
+
+def test_predict_with_boxes_and_no_face(tiny_lm: Path) -> None:
+    pred = LandmarkPredictor.from_pretrained(tiny_lm, device="cpu")
+    img = blob_image(np.random.default_rng(3), 120)
+    faces = pred.predict(img, boxes=[(20, 20, 80, 80)])
+    assert len(faces) == 1
+    f = faces[0]
+    assert f.points.shape == (68, 2) and f.confidence.shape == (68,) and 0 <= f.quality <= 1
+    assert f.source == "given"
+    d = f.to_dict()
+    assert len(d["points"]) == 68 and json.dumps(d)
+    # a blank picture: the detector finds nothing, which is an answer, not an error
+    assert pred.predict(np.full((200, 200, 3), 128, np.uint8)) == []
+    batch = pred.predict_batch([img, img], boxes=[[(20, 20, 80, 80)], [(10, 10, 90, 90), (20, 20, 80, 80)]])
+    assert [len(b) for b in batch] == [1, 2]
+    np.testing.assert_allclose(batch[0][0].points, f.points, atol=1e-4)
+    with pytest.raises(FabrecError, match="bad face box"):
+        pred.predict(img, boxes=[(0, 0, -5, 10)])
+    refined = pred.predict(img, boxes=[(20, 20, 80, 80)], refine=1)
+    assert refined[0].source == "refined"
+    crop, rec = pred.reconstruct(img, (20, 20, 80, 80))
+    assert crop.shape == rec.shape == (64, 64, 3)
+
+
+def test_one_euro_reduces_jitter() -> None:
+    rng = np.random.default_rng(0)
+    truth = np.full((5, 2), 50.0)
+    raw = [truth + rng.normal(0, 1.0, truth.shape) for _ in range(60)]
+    f = OneEuro(fps=30, min_cutoff=1.0, beta=0.0)
+    smooth = [f(x, t) for t, x in enumerate(raw)]
+
+    def jitter(seq):
+        return np.mean([np.linalg.norm(b - a, axis=-1).mean() for a, b in zip(seq, seq[1:])])
+
+    assert jitter(smooth) < 0.5 * jitter(raw)
+
+
+def test_predict_cli_on_folder_and_video(tiny_lm: Path, tmp_path: Path) -> None:
+    d = tmp_path / "in"
+    (d / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(d / ("sub" if i else ".") / f"p{i}.jpg"), blob_image(rng, 100))
+    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff")
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("path,x,y,w,h\np0.jpg,10,10,80,80\nsub/p1.jpg,10,10,80,80\nsub/p2.jpg,5,5,90,90\n")
+    out = tmp_path / "out"
+    assert main(["predict", str(d), "--model", str(tiny_lm), "--out", str(out), "--boxes", str(boxes),
+                 "--device", "cpu", "--no-progress", "--save-reconstruction"]) == 0
+    rec = json.loads((out / "sub" / "p1.json").read_text())
+    assert len(rec["faces"]) == 1 and len(rec["faces"][0]["points"]) == 68
+    assert (out / "sub" / "p1_landmarks.jpg").exists() and (out / "p0_reconstruction.png").exists()
+    assert "error" in json.loads((out / "broken.json").read_text())
+    # jsonl in one file, resumable
+    assert main(["predict", str(d), "--model", str(tiny_lm), "--out", str(out / "j"), "--boxes", str(boxes),
+                 "--format", "jsonl", "--device", "cpu", "--no-progress", "--no-images"]) == 0
+    lines = (out / "j" / "predictions.jsonl").read_text().splitlines()
+    assert len(lines) == 4
+    assert main(["predict", str(d), "--model", str(tiny_lm), "--out", str(out / "j"), "--boxes", str(boxes),
+                 "--format", "jsonl", "--device", "cpu", "--no-progress", "--skip-existing"]) == 0
+    assert len((out / "j" / "predictions.jsonl").read_text().splitlines()) == 4
+    # a short video (detector path; blank frames have no face)
+    v = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(v), cv2.VideoWriter_fourcc(*"MJPG"), 10, (120, 120))
+    for _ in range(5):
+        w.write(np.full((120, 120, 3), 90, np.uint8))
+    w.release()
+    assert main(["predict", str(v), "--model", str(tiny_lm), "--out", str(out / "v"), "--device", "cpu",
+                 "--no-progress", "--smooth"]) == 0
+    frames = (out / "v" / "clip_frames.jsonl").read_text().splitlines()
+    assert len(frames) == 5 and all(json.loads(f)["face"] is None for f in frames)
+    (tmp_path / "bad.mp4").write_bytes(b"nonsense")
+    assert main(["predict", str(tmp_path / "bad.mp4"), "--model", str(tiny_lm), "--out", str(out / "b"),
+                 "--device", "cpu", "--no-progress"]) == 0
+    assert "error" in json.loads((out / "b" / "bad.json").read_text())
+
+
+def test_onnx_parity(tiny_lm: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from fabrec.export import OnnxLandmarks, export_onnx
+
+    m = LandmarkModel.load(tiny_lm)
+    export_onnx(m, tmp_path / "m.onnx")
+    r = OnnxLandmarks(tmp_path / "m.onnx", m.image_size)
+    x = torch.randn(3, 3, 64, 64)
+    p1, c1, _, _ = m.predict_crops(x)
+    p2, c2 = r.predict_crops(x.numpy())
+    assert (p1 - p2).abs().max() <= 0.5
+    assert (c1 - c2).abs().max() < 1e-3
