@@ -112,7 +112,6 @@ def test_a_model_learns_to_place_points(tiny_ae: Path, tmp_path: Path) -> None:
     import cv2
 
     from conftest import blob_image
-    from fabrec.datasets.pts import write_pts
 
     d = tmp_path / "same"
     d.mkdir()

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fabrec.errors import FabrecError
+from fabrec.signals import TrainingInterrupted
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEMO_IMAGE = ASSETS / "astronaut.jpg"
@@ -464,6 +465,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FabrecError as e:
         print(f"fabrec {args.cmd}: error: {e}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as e:
+        print(f"fabrec {args.cmd}: {e}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print(f"fabrec {args.cmd}: interrupted", file=sys.stderr)
         return 130

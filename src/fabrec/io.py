@@ -34,11 +34,38 @@ def read_image(path: str | Path) -> np.ndarray:
     return decode_image(data, str(p))
 
 
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG or JPEG header without decoding pixels; None if unknown."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 < len(data):
+            if data[i] != 0xFF:
+                return None
+            marker = data[i + 1]
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+                i += 2
+                continue
+            seg = int.from_bytes(data[i + 2 : i + 4], "big")
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                return int.from_bytes(data[i + 7 : i + 9], "big"), int.from_bytes(data[i + 5 : i + 7], "big")
+            i += 2 + seg
+    return None
+
+
 def decode_image(data: np.ndarray, name: str = "<bytes>") -> np.ndarray:
-    """Decode encoded image bytes ``(B,) uint8`` to RGB ``uint8 (H, W, 3)`` (see read_image)."""
-    header = cv2.imdecode(data[: min(data.size, 1 << 16)], cv2.IMREAD_REDUCED_GRAYSCALE_8)
-    if header is not None and header.size * 64 > MAX_IMAGE_PIXELS:
-        raise FabrecError(f"{name}: image too large (over {MAX_IMAGE_PIXELS:,} pixels)")
+    """Decode encoded image bytes ``(B,) uint8`` to RGB ``uint8 (H, W, 3)`` (see read_image).
+
+    Refuses images over :data:`MAX_IMAGE_PIXELS` before decoding them (decompression bombs)
+    and JPEGs without an end-of-image marker (truncated files OpenCV would half-decode).
+    """
+    raw = data.tobytes()
+    size = header_size(raw[: 1 << 16])
+    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise FabrecError(f"{name}: image too large ({size[0]}x{size[1]}, limit {MAX_IMAGE_PIXELS:,} pixels)")
+    if raw[:2] == b"\xff\xd8" and raw.rfind(b"\xff\xd9") < 0:
+        raise FabrecError(f"{name}: truncated JPEG (no end-of-image marker)")
     try:
         img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     except cv2.error:

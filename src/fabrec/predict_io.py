@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from fabrec.errors import FabrecError
-from fabrec.io import IMAGE_EXTENSIONS, list_images, write_image_atomic, write_text_atomic
+from fabrec.io import IMAGE_EXTENSIONS, write_image_atomic, write_text_atomic
 from fabrec.predict import BoxXYWH, FaceResult, LandmarkPredictor, OneEuro
 from fabrec.visualize import draw_points
 

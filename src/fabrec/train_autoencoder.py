@@ -32,6 +32,7 @@ from fabrec.io import write_image_atomic, write_text_atomic
 from fabrec.losses import cs_loss, gan_d_loss, gan_g_loss, l1_loss_255, ssim
 from fabrec.model import denormalize
 from fabrec.nn import Encoder, Generator, ImageDiscriminator, LatentDiscriminator
+from fabrec.signals import TrainingInterrupted, graceful_stop
 from fabrec.visualize import grid, to_uint8
 
 NETS = ("encoder", "generator", "dz", "dx")
@@ -299,59 +300,64 @@ def train_autoencoder(
 
     bar = tqdm(total=total_steps, initial=step, disable=not (progress and di.main), unit="step",
                dynamic_ncols=True, desc="train-ae")
-    skipped_epoch = 0
-    last_val: dict[str, float] = {}
-    t_last, n_last = time.perf_counter(), 0
-    while step < total_steps:
-        epoch = step // steps_per_epoch
-        in_epoch = step % steps_per_epoch
-        if in_epoch == 0:
-            skipped_epoch = 0
-        e1 = epoch + 1
-        adv_on = (not S.curriculum) or e1 >= S.adv_from_epoch
-        cs_on = (not S.curriculum) or e1 >= S.cs_from_epoch
-        train_ds.set_epoch(epoch)
-        sampler.set_epoch(epoch, in_epoch)
-        for net in nets.__dict__.values():
-            net.train()
-        for x, skipped in loader:
-            skipped_epoch += skipped
-            if x.numel() == 0:
+    with graceful_stop() as stop:
+        skipped_epoch = 0
+        last_val: dict[str, float] = {}
+        t_last, n_last = time.perf_counter(), 0
+        while step < total_steps:
+            epoch = step // steps_per_epoch
+            in_epoch = step % steps_per_epoch
+            if in_epoch == 0:
+                skipped_epoch = 0
+            e1 = epoch + 1
+            adv_on = (not S.curriculum) or e1 >= S.adv_from_epoch
+            cs_on = (not S.curriculum) or e1 >= S.cs_from_epoch
+            train_ds.set_epoch(epoch)
+            sampler.set_epoch(epoch, in_epoch)
+            for net in nets.__dict__.values():
+                net.train()
+            for x, skipped in loader:
+                skipped_epoch += skipped
+                if x.numel() == 0:
+                    step += 1
+                    bar.update(1)
+                    if step >= total_steps or step % steps_per_epoch == 0:
+                        break
+                    continue
+                x = x.to(dev, non_blocking=True).contiguous(memory_format=mf)
+                logs = ae_step(nets, wrapped, opts, x, step, cfg, adv_on, cs_on, autocast)
                 step += 1
+                n_last += x.shape[0] * di.world
                 bar.update(1)
+                if step % cfg.log_every == 0 or step == total_steps:
+                    now = time.perf_counter()
+                    ips = n_last / max(now - t_last, 1e-9)
+                    t_last, n_last = now, 0
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()} | {"img/s": f"{ips:.1f}"})
+                    if di.main:
+                        _append_jsonl(metrics_path, {"step": step, "epoch": e1, **logs, "images_per_s": ips})
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                    save(epoch)
+                if stop.requested:
+                    save(epoch)
+                    bar.close()
+                    raise TrainingInterrupted(step, str(last))
                 if step >= total_steps or step % steps_per_epoch == 0:
                     break
-                continue
-            x = x.to(dev, non_blocking=True).contiguous(memory_format=mf)
-            logs = ae_step(nets, wrapped, opts, x, step, cfg, adv_on, cs_on, autocast)
-            step += 1
-            n_last += x.shape[0] * di.world
-            bar.update(1)
-            if step % cfg.log_every == 0 or step == total_steps:
-                now = time.perf_counter()
-                ips = n_last / max(now - t_last, 1e-9)
-                t_last, n_last = now, 0
-                bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()} | {"img/s": f"{ips:.1f}"})
+            if step % steps_per_epoch == 0:  # epoch finished
+                if di.world > 1:
+                    t = torch.tensor([skipped_epoch], device=dev)
+                    dist.all_reduce(t)
+                    skipped_epoch = int(t.item())
                 if di.main:
-                    _append_jsonl(metrics_path, {"step": step, "epoch": e1, **logs, "images_per_s": ips})
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                    last_val = validate(nets.encoder, nets.generator, val_ds, dev, cfg.batch_size)
+                    write_grids(nets.encoder, nets.generator, val_ds, fixed_z, out / "grids", e1, cfg.grid_size, dev)
+                    _append_jsonl(metrics_path, {"step": step, "epoch": e1, **last_val, "skipped": skipped_epoch})
+                    say(f"epoch {e1}: val L1 {last_val.get('val_l1', float('nan')):.2f}, "
+                        f"SSIM {last_val.get('val_ssim', float('nan')):.3f}, skipped {skipped_epoch} unreadable image(s)")
+                save(e1)
+            elif step >= total_steps:
                 save(epoch)
-            if step >= total_steps or step % steps_per_epoch == 0:
-                break
-        if step % steps_per_epoch == 0:  # epoch finished
-            if di.world > 1:
-                t = torch.tensor([skipped_epoch], device=dev)
-                dist.all_reduce(t)
-                skipped_epoch = int(t.item())
-            if di.main:
-                last_val = validate(nets.encoder, nets.generator, val_ds, dev, cfg.batch_size)
-                write_grids(nets.encoder, nets.generator, val_ds, fixed_z, out / "grids", e1, cfg.grid_size, dev)
-                _append_jsonl(metrics_path, {"step": step, "epoch": e1, **last_val, "skipped": skipped_epoch})
-                say(f"epoch {e1}: val L1 {last_val.get('val_l1', float('nan')):.2f}, "
-                    f"SSIM {last_val.get('val_ssim', float('nan')):.3f}, skipped {skipped_epoch} unreadable image(s)")
-            save(e1)
-        elif step >= total_steps:
-            save(epoch)
     bar.close()
     if di.world > 1:
         dist.barrier()

@@ -38,6 +38,7 @@ from fabrec.losses import heatmap_loss
 from fabrec.metrics import nme
 from fabrec.model import FabRec
 from fabrec.schemes import get_scheme
+from fabrec.signals import TrainingInterrupted, graceful_stop
 from fabrec.train_autoencoder import _append_jsonl, _truncate_metrics, resolve_device
 
 
@@ -296,38 +297,42 @@ def train_landmarks(
         f"{steps2} ITL steps" + (f" + {steps3} finetune steps" if steps3 else ""))
     bar = tqdm(total=total, initial=step, disable=not progress, unit="step", desc="train-landmarks", dynamic_ncols=True)
     skipped = 0
-    while step < total:
-        if stage == 2 and step >= steps2:
-            stage = 3
-            opt = make_optimizer(net, cfg, stage)
-            say("train-landmarks: stage 3, encoder finetuning")
-        epoch, start = divmod(step, spe)
-        train_ds.set_epoch(epoch)
-        sampler.set_epoch(epoch, start)
-        set_trainable(net, stage)
-        for batch, sk in loader:
-            skipped += sk
-            if batch is not None:
-                batch = {k: v.to(dev) for k, v in batch.items()}
-                batch["image"] = batch["image"].contiguous(memory_format=mf)
-                loss = lm_step(net, opt, batch, cfg)
-            step += 1
-            bar.update(1)
-            if step % cfg.log_every == 0 and batch is not None:
-                bar.set_postfix(loss=f"{loss:.4g}", stage=stage)
-                _append_jsonl(metrics_path, {"step": step, "stage": stage, "loss": loss})
-            if step % cfg.val_every == 0 or step == total:
-                last_nme = validation_nme(net, val_ds, cfg.decoder, 32, dev)
-                set_trainable(net, stage)
-                _append_jsonl(metrics_path, {"step": step, "stage": stage, "val_nme": last_nme, "skipped": skipped})
-                bar.set_postfix(val_nme=f"{last_nme:.2f}", stage=stage)
-                if last_nme < best_nme:
-                    best_nme = last_nme
-                    save_checkpoint(best, payload())
-            if step % cfg.checkpoint_every == 0 or step == total:
-                save_checkpoint(last, payload())
-            if step >= total or (stage == 2 and step >= steps2) or step % spe == 0:
-                break
+    with graceful_stop() as stop:
+        while step < total:
+            if stage == 2 and step >= steps2:
+                stage = 3
+                opt = make_optimizer(net, cfg, stage)
+                say("train-landmarks: stage 3, encoder finetuning")
+            epoch, start = divmod(step, spe)
+            train_ds.set_epoch(epoch)
+            sampler.set_epoch(epoch, start)
+            set_trainable(net, stage)
+            for batch, sk in loader:
+                skipped += sk
+                if batch is not None:
+                    batch = {k: v.to(dev) for k, v in batch.items()}
+                    batch["image"] = batch["image"].contiguous(memory_format=mf)
+                    loss = lm_step(net, opt, batch, cfg)
+                step += 1
+                bar.update(1)
+                if step % cfg.log_every == 0 and batch is not None:
+                    bar.set_postfix(loss=f"{loss:.4g}", stage=stage)
+                    _append_jsonl(metrics_path, {"step": step, "stage": stage, "loss": loss})
+                if step % cfg.val_every == 0 or step == total:
+                    last_nme = validation_nme(net, val_ds, cfg.decoder, 32, dev)
+                    set_trainable(net, stage)
+                    _append_jsonl(metrics_path, {"step": step, "stage": stage, "val_nme": last_nme, "skipped": skipped})
+                    bar.set_postfix(val_nme=f"{last_nme:.2f}", stage=stage)
+                    if last_nme < best_nme:
+                        best_nme = last_nme
+                        save_checkpoint(best, payload())
+                if step % cfg.checkpoint_every == 0 or step == total or stop.requested:
+                    save_checkpoint(last, payload())
+                if stop.requested:
+                    bar.close()
+                    raise TrainingInterrupted(step, str(last))
+                if step >= total or (stage == 2 and step >= steps2) or step % spe == 0:
+                    break
     bar.close()
     if not best.exists():
         save_checkpoint(best, payload())

@@ -1,0 +1,44 @@
+"""Graceful stop: SIGINT / SIGTERM during training set a flag; the loop saves and exits."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+
+class TrainingInterrupted(Exception):
+    """Raised by a training loop after it saved a checkpoint in answer to SIGINT/SIGTERM."""
+
+    def __init__(self, step: int, checkpoint: str) -> None:
+        super().__init__(f"stopped by signal at step {step}; checkpoint saved to {checkpoint} (rerun with --resume)")
+        self.step = step
+
+
+class StopFlag:
+    """``requested`` turns True once SIGINT or SIGTERM arrives."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        self.signum = signum
+
+
+@contextmanager
+def graceful_stop() -> Iterator[StopFlag]:
+    """Install the handlers for the duration (main thread only; elsewhere a no-op flag)."""
+    flag = StopFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    old = {s: signal.signal(s, flag) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
