@@ -102,11 +102,18 @@ def predict_files(
     agg = out / f"predictions.{fmt}" if fmt in ("jsonl", "csv") else None
     done: set[str] = set()
     if agg is not None and skip_existing and agg.exists():
-        for line in agg.read_text().splitlines():
+        keep = []
+        for line in agg.read_text().splitlines(keepends=True):
+            if not line.endswith("\n"):
+                continue  # a line cut by an interruption: drop it and redo that file
             try:
                 done.add(json.loads(line)["file"] if fmt == "jsonl" else line.split(",", 1)[0])
             except (json.JSONDecodeError, KeyError):
-                continue  # a line cut by an interruption: redo that file
+                continue
+            keep.append(line)
+        if fmt == "csv":
+            keep = ["file,face,quality,points...\n"] + [ln for ln in keep if not ln.startswith("file,")]
+        write_text_atomic(agg, "".join(keep))
     elif agg is not None:
         agg.write_text("file,face,quality,points...\n" if fmt == "csv" else "")
     it = progress(iter(files)) if progress else iter(files)
