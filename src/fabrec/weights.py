@@ -2,7 +2,7 @@
 
 A weights file holds the encoder, generator and ITL tensors (fp16) and, as safetensors
 metadata, a JSON ``fabrec`` entry: model config, scheme, active ITLs, decoder, format version.
-Bundled weights live in ``fabrec/weights/`` beside a model card (``*.md``) and a ``*.sha256``
+Bundled weights live in ``fabrec/pretrained/`` beside a model card (``*.md``) and a ``*.sha256``
 file; they are verified against that checksum before use.
 """
 
@@ -21,7 +21,7 @@ from fabrec.checkpoint import load_checkpoint
 from fabrec.errors import FabrecError
 from fabrec.io import atomic_write
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parent / "pretrained"
 FORMAT = "fabrec-weights"
 VERSION = 1
 
