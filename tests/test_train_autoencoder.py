@@ -153,3 +153,27 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues(face_folder: Path, tmp_
     assert st["step"] >= 2
     recs = [json.loads(x) for x in metrics.read_text().splitlines()]
     assert max(r["step"] for r in recs) == st["step"]
+
+
+def test_nan_policy_skip_keeps_training(face_folder: Path, tmp_path: Path, monkeypatch) -> None:
+    import fabrec.train_autoencoder as ta
+
+    real = ta.ae_step
+    calls = {"n": 0}
+
+    def flaky(nets, wrapped, opts, x, it, *a, **k):
+        calls["n"] += 1
+        if it == 1:
+            x = x * float("nan")
+        return real(nets, wrapped, opts, x, it, *a, **k)
+
+    monkeypatch.setattr(ta, "ae_step", flaky)
+    cfg = tiny_cfg(face_folder, max_steps=3)
+    with pytest.raises(FabrecError, match="step 1: loss is nan"):
+        train_autoencoder(cfg, tmp_path / "stop", device="cpu", progress=False)
+    res = train_autoencoder(replace(cfg, on_nonfinite="skip"), tmp_path / "skip", device="cpu", progress=False)
+    assert res.step == 3
+    for v in _weights(tmp_path / "skip" / "last.pt").values():
+        assert torch.isfinite(v.float()).all()
+    recs = [json.loads(x) for x in (tmp_path / "skip" / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("skipped_nonfinite") for r in recs)

@@ -118,6 +118,7 @@ class AETrainConfig:
     log_every: int = 20
     grid_size: int = 8
     amp: str = "none"
+    on_nonfinite: str = "stop"  # "stop": exit naming the step; "skip": drop the batch, go on
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -250,6 +251,7 @@ class LMTrainConfig:
     val_permille: int = 100
     val_max: int = 100
     val_every: int = 100
+    on_nonfinite: str = "stop"
     checkpoint_every: int = 200
     log_every: int = 10
     num_workers: int = 1

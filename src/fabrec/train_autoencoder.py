@@ -27,7 +27,7 @@ from tqdm import tqdm
 from fabrec.checkpoint import load_checkpoint, load_matching, save_checkpoint
 from fabrec.config import AETrainConfig, ModelConfig, dump_yaml, from_dict, to_dict
 from fabrec.datasets.faces import FaceDataset, collate_skip, collect_faces, split_items
-from fabrec.errors import FabrecError
+from fabrec.errors import FabrecError, NonFiniteLoss
 from fabrec.io import write_image_atomic, write_text_atomic
 from fabrec.losses import cs_loss, gan_d_loss, gan_g_loss, l1_loss_255, ssim
 from fabrec.model import denormalize
@@ -325,7 +325,13 @@ def train_autoencoder(
                         break
                     continue
                 x = x.to(dev, non_blocking=True).contiguous(memory_format=mf)
-                logs = ae_step(nets, wrapped, opts, x, step, cfg, adv_on, cs_on, autocast)
+                try:
+                    logs = ae_step(nets, wrapped, opts, x, step, cfg, adv_on, cs_on, autocast)
+                except NonFiniteLoss as e:
+                    if cfg.on_nonfinite != "skip":
+                        raise
+                    say(f"skipped a batch: {e}")
+                    logs = {"skipped_nonfinite": 1.0}
                 step += 1
                 n_last += x.shape[0] * di.world
                 bar.update(1)
@@ -409,7 +415,7 @@ def ae_step(
         if not torch.isfinite(loss):
             for b, copy in saved:  # undo BatchNorm statistics of the bad batch
                 b.copy_(copy)
-            raise FabrecError(f"step {it}: loss is {loss.item()} ({json.dumps(logs)}); last good checkpoint kept")
+            raise NonFiniteLoss(f"step {it}: loss is {loss.item()} ({json.dumps(logs)}); last good checkpoint kept")
         opts["encoder"].zero_grad(set_to_none=True)
         opts["generator"].zero_grad(set_to_none=True)
         loss.backward()

@@ -31,7 +31,7 @@ from fabrec.datasets.landmarks import (
     collate_landmarks,
     read_dataset,
 )
-from fabrec.errors import FabrecError
+from fabrec.errors import FabrecError, NonFiniteLoss
 from fabrec.heatmaps import DECODERS, heatmap_to_crop
 from fabrec.io import write_text_atomic
 from fabrec.losses import heatmap_loss
@@ -136,14 +136,15 @@ def make_optimizer(net: FabRec, cfg: LMTrainConfig, stage: int) -> torch.optim.A
     )
 
 
-def lm_step(net: FabRec, opt: torch.optim.Optimizer, batch: dict[str, torch.Tensor], cfg: LMTrainConfig) -> float:
+def lm_step(net: FabRec, opt: torch.optim.Optimizer, batch: dict[str, torch.Tensor], cfg: LMTrainConfig,
+            step: int = 0) -> float:
     """One optimisation step on a batch (``image (N,3,S,S)``, ``heatmaps (N,K,H,H)``)."""
     x, target = batch["image"], batch["heatmaps"]
     assert net.itl is not None
     pred = net.itl(net.generator, net.encoder(x))  # (N, K, H, H)
     loss = heatmap_loss(pred, target, cfg.loss_scale)
     if not torch.isfinite(loss):
-        raise FabrecError(f"landmark loss is {loss.item()}; last good checkpoint kept")
+        raise NonFiniteLoss(f"step {step}: landmark loss is {loss.item()}; last good checkpoint kept")
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -312,7 +313,13 @@ def train_landmarks(
                 if batch is not None:
                     batch = {k: v.to(dev) for k, v in batch.items()}
                     batch["image"] = batch["image"].contiguous(memory_format=mf)
-                    loss = lm_step(net, opt, batch, cfg)
+                    try:
+                        loss = lm_step(net, opt, batch, cfg, step)
+                    except NonFiniteLoss as e:
+                        if cfg.on_nonfinite != "skip":
+                            raise
+                        say(f"skipped a batch: {e}")
+                        loss = float("nan")
                 step += 1
                 bar.update(1)
                 if step % cfg.log_every == 0 and batch is not None:
