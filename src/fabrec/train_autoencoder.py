@@ -157,10 +157,14 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 
 def _append_jsonl(path: Path, rec: dict[str, Any]) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(rec) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    """Append one JSON line and fsync it; a write failure is a FabrecError naming the file."""
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise FabrecError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
 def load_autoencoder_config(ckpt: dict[str, Any]) -> AETrainConfig:
