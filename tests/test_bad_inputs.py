@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import blob_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,8 +20,6 @@ from fabrec.errors import FabrecError
 from fabrec.io import decode_image, read_image
 from fabrec.predict_io import read_boxes_file
 from fabrec.schemes import BUILTIN
-
-from conftest import blob_image
 
 CASES: list[str] = []
 

@@ -3,10 +3,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_landmark_readers import make_300w
 
 from fabrec.cli import main
-
-from test_landmark_readers import make_300w
 
 TINY = ["--image-size", "64", "--width", "0.125", "--batch-size", "4", "--workers", "0", "--no-progress",
         "--set", "schedule.curriculum=false", "--set", "data.val_permille=150", "--device", "cpu"]

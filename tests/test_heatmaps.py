@@ -1,7 +1,13 @@
 import numpy as np
 import torch
 
-from fabrec.heatmaps import crop_to_heatmap, decode_reference, decode_subpixel, heatmap_to_crop, make_heatmaps
+from fabrec.heatmaps import (
+    crop_to_heatmap,
+    decode_reference,
+    decode_subpixel,
+    heatmap_to_crop,
+    make_heatmaps,
+)
 
 
 def test_targets_peak_at_the_exact_subpixel_point() -> None:

@@ -3,6 +3,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import blob_image
 from scipy.io import savemat
 
 from fabrec.config import landmark_augment
@@ -15,8 +16,6 @@ from fabrec.datasets.landmarks import (
 from fabrec.datasets.pts import write_pts
 from fabrec.errors import FabrecError
 from fabrec.schemes import BUILTIN
-
-from conftest import blob_image
 
 
 def face_points(k: int, rng: np.random.Generator, size: int = 80) -> np.ndarray:

@@ -6,6 +6,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import blob_image
+from test_landmark_readers import make_300w
+from test_train_autoencoder import tiny_cfg
+from test_train_landmarks import lm_cfg
 
 from fabrec.checkpoint import load_checkpoint
 from fabrec.cli import main
@@ -15,11 +19,6 @@ from fabrec.predict import LandmarkPredictor, OneEuro
 from fabrec.train_autoencoder import train_autoencoder
 from fabrec.train_landmarks import train_landmarks
 from fabrec.weights import export_weights, read_weights
-
-from conftest import blob_image
-from test_landmark_readers import make_300w
-from test_train_autoencoder import tiny_cfg
-from test_train_landmarks import lm_cfg
 
 
 @pytest.fixture(scope="module")

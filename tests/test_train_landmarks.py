@@ -5,6 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_landmark_readers import make_300w
+from test_train_autoencoder import tiny_cfg
 
 from fabrec.checkpoint import load_checkpoint
 from fabrec.config import LMTrainConfig
@@ -13,10 +15,13 @@ from fabrec.evaluate import evaluate
 from fabrec.landmark_model import LandmarkModel
 from fabrec.model import FabRec
 from fabrec.train_autoencoder import train_autoencoder
-from fabrec.train_landmarks import lm_step, make_optimizer, parse_count, set_trainable, train_landmarks
-
-from test_landmark_readers import make_300w
-from test_train_autoencoder import tiny_cfg
+from fabrec.train_landmarks import (
+    lm_step,
+    make_optimizer,
+    parse_count,
+    set_trainable,
+    train_landmarks,
+)
 
 
 @pytest.fixture
@@ -110,7 +115,6 @@ def test_train_resume_and_evaluate(tiny_ae: Path, tmp_path: Path) -> None:
 def test_a_model_learns_to_place_points(tiny_ae: Path, tmp_path: Path) -> None:
     """On a fixed synthetic face whose points never move, the ITLs learn them."""
     import cv2
-
     from conftest import blob_image
 
     d = tmp_path / "same"

@@ -155,7 +155,13 @@ def _demo_tiny(a: argparse.Namespace) -> int:
     import torch
 
     from fabrec.autoencoder import Autoencoder
-    from fabrec.config import AEScheduleConfig, AETrainConfig, AugmentConfig, DataConfig, ModelConfig
+    from fabrec.config import (
+        AEScheduleConfig,
+        AETrainConfig,
+        AugmentConfig,
+        DataConfig,
+        ModelConfig,
+    )
     from fabrec.io import write_image_atomic
     from fabrec.train_autoencoder import train_autoencoder
     from fabrec.transforms import Box

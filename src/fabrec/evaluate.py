@@ -72,8 +72,11 @@ def evaluate(
         }
     write_json_atomic(out / "metrics.json", metrics)
     keys = np.array([ds.samples[i].key for i in idx])
-    atomic_write(out / "predictions.npz", lambda tmp: np.savez(
-        open(tmp, "wb"), keys=keys, points=pts, confidence=conf, ground_truth=gt, nme=err, norm=norms))
+    def write_npz(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, keys=keys, points=pts, confidence=conf, ground_truth=gt, nme=err, norm=norms)
+
+    atomic_write(out / "predictions.npz", write_npz)
     plot_ced({f"{dataset}/{split} (NME {metrics['nme']:.2f}%)": ced(err)}, str(out / "ced.png"),
              "Cumulative error distribution")
     if idx and grid_count > 0:

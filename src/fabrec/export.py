@@ -22,7 +22,7 @@ class _LandmarkPath(nn.Module):
         self.net = model.net
         self.reconstruction = reconstruction
 
-    def forward(self, x: torch.Tensor):  # noqa: ANN201
+    def forward(self, x: torch.Tensor):
         z = self.net.encoder(x)
         hm = self.net.itl(self.net.generator, z)
         if self.reconstruction:

@@ -51,5 +51,5 @@ def summarize(errors: np.ndarray) -> dict[str, float]:
         "nme": float(e.mean()) if len(e) else float("nan"),
         "fr_10": failure_rate(e),
         "auc_10": auc(e),
-        "count": int(len(e)),
+        "count": len(e),
     }

@@ -99,7 +99,7 @@ class LandmarkPredictor:
         return LandmarkPredictor(model, detector, device, quality)
 
     @property
-    def scheme(self):  # noqa: ANN201 - Scheme
+    def scheme(self):
         return self.model.scheme
 
     @property

@@ -111,7 +111,7 @@ def _mirror(a: range, b: range) -> list[tuple[int, int]]:
 
 
 _P68 = (
-    _mirror(range(0, 8), range(9, 17))  # jaw
+    _mirror(range(8), range(9, 17))  # jaw
     + _mirror(range(17, 22), range(22, 27))  # brows
     + _mirror(range(31, 33), range(34, 36))  # nostrils
     + [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]  # eyes
@@ -119,7 +119,7 @@ _P68 = (
     + _mirror(range(60, 62), range(63, 65)) + [(65, 67)]  # inner lip
 )
 _P98 = (
-    _mirror(range(0, 16), range(17, 33))
+    _mirror(range(16), range(17, 33))
     + [(33, 46), (34, 45), (35, 44), (36, 43), (37, 42), (38, 50), (39, 49), (40, 48), (41, 47)]
     + _mirror(range(55, 57), range(58, 60))
     + [(60, 72), (61, 71), (62, 70), (63, 69), (64, 68), (65, 75), (66, 74), (67, 73)]

@@ -78,7 +78,7 @@ def table(results: dict[str, Any]) -> str:
     first = results[cols[0]][0]
     subsets = ["all"] + sorted(first.get("subsets", {}))
     for sub in subsets:
-        def get(m: dict, key: str) -> float:
+        def get(m: dict, key: str, sub: str = sub) -> float:
             return m[key] if sub == "all" else m["subsets"][sub][key]
 
         label = "" if sub == "all" else f" ({sub})"

@@ -397,7 +397,7 @@ def collate_landmarks(batch: list[dict | None]) -> tuple[dict[str, torch.Tensor]
 
 
 def choose_training(
-    samples: list[LandmarkSample], count: int | float, mode: str, seed: int
+    samples: list[LandmarkSample], count: float, mode: str, seed: int
 ) -> list[LandmarkSample]:
     """Few-shot selection: ``count`` images (int) or a fraction (float in (0, 1]); ``mode``
     ``random`` (seeded sample, the default) or ``first`` (the authors' first-N, for parity)."""
