@@ -83,6 +83,24 @@ def main() -> int:
     rows = {"fabrec": {**{k: fm[k] for k in ("nme", "fr_10", "auc_10", "count")},
                        "ms_per_face_incl_io": 1000 * fab_s / fm["count"]}}
     curves = {f"fabrec ({fm['nme']:.2f}%)": ced(np.load(out / "fabrec" / "predictions.npz")["nme"])}
+    # the full product path: OpenCV detector boxes, without and with --refine 1
+    from fabrec.predict import LandmarkPredictor
+
+    pred = LandmarkPredictor(model, "opencv", "cpu", quality=False)
+    for refine in (0, 1):
+        errs, miss = [], 0
+        for i, s in enumerate(ds.samples):
+            c = s.points.mean(0)
+            faces = pred.predict(str(s.path), refine=refine)
+            if not faces:
+                miss += 1
+                continue
+            f = min(faces, key=lambda f: float(np.linalg.norm(f.points.mean(0) - c)))
+            errs.append(nme(f.points[None], gt[i : i + 1], norm[i : i + 1])[0])
+        e = np.array(errs)
+        name = f"fabrec (OpenCV detector, refine {refine})"
+        rows[name] = {**summarize(e), "detector_missed": miss}
+        curves[f"{name} ({e.mean():.2f}%)"] = ced(e)
     try:
         for own in (False, True):
             p, times, fb = run_dlib(ds, own)
