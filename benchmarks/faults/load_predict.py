@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import signal
-import subprocess
 import sys
 import tempfile
 import time
