@@ -111,6 +111,13 @@ def main() -> int:
             curves[f"{name} ({e.mean():.2f}%)"] = ced(e)
     except ImportError:
         print("dlib not installed: pip install dlib-bin face-recognition-models", file=sys.stderr)
+    write_json_atomic(out / "boxes.json", {s.path.name: [ds.box(i).cx, ds.box(i).cy, ds.box(i).side]
+                                           for i, s in enumerate(ds.samples)})
+    mp_json = out / "mediapipe.json"
+    if mp_json.exists():  # written by mediapipe_peer.py from its own venv
+        mpr = json.loads(mp_json.read_text())
+        rows["mediapipe face mesh (same box)"] = {k: mpr[k] for k in ("nme", "fr_10", "auc_10", "count", "missed", "ms_per_face_median")}
+        curves[f"mediapipe ({mpr['nme']:.2f}%)"] = ced(np.array(mpr["nme_per_image"]))
     plot_ced(curves, str(out / "ced_afw.png"), f"300-W {a.split}: {len(ds)} faces")
     write_json_atomic(out / "afw_accuracy.json", {"model": a.model, "split": a.split, "normaliser": fm["normaliser"], "rows": rows})
     print(json.dumps(rows, indent=2))
