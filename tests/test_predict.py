@@ -157,3 +157,22 @@ def test_onnx_parity(tiny_lm: Path, tmp_path: Path) -> None:
     p2, c2 = r.predict_crops(x.numpy())
     assert (p1 - p2).abs().max() <= 0.5
     assert (c1 - c2).abs().max() < 1e-3
+
+
+def test_bundled_weights_are_checked_against_their_sha256(tiny_lm: Path, tmp_path: Path, monkeypatch) -> None:
+    import fabrec.weights as fw
+
+    d = tmp_path / "pretrained"
+    d.mkdir()
+    digest = export_weights(tiny_lm, d / "mini.safetensors")
+    (d / "mini.sha256").write_text(f"{digest}  mini.safetensors\n")
+    monkeypatch.setattr(fw, "WEIGHTS_DIR", d)
+    p = LandmarkPredictor.from_pretrained("mini", device="cpu")
+    assert p.scheme.num_points == 68
+    data = bytearray((d / "mini.safetensors").read_bytes())
+    data[-10] ^= 0xFF  # one flipped byte in the tensor data
+    (d / "mini.safetensors").write_bytes(bytes(data))
+    with pytest.raises(FabrecError, match="does not match its model card"):
+        LandmarkPredictor.from_pretrained("mini", device="cpu")
+    with pytest.raises(FabrecError, match="no bundled weights named 'nope'"):
+        fw.bundled("nope")

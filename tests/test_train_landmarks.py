@@ -14,6 +14,7 @@ from fabrec.errors import FabrecError
 from fabrec.evaluate import evaluate
 from fabrec.landmark_model import LandmarkModel
 from fabrec.model import FabRec
+from fabrec.transforms import Box
 from fabrec.train_autoencoder import train_autoencoder
 from fabrec.train_landmarks import (
     lm_step,
@@ -136,3 +137,12 @@ def test_a_model_learns_to_place_points(tiny_ae: Path, tmp_path: Path) -> None:
                  device="cpu", grid_count=0, decoder="subpixel")
     assert r.step == 120
     assert m["nme"] < 10.0  # of the 20 px eye distance: under 2 px
+    # published weights carry the custom scheme; the predictor returns its 5 points
+    from fabrec.predict import LandmarkPredictor
+    from fabrec.weights import export_weights
+
+    export_weights(tmp_path / "lm" / "last.pt", tmp_path / "five.safetensors")
+    pred = LandmarkPredictor.from_pretrained(tmp_path / "five.safetensors", device="cpu", decoder="subpixel")
+    (face,) = pred.predict(img, boxes=[Box.from_landmarks(pts, 0.25, 0.15).to_xywh()])
+    assert pred.scheme.num_points == 5 and face.points.shape == (5, 2)
+    assert np.abs(face.points - pts).max() < 3.0
