@@ -42,3 +42,11 @@ def graceful_stop() -> Iterator[StopFlag]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def ignore_stop_signals(worker_id: int = 0) -> None:
+    """DataLoader ``worker_init_fn``: workers ignore SIGINT/SIGTERM, so a signal sent to the
+    whole process group (Ctrl-C, ``pkill``) reaches the training loop, which saves and stops,
+    instead of killing a worker and crashing the loop before it can save."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -32,7 +32,7 @@ from fabrec.io import write_image_atomic, write_text_atomic
 from fabrec.losses import cs_loss, gan_d_loss, gan_g_loss, l1_loss_255, ssim
 from fabrec.model import denormalize
 from fabrec.nn import Encoder, Generator, ImageDiscriminator, LatentDiscriminator
-from fabrec.signals import TrainingInterrupted, graceful_stop
+from fabrec.signals import TrainingInterrupted, graceful_stop, ignore_stop_signals
 from fabrec.visualize import grid, to_uint8
 
 NETS = ("encoder", "generator", "dz", "dx")
@@ -262,7 +262,7 @@ def train_autoencoder(
     loader = DataLoader(
         train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
         collate_fn=collate_skip, pin_memory=dev.type == "cuda",
-        generator=torch.Generator().manual_seed(cfg.seed),
+        generator=torch.Generator().manual_seed(cfg.seed), worker_init_fn=ignore_stop_signals,
     )
     total_steps = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * steps_per_epoch
 

@@ -38,7 +38,7 @@ from fabrec.losses import heatmap_loss
 from fabrec.metrics import nme
 from fabrec.model import FabRec
 from fabrec.schemes import get_scheme
-from fabrec.signals import TrainingInterrupted, graceful_stop
+from fabrec.signals import TrainingInterrupted, graceful_stop, ignore_stop_signals
 from fabrec.train_autoencoder import _append_jsonl, _truncate_metrics, resolve_device
 
 
@@ -243,7 +243,8 @@ def train_landmarks(
     bs = min(cfg.batch_size, len(train))
     sampler = BatchSampler(len(train), bs, cfg.seed)
     loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=cfg.num_workers,
-                        collate_fn=collate_landmarks, generator=torch.Generator().manual_seed(cfg.seed))
+                        collate_fn=collate_landmarks, generator=torch.Generator().manual_seed(cfg.seed),
+                        worker_init_fn=ignore_stop_signals)
     spe = sampler.steps
     steps2 = cfg.max_steps if cfg.max_steps > 0 else max(cfg.epochs, 1) * spe if cfg.epochs else 0
     if steps2 <= 0:
