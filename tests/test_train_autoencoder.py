@@ -131,21 +131,26 @@ def test_ddp_two_cpu_processes_run_two_steps(face_folder: Path, tmp_path: Path) 
     assert [r["step"] for r in recs if "rec" in r] == [1, 2]  # rank 0 alone writes
 
 
-def test_sigterm_saves_a_checkpoint_and_resume_continues(face_folder: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers,group", [(0, False), (1, True)])
+def test_sigterm_saves_a_checkpoint_and_resume_continues(face_folder: Path, tmp_path: Path, workers: int, group: bool) -> None:
+    """SIGTERM to the process, or to its whole process group (data workers included)."""
     import signal
     import time
 
     out = tmp_path / "sig"
     cmd = [sys.executable, "-m", "fabrec", "train-ae", "--data", str(face_folder), "--out", str(out),
            "--image-size", "64", "--width", "0.125", "--batch-size", "4", "--max-steps", "100000",
-           "--device", "cpu", "--workers", "0", "--no-progress", "--set", "checkpoint_every=0",
+           "--device", "cpu", "--workers", str(workers), "--no-progress", "--set", "checkpoint_every=0",
            "--set", "log_every=1"]
-    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=group)
     metrics = out / "metrics.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 2):
         time.sleep(0.2)
-    p.send_signal(signal.SIGTERM)
+    if group:
+        os.killpg(p.pid, signal.SIGTERM)
+    else:
+        p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
     assert "checkpoint saved" in err and "Traceback" not in err
