@@ -1,0 +1,53 @@
+"""The bundled default model on the bundled example photo, against stored expected points.
+
+Tolerance: every point within 2 px and the mean within 0.5 px of the stored values (the
+reference decoder's integer argmax can move by one heatmap pixel = 1 crop pixel at 128 px
+under different float summation orders; the crop is about 95 px wide here).
+Regenerate the stored points only when the default weights change:
+    python tests/test_default_model.py --write
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fabrec.cli import DEMO_IMAGE, main
+from fabrec.weights import WEIGHTS_DIR
+
+EXPECTED = Path(__file__).parent / "data" / "astronaut_default_expected.json"
+pytestmark = pytest.mark.skipif(not (WEIGHTS_DIR / "default.safetensors").exists(), reason="no bundled default weights")
+
+
+def predict() -> dict:
+    from fabrec import LandmarkPredictor
+
+    p = LandmarkPredictor.from_pretrained("default", device="cpu")
+    (face, *_) = p.predict(DEMO_IMAGE)
+    return {"box": list(face.box), "points": face.points.tolist(), "confidence": face.confidence.tolist()}
+
+
+def test_default_model_on_the_example_photo() -> None:
+    got = predict()
+    want = json.loads(EXPECTED.read_text())
+    np.testing.assert_allclose(got["box"], want["box"], atol=1.0)
+    d = np.linalg.norm(np.array(got["points"]) - np.array(want["points"]), axis=1)
+    assert d.max() <= 2.0 and d.mean() <= 0.5, (d.max(), d.mean())
+    assert np.abs(np.array(got["confidence"]) - np.array(want["confidence"])).max() < 0.05
+
+
+def test_demo_command(tmp_path: Path, capsys) -> None:
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "68 points" in out
+    rec = json.loads((tmp_path / "astronaut.json").read_text())
+    assert len(rec["faces"]) >= 1 and len(rec["faces"][0]["points"]) == 68
+    assert (tmp_path / "astronaut_landmarks.jpg").stat().st_size > 0
+    assert (tmp_path / "astronaut_reconstruction.png").stat().st_size > 0
+
+
+if __name__ == "__main__" and "--write" in sys.argv:
+    EXPECTED.write_text(json.dumps(predict(), indent=1) + "\n")
+    print(f"wrote {EXPECTED}")
