@@ -39,3 +39,24 @@ def test_coordinate_frames_round_trip() -> None:
     h = crop_to_heatmap(p, 256, 128)
     assert torch.allclose(h[0], torch.tensor([-0.25, 127.25]))
     assert torch.allclose(heatmap_to_crop(h, 256, 128), p)
+
+
+def test_separable_blur_matches_the_2d_box_filter() -> None:
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(0)
+    hm = torch.rand(2, 3, 40, 40, generator=g)
+    ref = F.avg_pool2d(hm.reshape(6, 1, 40, 40), 9, 1, 4, count_include_pad=False).reshape(2, 3, 40, 40)
+    flat = ref.reshape(2, 3, -1).argmax(-1)
+    pts, _ = decode_reference(hm)
+    assert torch.equal(pts[..., 1].long() * 40 + pts[..., 0].long(), flat)
+
+
+def test_box_blur_equals_avg_pool_without_padding_counts() -> None:
+    import torch.nn.functional as F
+
+    from fabrec.heatmaps import box_blur
+
+    x = torch.rand(2, 3, 17, 23, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    ref = F.avg_pool2d(x.reshape(6, 1, 17, 23), 9, 1, 4, count_include_pad=False).reshape(2, 3, 17, 23)
+    torch.testing.assert_close(box_blur(x, 9), ref)

@@ -60,7 +60,8 @@ def landmark_flops(model: LandmarkModel) -> float:
 def bench(model_name: str = "default", backend: str = "torch", batch_size: int = 1, reps: int = 20,
           device: str = "cpu", dtype: str = "fp32", warmup: int = 3) -> dict[str, Any]:
     """Time the landmark path (network + heatmap decoding) on random crops; returns faces/s,
-    latency median/p90 (ms per batch), GFLOP/s achieved and the matmul ceiling."""
+    latency median/p90 (ms per batch), the network alone (faces/s, and GFLOP/s achieved beside
+    the matmul ceiling) and the decoding's share."""
     model = resolve_model(model_name)
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
     s = model.image_size
@@ -78,11 +79,14 @@ def bench(model_name: str = "default", backend: str = "torch", batch_size: int =
         xd = x.to(dev, dtype=tdtype if dev.type == "cuda" else torch.float32)
 
         @torch.inference_mode()
-        def run() -> None:
+        def network() -> torch.Tensor:
             hm = net.itl(net.generator, net.encoder(xd))  # type: ignore[union-attr]
-            decode(hm.float())
             if dev.type == "cuda":
                 torch.cuda.synchronize()
+            return hm
+
+        def run() -> None:
+            decode(network().float())
     elif backend == "onnxruntime":
         if dev.type != "cpu":
             raise FabrecError("the onnxruntime benchmark runs on the CPU")
@@ -93,8 +97,11 @@ def bench(model_name: str = "default", backend: str = "torch", batch_size: int =
         sess = OnnxLandmarks(tmp, s, model.decoder)
         xn = x.numpy()
 
+        def network() -> torch.Tensor:
+            return torch.from_numpy(sess.heatmaps(xn))
+
         def run() -> None:
-            decode(torch.from_numpy(sess.heatmaps(xn)))
+            decode(network())
     else:
         raise FabrecError(f"backend must be torch or onnxruntime, got '{backend}'")
     for _ in range(warmup):
@@ -105,14 +112,22 @@ def bench(model_name: str = "default", backend: str = "torch", batch_size: int =
         run()
         ts.append(time.perf_counter() - t)
     med = statistics.median(ts)
+    tn = []
+    for _ in range(max(3, reps // 2)):
+        t = time.perf_counter()
+        network()
+        tn.append(time.perf_counter() - t)
+    net_med = statistics.median(tn)
     ceiling = matmul_ceiling(dev, tdtype if dev.type == "cuda" else torch.float32)
     return {
         "model": model_name, "backend": backend, "device": str(dev), "dtype": dtype, "batch_size": batch_size,
         "image_size": s, "faces_per_s": batch_size / med,
         "latency_ms_median": 1000 * med, "latency_ms_p90": 1000 * float(np.percentile(ts, 90)),
+        "network_faces_per_s": batch_size / net_med,
+        "decode_ms_per_face": 1000 * max(med - net_med, 0.0) / batch_size,
         "gflop_per_face": flops / batch_size / 1e9,
-        "gflops_achieved": flops / med / 1e9, "gflops_ceiling": ceiling,
-        "ratio_to_ceiling": flops / med / 1e9 / ceiling, "reps": reps,
+        "gflops_achieved": flops / net_med / 1e9, "gflops_ceiling": ceiling,
+        "ratio_to_ceiling": flops / net_med / 1e9 / ceiling, "reps": reps,
         "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
         "cpu": platform.processor() or platform.machine(),
     }

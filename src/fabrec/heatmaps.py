@@ -37,6 +37,27 @@ def make_heatmaps(points: torch.Tensor, size: int, sigma: float = 7.0) -> torch.
     return gy[..., :, None] * gx[..., None, :]
 
 
+def _box_1d(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
+    """Mean over a centred window of ``size`` along ``dim`` (window clipped at the borders,
+    dividing by the valid count), by cumulative sums: O(1) per element."""
+    r = size // 2
+    n = x.shape[dim]
+    pads = [0, 0] * (x.dim() - 1 - dim % x.dim()) + [r + 1, r]
+    c = torch.cumsum(F.pad(x, pads), dim)
+    sums = c.narrow(dim, 2 * r + 1, n) - c.narrow(dim, 0, n)
+    idx = torch.arange(n, device=x.device)
+    count = (torch.clamp(idx + r, max=n - 1) - torch.clamp(idx - r, min=0) + 1).to(x.dtype)
+    shape = [1] * x.dim()
+    shape[dim] = n
+    return sums / count.view(shape)
+
+
+def box_blur(heatmaps: torch.Tensor, size: int = 9) -> torch.Tensor:
+    """``size x size`` mean filter of ``(N, K, H, W)`` maps, borders averaged over valid pixels
+    only (= ``avg_pool2d(..., count_include_pad=False)``), separable and cumulative."""
+    return _box_1d(_box_1d(heatmaps, size, -1), size, -2)
+
+
 def _argmax2d(hm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     n, k, h, w = hm.shape
     flat = hm.reshape(n, k, h * w)
@@ -52,8 +73,8 @@ def decode_reference(heatmaps: torch.Tensor, blur: int = 9) -> tuple[torch.Tenso
     """
     n, k, h, w = heatmaps.shape
     x = heatmaps.float()
-    blurred = F.avg_pool2d(x.reshape(n * k, 1, h, w), blur, 1, blur // 2, count_include_pad=False)
-    px, py, _ = _argmax2d(blurred.reshape(n, k, h, w))
+    blurred = box_blur(x, blur)
+    px, py, _ = _argmax2d(blurred)
     conf = x.reshape(n, k, -1).amax(-1)
     return torch.stack([px, py], -1).float(), conf
 
