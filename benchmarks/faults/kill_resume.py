@@ -56,7 +56,13 @@ def trial(cmd: list[str], out: Path, ref: dict[str, torch.Tensor], steps: int, r
     loads_ok = 0
     for _ in range(kills):
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        time.sleep(rng.uniform(2.0, 7.0))
+        metrics = out / "metrics.jsonl"
+        start = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+        deadline = time.time() + 120  # wait until this run has trained a step, then kill at random
+        while p.poll() is None and time.time() < deadline and not (
+                metrics.exists() and len(metrics.read_text().splitlines()) > start):
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 2.5))
         if p.poll() is not None:
             break
         during_write += any(out.glob(".last.pt.*.tmp")) or any(out.glob(".best.pt.*.tmp"))
