@@ -16,20 +16,9 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from fabrec.bench import matmul_ceiling
 from fabrec.config import AEScheduleConfig, AETrainConfig, ModelConfig
 from fabrec.train_autoencoder import ae_step, build_networks, build_optimizers
-
-
-def matmul_ceiling(n: int = 2048, reps: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(2):
-        a @ b
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        a @ b
-        ts.append(time.perf_counter() - t)
-    return 2 * n**3 / statistics.median(ts) / 1e9
 
 
 def timed(fn, reps: int) -> list[float]:
@@ -92,7 +81,7 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--configs", default="128:1.0:32,256:1.0:16,128:0.5:32")
     a = ap.parse_args()
-    ceiling = matmul_ceiling()
+    ceiling = matmul_ceiling(torch.device("cpu"))
     rows = []
     for c in a.configs.split(","):
         s, w, b = c.split(":")
