@@ -144,16 +144,21 @@ class LandmarkPredictor:
                             recs[j] if recs is not None else None))
         return res
 
-    def _faces(self, rgb: np.ndarray, regions: list[tuple[BoxXYWH, Box, str]], batch_size: int) -> list[FaceResult]:
+    def _faces_many(self, rgbs: Sequence[np.ndarray], regions: Sequence[list[tuple[BoxXYWH, Box, str]]],
+                    batch_size: int) -> list[list[FaceResult]]:
+        """Faces of several images, all crops batched through the network together."""
         s = self.model.image_size
-        mats = [crop_matrix(c, s) for _, c, _ in regions]
-        crops = [warp(rgb, m, s) for m in mats]
-        out = []
-        for (box, cb, src), m, (p, conf, err, _) in zip(regions, mats, self._run(crops, batch_size)):
-            pts = transform_points(p, np.linalg.inv(m))
+        flat = [(i, reg) for i, regs in enumerate(regions) for reg in regs]
+        mats = [crop_matrix(reg[1], s) for _, reg in flat]
+        crops = [warp(rgbs[i], m, s) for (i, _), m in zip(flat, mats)]
+        out: list[list[FaceResult]] = [[] for _ in rgbs]
+        for (i, (box, cb, src)), m, (p, conf, err, _) in zip(flat, mats, self._run(crops, batch_size)):
             q = float(np.clip(1.0 - err / 50.0, 0.0, 1.0)) if not math.isnan(err) else float("nan")
-            out.append(FaceResult(box, pts, conf, q, err, src, cb))
+            out[i].append(FaceResult(box, transform_points(p, np.linalg.inv(m)), conf, q, err, src, cb))
         return out
+
+    def _faces(self, rgb: np.ndarray, regions: list[tuple[BoxXYWH, Box, str]], batch_size: int) -> list[FaceResult]:
+        return self._faces_many([rgb], [regions], batch_size)[0]
 
     def _refined(self, rgb: np.ndarray, faces: list[FaceResult], refine: int, batch_size: int) -> list[FaceResult]:
         for _ in range(refine):
@@ -180,14 +185,7 @@ class LandmarkPredictor:
         """Like :meth:`predict` for many images, batching all their faces through the network."""
         rgbs = [_as_rgb(im) for im in images]
         regions = [self.crops_for(r, boxes[i] if boxes is not None else None) for i, r in enumerate(rgbs)]
-        s = self.model.image_size
-        flat = [(i, reg) for i, regs in enumerate(regions) for reg in regs]
-        mats = [crop_matrix(reg[1], s) for _, reg in flat]
-        crops = [warp(rgbs[i], m, s) for (i, _), m in zip(flat, mats)]
-        out: list[list[FaceResult]] = [[] for _ in rgbs]
-        for (i, (box, cb, src)), m, (p, conf, err, _) in zip(flat, mats, self._run(crops, batch_size)):
-            q = float(np.clip(1.0 - err / 50.0, 0.0, 1.0)) if not math.isnan(err) else float("nan")
-            out[i].append(FaceResult(box, transform_points(p, np.linalg.inv(m)), conf, q, err, src, cb))
+        out = self._faces_many(rgbs, regions, batch_size)
         return [self._refined(rgbs[i], f, refine, batch_size) for i, f in enumerate(out)]
 
     def reconstruct(self, image: str | Path | np.ndarray, box: BoxXYWH | None = None) -> tuple[np.ndarray, np.ndarray]:
