@@ -60,3 +60,69 @@ def test_box_blur_equals_avg_pool_without_padding_counts() -> None:
     x = torch.rand(2, 3, 17, 23, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     ref = F.avg_pool2d(x.reshape(6, 1, 17, 23), 9, 1, 4, count_include_pad=False).reshape(2, 3, 17, 23)
     torch.testing.assert_close(box_blur(x, 9), ref)
+
+
+def _full_reference(hm: torch.Tensor) -> torch.Tensor:
+    """Blur every pixel of every map (the paper's decoder, no shortcut) and take the argmax."""
+    import torch.nn.functional as F
+
+    n, k, h, w = hm.shape
+    b = F.avg_pool2d(hm.reshape(n * k, 1, h, w).double(), 9, 1, 4, count_include_pad=False)
+    i = b.reshape(n, k, -1).argmax(-1)
+    return torch.stack([i % w, i // w], -1).float()
+
+
+def _hard_maps(size: int) -> torch.Tensor:
+    """Maps that stress the windowed decoder: peaks on borders and corners, two far peaks of
+    nearly equal height, a narrow spike next to a broad peak, flat and zero maps, pure noise.
+    (Peaks sit off the half-pixel grid: a peak exactly between pixels ties two blurred values,
+    and which wins then depends on float rounding in any implementation.)"""
+    g = torch.Generator().manual_seed(3)
+    s = size - 1
+    pts = torch.tensor([[0.0, 0.0], [s, s], [0.0, s], [s / 2 + 0.2, 0.0], [3.4, s - 2.2], [s / 2 - 0.3, s / 2 + 0.1]])
+    maps = [make_heatmaps(pts[None], size)[0]]
+    a = make_heatmaps(torch.tensor([[[10.0, 12.0]]]), size)[0, 0]
+    far = make_heatmaps(torch.tensor([[[s - 9.0, s - 11.0]]]), size)[0, 0]
+    maps.append(torch.stack([a + 0.999 * far, 0.999 * a + far, a + 0.5 * far]))
+    spike = torch.zeros(size, size)
+    spike[size // 2, size // 3] = 1.5  # highest raw pixel, but a low blurred value
+    broad = make_heatmaps(torch.tensor([[[s - 5.0, 6.0]]]), size, sigma=9)[0, 0]
+    maps.append(torch.stack([spike + broad, torch.full((size, size), 0.25), torch.zeros(size, size)]))
+    maps.append(torch.rand(3, size, size, generator=g))
+    real = make_heatmaps(torch.rand(1, 40, 2, generator=g) * s, size)[0]
+    maps.append(0.8 * real + 0.1 * torch.rand(real.shape, generator=g))
+    return torch.cat(maps)[None]
+
+
+def test_windowed_reference_decoder_equals_the_full_blur() -> None:
+    for size in (128, 64, 40, 36, 30):  # 36 and 30: not tiled, the full blur runs
+        hm = _hard_maps(size)
+        pts, conf = decode_reference(hm)
+        assert torch.equal(pts, _full_reference(hm)), size
+        assert torch.equal(conf, hm.flatten(2).amax(-1))
+
+
+def test_windowed_decoder_blurs_only_the_block_for_clean_peaks() -> None:
+    from fabrec.heatmaps import _MAX_EXTRA, _blur_argmax_windowed, _tile_max
+
+    g = torch.Generator().manual_seed(5)
+    hm = 0.9 * make_heatmaps(torch.rand(4, 68, 2, generator=g) * 127, 128)
+    hm = hm + 0.05 * torch.rand(hm.shape, generator=g)
+    pts, extra = _blur_argmax_windowed(hm, 9, _tile_max(hm))
+    assert int(extra.sum()) == 0  # the bound rules out every tile outside the first block...
+    assert torch.equal(pts.float(), _full_reference(hm))  # ...and the points are the paper's
+    noise = torch.rand(1, 4, 128, 128, generator=g)
+    pts, extra = _blur_argmax_windowed(noise, 9, _tile_max(noise))
+    assert (extra > _MAX_EXTRA).all()  # no useful bound: the whole map is blurred
+    assert torch.equal(pts.float(), _full_reference(noise))
+
+
+def test_decoder_with_non_finite_maps_keeps_the_others_right() -> None:
+    g = torch.Generator().manual_seed(6)
+    hm = make_heatmaps(torch.rand(1, 5, 2, generator=g) * 120 + 4, 128)
+    hm[0, 1, 10, 10] = float("nan")
+    hm[0, 3, 50, 60] = float("inf")
+    pts, conf = decode_reference(hm)
+    ok = [0, 2, 4]
+    assert torch.equal(pts[0, ok], _full_reference(hm[:, ok])[0])
+    assert torch.isnan(conf[0, 1]) and torch.isinf(conf[0, 3])

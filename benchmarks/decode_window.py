@@ -1,0 +1,79 @@
+"""The windowed reference decoder against the full 9x9 blur, on real heatmaps.
+
+Runs a landmark model over the 300-W AFW faces (ground-truth-derived boxes, as `fabrec eval`),
+then decodes every heatmap twice: the full blur of all 128^2 pixels (the paper's decoder as
+written) and fabrec's windowed decoder (blur only a block around the peak, with a bound that
+proves the argmax lies there, else the full blur). Reports how many maps the bound proved,
+whether every point is identical, and the decode time per face (median, batch 1 and 32).
+
+    python benchmarks/decode_window.py --model default --json benchmarks/results/decode_window.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from fabrec.datasets.landmarks import LandmarkDataset, collate_landmarks, read_dataset
+from fabrec.heatmaps import _blur_argmax_full, _blur_argmax_windowed, _tile_max, decode_reference
+from fabrec.landmark_model import LandmarkModel
+from fabrec.schemes import BUILTIN
+from fabrec.weights import load_state
+
+
+def median_ms(fn, x: torch.Tensor, reps: int) -> float:
+    fn(x)
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn(x)
+        ts.append(time.perf_counter() - t)
+    return 1000 * statistics.median(ts)
+
+
+@torch.no_grad()
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "300w"))
+    ap.add_argument("--split", default="afw")
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--json", default="")
+    a = ap.parse_args()
+    model = LandmarkModel.from_state(load_state(a.model), a.model)
+    model.net.eval()
+    res = read_dataset("300w", a.root, a.split, BUILTIN["68"])
+    ds = LandmarkDataset(res.samples, BUILTIN["68"], model.image_size, 128, model.framing)
+    maps = []
+    for b, _ in torch.utils.data.DataLoader(ds, batch_size=32, collate_fn=collate_landmarks):
+        if b is not None:
+            maps.append(model.net.itl(model.net.generator, model.net.encoder(b["image"])).float())
+    hm = torch.cat(maps)
+    full = _blur_argmax_full(hm, 9)
+    win, unproven = _blur_argmax_windowed(hm, 9, _tile_max(hm))
+    fast, _ = decode_reference(hm)
+    row = {
+        "model": a.model, "faces": hm.shape[0], "maps": hm.shape[0] * hm.shape[1],
+        "proven_by_window_pct": 100 * (1 - unproven.float().mean().item()),
+        "window_points_equal_on_proven_pct": 100 * (win == full).all(-1)[~unproven].float().mean().item(),
+        "decoder_points_equal_to_full_blur": bool(torch.equal(fast, full.float())),
+        "machine": f"{platform.machine()} {torch.get_num_threads()} threads", "torch": torch.__version__,
+    }
+    for bs in (1, 32):
+        x = hm[:bs].contiguous()
+        row[f"ms_per_face_full_b{bs}"] = median_ms(lambda t: _blur_argmax_full(t, 9), x, a.reps) / bs
+        row[f"ms_per_face_windowed_b{bs}"] = median_ms(decode_reference, x, a.reps) / bs
+    print(json.dumps(row, indent=2))
+    if a.json:
+        Path(a.json).write_text(json.dumps(row, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
