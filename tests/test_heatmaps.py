@@ -126,3 +126,13 @@ def test_decoder_with_non_finite_maps_keeps_the_others_right() -> None:
     ok = [0, 2, 4]
     assert torch.equal(pts[0, ok], _full_reference(hm[:, ok])[0])
     assert torch.isnan(conf[0, 1]) and torch.isinf(conf[0, 3])
+
+
+def test_sample_face_crops_are_real_varied_faces() -> None:
+    from fabrec.sample import face_crops
+
+    x = face_crops(64, 3, seed=1)
+    assert x.shape == (3, 3, 64, 64) and torch.isfinite(x).all()
+    assert x.std() > 0.1  # photo content, not a blank canvas
+    assert (x[0] - x[1]).abs().mean() > 0.01  # each crop has its own shift / scale / rotation
+    assert torch.equal(x, face_crops(64, 3, seed=1))  # seeded

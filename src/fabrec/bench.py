@@ -18,6 +18,7 @@ from fabrec.errors import FabrecError
 from fabrec.heatmaps import DECODERS
 from fabrec.landmark_model import LandmarkModel
 from fabrec.model import FabRec
+from fabrec.sample import face_crops
 from fabrec.schemes import BUILTIN
 
 
@@ -59,14 +60,14 @@ def landmark_flops(model: LandmarkModel) -> float:
 
 def bench(model_name: str = "default", backend: str = "torch", batch_size: int = 1, reps: int = 20,
           device: str = "cpu", dtype: str = "fp32", warmup: int = 3) -> dict[str, Any]:
-    """Time the landmark path (network + heatmap decoding) on random crops; returns faces/s,
+    """Time the landmark path (network + heatmap decoding) on real face crops; returns faces/s,
     latency median/p90 (ms per batch), the network alone (faces/s, and GFLOP/s achieved beside
     the matmul ceiling) and the decoding's share."""
     model = resolve_model(model_name)
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
     s = model.image_size
     flops = landmark_flops(model) * batch_size
-    x = torch.randn(batch_size, 3, s, s)
+    x = face_crops(s, batch_size)  # real face content: decoding cost depends on the heatmaps
     decode = DECODERS[model.decoder]
     tdtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
     if backend == "torch":

@@ -11,9 +11,8 @@ from pathlib import Path
 from fabrec.errors import FabrecError
 from fabrec.signals import TrainingInterrupted
 
-ASSETS = Path(__file__).resolve().parent / "assets"
-DEMO_IMAGE = ASSETS / "astronaut.jpg"
-DEMO_BOX = (152.0, 35.0, 140.0, 140.0)  # x, y, w, h of the face in DEMO_IMAGE
+from fabrec.sample import SAMPLE_BOX as DEMO_BOX
+from fabrec.sample import SAMPLE_IMAGE as DEMO_IMAGE
 
 
 class _Parser(argparse.ArgumentParser):
