@@ -9,10 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fabrec.errors import FabrecError
-from fabrec.signals import TrainingInterrupted
-
 from fabrec.sample import SAMPLE_BOX as DEMO_BOX
 from fabrec.sample import SAMPLE_IMAGE as DEMO_IMAGE
+from fabrec.signals import TrainingInterrupted
 
 
 class _Parser(argparse.ArgumentParser):
