@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+if TYPE_CHECKING:
+    import torch
 
 SAMPLE_IMAGE = Path(__file__).resolve().parent / "assets" / "astronaut.jpg"
 SAMPLE_BOX = (152.0, 35.0, 140.0, 140.0)  # x, y, w, h of the face in SAMPLE_IMAGE
@@ -15,6 +16,9 @@ def face_crops(size: int, n: int, seed: int = 0) -> torch.Tensor:
     """``n`` model-space crops ``(n, 3, size, size)`` of the sample face, each with a random
     shift (up to 6% of the box), scale (0.95-1.05) and rotation (up to 10 degrees): real face
     content, so content-dependent costs (heatmap decoding) are timed as on photos."""
+    import numpy as np  # imported here: the CLI reads this module and starts without torch
+    import torch
+
     from fabrec.datasets.faces import to_tensor
     from fabrec.io import read_image
     from fabrec.transforms import Box, crop_matrix, warp
