@@ -51,3 +51,14 @@ def test_demo_command(tmp_path: Path, capsys) -> None:
 if __name__ == "__main__" and "--write" in sys.argv:
     EXPECTED.write_text(json.dumps(predict(), indent=1) + "\n")
     print(f"wrote {EXPECTED}")
+
+
+def test_bench_reports_positive_rates_and_a_consistent_decode_share() -> None:
+    from fabrec.bench import bench
+
+    r = bench("default", "torch", batch_size=2, reps=3, warmup=1)
+    assert r["faces_per_s"] > 0 and r["network_faces_per_s"] > 0
+    assert r["latency_ms_p90"] >= r["latency_ms_median"] > 0
+    # the network alone cannot be slower than network + decoding by more than timing noise
+    assert r["network_faces_per_s"] > 0.5 * r["faces_per_s"]
+    assert r["gflop_per_face"] > 0.5 and 0 < r["ratio_to_ceiling"]
