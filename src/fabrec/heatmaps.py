@@ -76,11 +76,12 @@ _BLOCK = 5  # first pass: a block of BLOCK x BLOCK tiles around each map's peak 
 
 
 def _tile_max(x: torch.Tensor) -> torch.Tensor:
-    """Max over ``8 x 8`` tiles: ``(N, K, H, W)`` -> ``(N, K, H/8, W/8)`` (contiguous-axis
-    reductions first: several times faster than one reduction over two strided axes)."""
+    """Max over ``8 x 8`` tiles: ``(N, K, H, W)`` -> ``(N, K, H/8, W/8)``. The rows of a tile
+    are reduced first (an elementwise max of whole contiguous rows, vectorised), then the 8
+    columns of the 8x smaller result: several times faster than either other order."""
     n, k, h, w = x.shape
     t = _TILE
-    return x.reshape(n, k, h, w // t, t).amax(-1).reshape(n, k, h // t, t, w // t).amax(-2)
+    return x.reshape(n, k, h // t, t, w).amax(3).reshape(n, k, h // t, w // t, t).amax(-1)
 
 
 def _max3x3(t: torch.Tensor) -> torch.Tensor:
