@@ -4,7 +4,7 @@ interrupted run resumes without redoing finished files (--skip-existing).
 Images are made from the shared UTKFace faces, padded into a larger canvas at random shifts.
 Peak RSS of the predict process is measured for each N (it must not grow with N).
 
-    python benchmarks/faults/load_predict.py --counts 1000,10000 --json benchmarks/results/load_predict.json
+    python benchmarks/faults/load_predict.py --counts 100,1000,10000 --json benchmarks/results/load_predict.json
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def run_predict(folder: Path, out: Path, extra: list[str], kill_after: float | N
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--counts", default="1000,10000")
+    ap.add_argument("--counts", default="100,1000,10000")
     ap.add_argument("--json", default="")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="fabrec_load_"))
