@@ -4,7 +4,8 @@ Runs a landmark model over the 300-W AFW faces (ground-truth-derived boxes, as `
 then decodes every heatmap twice: the full blur of all 128^2 pixels (the paper's decoder as
 written) and fabrec's windowed decoder (blur a block of tiles around the peak, then only the
 other tiles whose upper bound says they could beat it). Reports how much was blurred,
-whether every point is identical, and the decode time per face (median, batch 1 and 32).
+whether every point is identical, the decode time per face (median, batch 1 and 32), and
+network + decoding per face before and after this decoder (interleaved, same process).
 
     python benchmarks/decode_window.py --model default --json benchmarks/results/decode_window.json
 """
@@ -44,6 +45,40 @@ def median_ms(fn, x: torch.Tensor, reps: int) -> float:
     return 1000 * statistics.median(ts)
 
 
+def end_to_end(model: LandmarkModel, crops: torch.Tensor, reps: int) -> dict[str, float]:
+    """Network + decoding per face on real crops, as the predictor runs it (channels-last on
+    the CPU), before and after this decoder: "before" lets the heatmap layer write
+    channels-last maps and blurs every pixel; "after" is the current code. Interleaved reps."""
+    net = model.net.eval().to(memory_format=torch.channels_last)
+    itl, gen = net.itl, net.generator
+
+    def before(x: torch.Tensor) -> None:
+        h = gen.start(net.encoder(x))
+        for i in range(itl.num_blocks):
+            h = gen.blocks[i](h)
+            if i + 1 in itl.active:
+                h = itl.layers[i](h)
+        hm = itl.heatmap(h).float()  # channels-last output
+        _blur_argmax_full(hm, 9), hm.reshape(hm.shape[0], hm.shape[1], -1).amax(-1)
+
+    def after(x: torch.Tensor) -> None:
+        decode_reference(itl(gen, net.encoder(x)).float())
+
+    out = {}
+    for bs in (1, 32):
+        x = crops[:bs].contiguous(memory_format=torch.channels_last)
+        before(x), after(x)
+        tb, ta = [], []
+        for _ in range(reps):
+            for fn, ts in ((before, tb), (after, ta)):
+                t = time.perf_counter()
+                fn(x)
+                ts.append(time.perf_counter() - t)
+        out[f"e2e_ms_per_face_before_b{bs}"] = 1000 * statistics.median(tb) / bs
+        out[f"e2e_ms_per_face_after_b{bs}"] = 1000 * statistics.median(ta) / bs
+    return out
+
+
 @torch.no_grad()
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -57,10 +92,11 @@ def main() -> int:
     model.net.eval()
     res = read_dataset("300w", a.root, a.split, BUILTIN["68"])
     ds = LandmarkDataset(res.samples, BUILTIN["68"], model.image_size, 128, model.framing)
-    maps = []
+    maps, crops = [], []
     for b, _ in torch.utils.data.DataLoader(ds, batch_size=32, collate_fn=collate_landmarks):
         if b is not None:
             maps.append(model.net.itl(model.net.generator, model.net.encoder(b["image"])).float())
+            crops.append(b["image"])
     hm = torch.cat(maps)
     full = _blur_argmax_full(hm, 9)
     win, extra = _blur_argmax_windowed(hm, 9, _tile_max(hm))
@@ -79,6 +115,7 @@ def main() -> int:
         x = hm[:bs].contiguous()
         row[f"ms_per_face_full_b{bs}"] = median_ms(lambda t: _blur_argmax_full(t, 9), x, a.reps) / bs
         row[f"ms_per_face_windowed_b{bs}"] = median_ms(decode_reference, x, a.reps) / bs
+    row.update(end_to_end(model, torch.cat(crops), a.reps))
     print(json.dumps(row, indent=2))
     if a.json:
         Path(a.json).write_text(json.dumps(row, indent=2) + "\n")

@@ -136,3 +136,19 @@ def test_sample_face_crops_are_real_varied_faces() -> None:
     assert x.std() > 0.1  # photo content, not a blank canvas
     assert (x[0] - x[1]).abs().mean() > 0.01  # each crop has its own shift / scale / rotation
     assert torch.equal(x, face_crops(64, 3, seed=1))  # seeded
+
+
+def test_decoder_reads_channels_last_maps_in_place_with_the_same_points() -> None:
+    from fabrec.heatmaps import _channels_last
+
+    hm = torch.cat([_hard_maps(128), _hard_maps(128).flip(-1)])
+    cl = hm.contiguous(memory_format=torch.channels_last)
+    assert _channels_last(cl) and not _channels_last(hm)
+    pts, conf = decode_reference(cl)
+    assert torch.equal(pts, _full_reference(hm))
+    assert torch.equal(conf, hm.flatten(2).amax(-1))
+    # a non-finite map in a channels-last batch
+    cl = cl.clone()
+    cl[1, 2, 5, 7] = float("nan")
+    pts, conf = decode_reference(cl)
+    assert torch.equal(pts[0], _full_reference(hm[:1])[0]) and torch.isnan(conf[1, 2])

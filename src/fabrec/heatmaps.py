@@ -75,12 +75,23 @@ _TILE = 8  # tile side of the windowed decoder
 _BLOCK = 5  # first pass: a block of BLOCK x BLOCK tiles around each map's peak tile
 
 
+def _channels_last(x: torch.Tensor) -> bool:
+    """True for ``(N, K, H, W)`` maps stored pixel-major (``N, H, W, K``), as a channels-last
+    network writes them."""
+    return not x.is_contiguous() and x.permute(0, 2, 3, 1).is_contiguous()
+
+
 def _tile_max(x: torch.Tensor) -> torch.Tensor:
-    """Max over ``8 x 8`` tiles: ``(N, K, H, W)`` -> ``(N, K, H/8, W/8)``. The rows of a tile
-    are reduced first (an elementwise max of whole contiguous rows, vectorised), then the 8
-    columns of the 8x smaller result: several times faster than either other order."""
+    """Max over ``8 x 8`` tiles: ``(N, K, H, W)`` -> ``(N, K, H/8, W/8)``, contiguous or
+    channels-last input. The rows of a tile are reduced first (an elementwise max of whole
+    contiguous rows, vectorised), then the 8 columns of the 8x smaller result: several times
+    faster than either other order."""
     n, k, h, w = x.shape
     t = _TILE
+    if _channels_last(x):  # memory (N, H, W, K): reduce over whole (W, K) rows, then over x
+        p = x.permute(0, 2, 3, 1).reshape(n, h // t, t, w, k).amax(2)
+        return p.reshape(n, h // t, w // t, t, k).amax(3).permute(0, 3, 1, 2)
+    x = x.contiguous()
     return x.reshape(n, k, h // t, t, w).amax(3).reshape(n, k, h // t, w // t, t).amax(-1)
 
 
@@ -115,21 +126,24 @@ def _blur_region(x: torch.Tensor, m: torch.Tensor, ty: torch.Tensor, tx: torch.T
     """Best blurred value in a ``tiles x tiles`` block of 8-pixel tiles of the given maps.
 
     Args:
-        x: ``(M, H, W)`` maps; ``m``, ``ty``, ``tx``: ``(P,)`` map index and top-left tile of
-            each block.
+        x: ``(N, K, H, W)`` maps, contiguous or channels-last; ``m``, ``ty``, ``tx``: ``(P,)``
+            map index ``n * K + k`` and top-left tile of each block.
     Returns: the maximum ``(P,)`` and its flat index ``y * W + x`` (first in row-major order
         among equal values, like ``argmax`` of the whole map).
     """
-    _, h, w = x.shape
+    _, k, h, w = x.shape
     r, side = blur // 2, tiles * _TILE
     ar = torch.arange(side + 2 * r, device=x.device)
     ys = (ty * _TILE - r).unsqueeze(-1) + ar  # (P, side + 2r): the raw rows the windows read
     xs = (tx * _TILE - r).unsqueeze(-1) + ar
     vy, vx = (ys >= 0) & (ys < h), (xs >= 0) & (xs < w)
     n = ys.shape[-1]
-    rows = x.reshape(-1, w).index_select(0, (m.unsqueeze(-1) * h + ys.clamp(0, h - 1)).flatten())
-    rows = rows.view(-1, n, w)  # whole rows first (contiguous copies), then the columns
-    patch = rows.gather(2, xs.clamp(0, w - 1).unsqueeze(1).expand(-1, n, n))
+    yc, xc = ys.clamp(0, h - 1), xs.clamp(0, w - 1)
+    if x.is_contiguous():  # whole rows first (contiguous copies), then the columns
+        rows = x.reshape(-1, w).index_select(0, (m.unsqueeze(-1) * h + yc).flatten()).view(-1, n, w)
+        patch = rows.gather(2, xc.unsqueeze(1).expand(-1, n, n))
+    else:  # channels-last: read the pixels in place rather than copy every map
+        patch = x[(m // k).view(-1, 1, 1), (m % k).view(-1, 1, 1), yc.unsqueeze(-1), xc.unsqueeze(-2)]
     patch = patch * (vy.unsqueeze(-1) & vx.unsqueeze(-2))
     val, at = _window_max(patch, vy, vx, blur)
     return val, (ty * _TILE + at // side) * w + tx * _TILE + at % side
@@ -148,7 +162,8 @@ def _blur_argmax_windowed(x: torch.Tensor, blur: int, tmax: torch.Tensor) -> tup
     argmax over the blurred tiles is then the argmax of the whole blurred map.
 
     Args:
-        x: ``(N, K, H, W)`` finite float maps, ``H`` and ``W`` multiples of 8 and at least 40.
+        x: ``(N, K, H, W)`` finite float maps, contiguous or channels-last, ``H`` and ``W``
+            multiples of 8 and at least 40.
         tmax: ``_tile_max(x)``, ``(N, K, H/8, W/8)``.
     Returns: points ``(N, K, 2)`` (long, x y) and the number of tiles blurred beyond the
         first block ``(N, K)``.
@@ -156,13 +171,12 @@ def _blur_argmax_windowed(x: torch.Tensor, blur: int, tmax: torch.Tensor) -> tup
     n, k, h, w = x.shape
     th, tw = tmax.shape[-2:]
     mk = n * k
-    xv = x.reshape(mk, h, w)
     tm = tmax.reshape(mk, th, tw)
     peak = tm.flatten(1).argmax(-1)
     ty0 = (peak // tw - _BLOCK // 2).clamp(0, th - _BLOCK)
     tx0 = (peak % tw - _BLOCK // 2).clamp(0, tw - _BLOCK)
     m = torch.arange(mk, device=x.device)
-    val, pos = _blur_region(xv, m, ty0, tx0, _BLOCK, blur)
+    val, pos = _blur_region(x, m, ty0, tx0, _BLOCK, blur)
     # other tiles that could reach the block's best (slack: blurred values carry rounding)
     gy = torch.arange(th, device=x.device).view(1, th, 1)
     gx = torch.arange(tw, device=x.device).view(1, 1, tw)
@@ -174,29 +188,33 @@ def _blur_argmax_windowed(x: torch.Tensor, blur: int, tmax: torch.Tensor) -> tup
     extra &= ~many.view(-1, 1, 1)
     em, ey, ex = extra.nonzero(as_tuple=True)
     if em.numel():
-        v2, p2 = _blur_region(xv, em, ey, ex, 1, blur)
+        v2, p2 = _blur_region(x, em, ey, ex, 1, blur)
         m, val, pos = torch.cat([m, em]), torch.cat([val, v2]), torch.cat([pos, p2])
     top = torch.full((mk,), float("-inf"), device=x.device).scatter_reduce(0, m, val, "amax")
     hit = val == top[m]
     first = torch.full((mk,), h * w, device=x.device).scatter_reduce(0, m[hit], pos[hit], "amin")
     pts = torch.stack([first % w, first // w], -1)
     if many.any():
-        pts[many] = _blur_argmax_full(xv[many].unsqueeze(0), blur)[0]
+        sel = many.nonzero().squeeze(-1)
+        pts[sel] = _blur_argmax_full(x[sel // k, sel % k].unsqueeze(0), blur)[0]
     return pts.view(n, k, 2), count.view(n, k)
 
 
 def decode_reference(heatmaps: torch.Tensor, blur: int = 9) -> tuple[torch.Tensor, torch.Tensor]:
     """The authors' decoder: ``blur x blur`` box filter, then the integer argmax.
 
-    Only the tiles that can hold the argmax are blurred (see ``_blur_argmax_windowed``); maps
-    with non-finite values and maps not tiled by 8 get the full blur. Same points as blurring
+    Only the tiles that can hold the argmax are blurred (see ``_blur_argmax_windowed``), read
+    in place from contiguous or channels-last maps; maps with non-finite values and maps not
+    tiled by 8 get the full blur. Same points as blurring
     every map in full (tested), up to float rounding in exact ties.
 
     Returns points ``(N, K, 2)`` in heatmap pixels and confidence ``(N, K)`` (the raw
     heatmap's peak value).
     """
     n, k, h, w = heatmaps.shape
-    x = heatmaps.float().contiguous()
+    x = heatmaps.float()
+    if not (x.is_contiguous() or _channels_last(x)):
+        x = x.contiguous()
     if h % _TILE or w % _TILE or min(h, w) < _TILE * _BLOCK or blur // 2 >= _TILE or n * k == 0:
         return _blur_argmax_full(x, blur).float(), x.reshape(n, k, -1).amax(-1)
     tmax = _tile_max(x)

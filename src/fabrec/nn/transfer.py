@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from fabrec.nn.generator import Generator, block_channels
 
@@ -52,16 +51,10 @@ class TransferLayers(nn.Module):
         self.num_landmarks = num_landmarks
 
     def forward(self, generator: Generator, z: torch.Tensor) -> torch.Tensor:
-        """Latent codes ``(N, D)`` -> heatmaps ``(N, L, H, H)`` (H = 128 at 128/256 px).
-
-        The heatmaps always come out in the standard contiguous (NCHW) layout, even from a
-        channels-last network: the decoder reads them map by map, and feeding the last layer
-        contiguous tensors is cheaper than converting its ``L x H x H`` output afterwards.
-        """
+        """Latent codes ``(N, D)`` -> heatmaps ``(N, L, H, H)`` (H = 128 at 128/256 px)."""
         x = generator.start(z)
         for i in range(self.num_blocks):
             x = generator.blocks[i](x)
             if i + 1 in self.active:
                 x = self.layers[i](x)
-        h = self.heatmap
-        return F.conv_transpose2d(x.contiguous(), h.weight.contiguous(), None, h.stride, h.padding)
+        return self.heatmap(x)
