@@ -176,3 +176,27 @@ def test_bundled_weights_are_checked_against_their_sha256(tiny_lm: Path, tmp_pat
         LandmarkPredictor.from_pretrained("mini", device="cpu")
     with pytest.raises(FabrecError, match="no bundled weights named 'nope'"):
         fw.bundled("nope")
+
+
+def test_predict_cli_batch_size_reaches_the_network(tiny_lm: Path, tmp_path: Path, monkeypatch) -> None:
+    seen: list[int] = []
+    real = LandmarkPredictor._run
+
+    def spy(self, crops, batch_size=32):  # records what the real method is asked, then runs it
+        seen.append(batch_size)
+        return real(self, crops, batch_size)
+
+    monkeypatch.setattr(LandmarkPredictor, "_run", spy)
+    img = tmp_path / "a.jpg"
+    cv2.imwrite(str(img), blob_image(np.random.default_rng(1), 120))
+    boxes = tmp_path / "b.csv"
+    boxes.write_text("path,x,y,w,h\na.jpg,10,10,80,80\na.jpg,20,20,70,70\n")
+    outs = []
+    for bs in ("1", "32"):
+        out = tmp_path / f"o{bs}"
+        assert main(["predict", str(img), "--model", str(tiny_lm), "--out", str(out), "--boxes", str(boxes),
+                     "--batch-size", bs, "--device", "cpu", "--no-progress", "--no-images"]) == 0
+        outs.append(json.loads((out / "a.json").read_text())["faces"])
+    assert seen == [1, 32]
+    assert len(outs[0]) == 2
+    np.testing.assert_allclose([f["points"] for f in outs[0]], [f["points"] for f in outs[1]], atol=1e-3)

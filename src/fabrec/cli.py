@@ -330,6 +330,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
         pred, a.inputs, a.out, a.format, boxes, a.refine, save_images=not a.no_images,
         save_reconstruction=a.save_reconstruction, skip_existing=a.skip_existing, smooth=smooth,
         progress=None if a.no_progress else (lambda it: tqdm(it, desc="predict", unit="file")),
+        batch_size=a.batch_size,
     )
     print(f"predict: {counts['files']} file(s), {counts['faces']} face(s), {counts['no_face']} without a face, "
           f"{counts['errors']} unreadable, {counts['skipped']} already done; results in {a.out}")
@@ -392,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--detector", choices=("opencv", "dlib"), default="opencv")
     pr.add_argument("--boxes", help="JSON {name: [[x,y,w,h],...]} or CSV path,x,y,w,h (skips the detector)")
     pr.add_argument("--refine", type=int, default=0, help="re-crop from the predicted points N times")
-    pr.add_argument("--batch-size", type=int, default=32)
+    pr.add_argument("--batch-size", type=int, default=32, help="faces of one image per network batch")
     pr.add_argument("--decoder", choices=("reference", "subpixel"))
     pr.add_argument("--save-reconstruction", action="store_true")
     pr.add_argument("--no-images", action="store_true", help="write no annotated pictures")

@@ -91,10 +91,12 @@ def predict_files(
     skip_existing: bool = False,
     smooth: OneEuro | None = None,
     progress: Callable[[Iterator], Iterator] | None = None,
+    batch_size: int = 32,
 ) -> dict[str, int]:
     """Predict every input; writes per-input JSON (or one ``predictions.jsonl``/``.csv``) and
     annotated pictures into ``out_dir``. Unreadable files are reported in the output, not
-    raised. Returns counts (files, faces, no_face, errors, skipped)."""
+    raised. ``batch_size``: faces of one image per network batch. Returns counts (files,
+    faces, no_face, errors, skipped)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = expand_inputs(inputs)
@@ -127,7 +129,8 @@ def predict_files(
         if path.suffix.lower() in VIDEO_EXTENSIONS:
             rec = _predict_video(predictor, path, out / rel, smooth, save_images)
         else:
-            rec = _predict_image(predictor, path, key, out / rel, boxes, refine, save_images, save_reconstruction)
+            rec = _predict_image(predictor, path, key, out / rel, boxes, refine, save_images, save_reconstruction,
+                                 batch_size)
         if "error" in rec:
             counts["errors"] += 1
         else:
@@ -152,7 +155,7 @@ def predict_files(
 
 def _predict_image(predictor: LandmarkPredictor, path: Path, key: str, dest: Path,
                    boxes: dict[str, list[BoxXYWH]] | None, refine: int, save_images: bool,
-                   save_reconstruction: bool) -> dict:
+                   save_reconstruction: bool, batch_size: int = 32) -> dict:
     from fabrec.io import read_image
 
     try:
@@ -162,7 +165,7 @@ def _predict_image(predictor: LandmarkPredictor, path: Path, key: str, dest: Pat
             given = boxes.get(key, boxes.get(path.name))
             if given is None:
                 return {"file": key, "error": "no box for this file in --boxes", "faces": []}
-        faces = predictor.predict(rgb, given, refine=refine)
+        faces = predictor.predict(rgb, given, refine=refine, batch_size=batch_size)
     except FabrecError as e:
         return {"file": key, "error": str(e), "faces": []}
     rec = {"file": key, "width": rgb.shape[1], "height": rgb.shape[0], "scheme": predictor.scheme.name,
