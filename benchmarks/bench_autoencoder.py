@@ -11,24 +11,13 @@ import json
 import platform
 import statistics
 import subprocess
-import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from fabrec.bench import matmul_ceiling
+from fabrec.bench import matmul_ceiling, timed
 from fabrec.config import AEScheduleConfig, AETrainConfig, ModelConfig
 from fabrec.train_autoencoder import ae_step, build_networks, build_optimizers
-
-
-def timed(fn, reps: int) -> list[float]:
-    fn()
-    out = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
 
 
 def flops(fn) -> float:

@@ -9,39 +9,30 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 
-from fabrec.bench import bench
+from fabrec.bench import bench, timed
 
 
 def dlib_speed(reps: int = 200) -> dict | None:
     try:
-        import dlib  # noqa: F401
+        import dlib
     except ImportError:
         return None
     import importlib.util
     import os
 
-    import dlib
-
-    from fabrec.cli import DEMO_BOX, DEMO_IMAGE
     from fabrec.io import read_image
+    from fabrec.sample import SAMPLE_BOX, SAMPLE_IMAGE
 
     spec = importlib.util.find_spec("face_recognition_models")
     sp = dlib.shape_predictor(os.path.join(os.path.dirname(spec.origin), "models", "shape_predictor_68_face_landmarks.dat"))
-    img = read_image(DEMO_IMAGE)
-    x, y, w, h = (int(v) for v in DEMO_BOX)
+    img = read_image(SAMPLE_IMAGE)
+    x, y, w, h = (int(v) for v in SAMPLE_BOX)
     rect = dlib.rectangle(x, y, x + w, y + h)
-    for _ in range(10):
-        sp(img, rect)
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        sp(img, rect)
-        ts.append(time.perf_counter() - t)
+    ts = timed(lambda: sp(img, rect), reps, warmup=10)
     med = statistics.median(ts)
     return {"model": "dlib shape_predictor_68", "backend": "dlib", "batch_size": 1, "faces_per_s": 1 / med,
             "latency_ms_median": 1000 * med, "latency_ms_p90": 1000 * float(np.percentile(ts, 90))}

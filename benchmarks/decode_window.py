@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from fabrec.bench import timed
 from fabrec.datasets.landmarks import LandmarkDataset, collate_landmarks, read_dataset
 from fabrec.heatmaps import (
     _BLOCK,
@@ -36,29 +37,18 @@ from fabrec.weights import load_state
 
 
 def median_ms(fn, x: torch.Tensor, reps: int) -> float:
-    fn(x)
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn(x)
-        ts.append(time.perf_counter() - t)
-    return 1000 * statistics.median(ts)
+    return 1000 * statistics.median(timed(lambda: fn(x), reps))
 
 
 def end_to_end(model: LandmarkModel, crops: torch.Tensor, reps: int) -> dict[str, float]:
     """Network + decoding per face on real crops, as the predictor runs it (channels-last on
-    the CPU), before and after this decoder: "before" lets the heatmap layer write
-    channels-last maps and blurs every pixel; "after" is the current code. Interleaved reps."""
+    the CPU, so the heatmaps come out channels-last), before and after this decoder: "before"
+    blurs every pixel (the previous decoder), "after" is the current code. Interleaved reps."""
     net = model.net.eval().to(memory_format=torch.channels_last)
     itl, gen = net.itl, net.generator
 
     def before(x: torch.Tensor) -> None:
-        h = gen.start(net.encoder(x))
-        for i in range(itl.num_blocks):
-            h = gen.blocks[i](h)
-            if i + 1 in itl.active:
-                h = itl.layers[i](h)
-        hm = itl.heatmap(h).float()  # channels-last output
+        hm = itl(gen, net.encoder(x)).float()
         _blur_argmax_full(hm, 9), hm.reshape(hm.shape[0], hm.shape[1], -1).amax(-1)
 
     def after(x: torch.Tensor) -> None:

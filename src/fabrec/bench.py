@@ -7,6 +7,7 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,21 +34,32 @@ def resolve_model(name: str) -> LandmarkModel:
     return LandmarkModel.from_state(load_state(name), name)
 
 
+def timed(fn: Callable[[], object], reps: int, warmup: int = 1) -> list[float]:
+    """Seconds per call of ``fn`` for ``reps`` calls, after ``warmup`` untimed calls. ``fn``
+    must finish its work before returning (synchronise CUDA inside it)."""
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return ts
+
+
 def matmul_ceiling(device: torch.device, dtype: torch.dtype = torch.float32, n: int = 2048, reps: int = 10) -> float:
     """GFLOP/s of an ``n x n`` matmul (median of ``reps``)."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    ts = []
-    for i in range(reps + 2):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
+
+    def mm() -> None:
         a @ b
         if device.type == "cuda":
             torch.cuda.synchronize()
-        if i >= 2:
-            ts.append(time.perf_counter() - t)
-    return 2 * n**3 / statistics.median(ts) / 1e9
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * n**3 / statistics.median(timed(mm, reps, warmup=2)) / 1e9
 
 
 def landmark_flops(model: LandmarkModel) -> float:
@@ -105,19 +117,9 @@ def bench(model_name: str = "default", backend: str = "torch", batch_size: int =
             decode(network())
     else:
         raise FabrecError(f"backend must be torch or onnxruntime, got '{backend}'")
-    for _ in range(warmup):
-        run()
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        run()
-        ts.append(time.perf_counter() - t)
+    ts = timed(run, reps, warmup)
     med = statistics.median(ts)
-    tn = []
-    for _ in range(max(3, reps // 2)):
-        t = time.perf_counter()
-        network()
-        tn.append(time.perf_counter() - t)
+    tn = timed(network, max(3, reps // 2), warmup=0)
     net_med = statistics.median(tn)
     ceiling = matmul_ceiling(dev, tdtype if dev.type == "cuda" else torch.float32)
     return {
