@@ -19,20 +19,13 @@ def face_crops(size: int, n: int, seed: int = 0) -> torch.Tensor:
     import numpy as np  # imported here: the CLI reads this module and starts without torch
     import torch
 
+    from fabrec.config import AugmentConfig
     from fabrec.datasets.faces import to_tensor
     from fabrec.io import read_image
-    from fabrec.transforms import Box, crop_matrix, warp
+    from fabrec.transforms import Box, augment_matrix, crop_matrix, warp
 
     rgb = read_image(SAMPLE_IMAGE)
-    box = Box.from_xywh(*SAMPLE_BOX)
+    m = crop_matrix(Box.from_xywh(*SAMPLE_BOX), size)
+    jitter = AugmentConfig(flip=0.0, rotate=10.0, translate=0.06, scale_min=0.95, scale_max=1.05, shear=0.0)
     rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        dx, dy = rng.uniform(-0.06, 0.06, 2) * box.side
-        m = crop_matrix(Box(box.cx + dx, box.cy + dy, box.side * rng.uniform(0.95, 1.05)), size)
-        a = np.deg2rad(rng.uniform(-10, 10))
-        c, s = np.cos(a), np.sin(a)
-        half = (size - 1) / 2
-        rot = np.array([[c, -s, half - c * half + s * half], [s, c, half - s * half - c * half], [0, 0, 1]])
-        out.append(to_tensor(warp(rgb, rot @ m, size)))
-    return torch.stack(out)
+    return torch.stack([to_tensor(warp(rgb, augment_matrix(rng, size, jitter)[0] @ m, size)) for _ in range(n)])
