@@ -155,7 +155,7 @@ def predict_files(
 
 def _predict_image(predictor: LandmarkPredictor, path: Path, key: str, dest: Path,
                    boxes: dict[str, list[BoxXYWH]] | None, refine: int, save_images: bool,
-                   save_reconstruction: bool, batch_size: int = 32) -> dict:
+                   save_reconstruction: bool, batch_size: int) -> dict:
     from fabrec.io import read_image
 
     try:
