@@ -5,7 +5,8 @@ then decodes every heatmap twice: the full blur of all 128^2 pixels (the paper's
 written) and fabrec's windowed decoder (blur a block of tiles around the peak, then only the
 other tiles whose upper bound says they could beat it). Reports how much was blurred,
 whether every point is identical, the decode time per face (median, batch 1 and 32), and
-network + decoding per face before and after this decoder (interleaved, same process).
+network + decoding per face before and after this decoder (interleaved, same process), and
+the worst case (peakless heatmaps from random weights).
 
     python benchmarks/decode_window.py --model default --json benchmarks/results/decode_window.json
 """
@@ -69,6 +70,22 @@ def end_to_end(model: LandmarkModel, crops: torch.Tensor, reps: int) -> dict[str
     return out
 
 
+def peakless(reps: int) -> dict[str, float]:
+    """The worst case: heatmaps without peaks, from the 256-px paper architecture with random
+    weights on 4 real face crops. The bound rules nothing out, so every map is blurred in full
+    after the first block."""
+    from fabrec.bench import resolve_model
+    from fabrec.sample import face_crops
+
+    model = resolve_model("paper-256")
+    net = model.net.eval()
+    hm = net.itl(net.generator, net.encoder(face_crops(model.image_size, 4))).float()
+    _, extra = _blur_argmax_windowed(hm, 9, _tile_max(hm))
+    return {"peakless_maps_blurred_in_full_pct": 100 * (extra > _MAX_EXTRA).float().mean().item(),
+            "peakless_ms_per_face_full_b4": median_ms(lambda t: _blur_argmax_full(t, 9), hm, reps) / 4,
+            "peakless_ms_per_face_windowed_b4": median_ms(decode_reference, hm, reps) / 4}
+
+
 @torch.no_grad()
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -106,6 +123,7 @@ def main() -> int:
         row[f"ms_per_face_full_b{bs}"] = median_ms(lambda t: _blur_argmax_full(t, 9), x, a.reps) / bs
         row[f"ms_per_face_windowed_b{bs}"] = median_ms(decode_reference, x, a.reps) / bs
     row.update(end_to_end(model, torch.cat(crops), a.reps))
+    row.update(peakless(a.reps))
     print(json.dumps(row, indent=2))
     if a.json:
         Path(a.json).write_text(json.dumps(row, indent=2) + "\n")
