@@ -27,24 +27,38 @@ def _ssim_maps(
     """Per-pixel luminance and contrast-structure maps, valid convolution, per channel.
 
     Shapes: ``(N, C, H, W)`` -> two ``(N, C, H-w+1, W-w+1)`` maps (``w`` clipped to the image).
+
+    The statistics are always computed in at least float32 with autocast switched off: under
+    bf16 autocast ``blur(x*x) - mu_x**2`` cancels catastrophically on smooth skin (8 mantissa
+    bits against variances ~1e-4 of a squared mean ~0.1), which turns ``cs`` into noise and
+    wrecked bf16 GPU training the epoch L_cs switched on. Variances and covariance are taken
+    about each image's per-channel mean (exact: they are shift-invariant), which keeps the
+    cancellation small in float32 too.
     """
-    c = x.shape[1]
-    w = min(window, x.shape[-1], x.shape[-2])
-    g = gaussian_window(w, sigma, x.dtype).to(x.device)
-    kh = g.view(1, 1, w, 1).expand(c, 1, w, 1)
-    kw = g.view(1, 1, 1, w).expand(c, 1, 1, w)
+    dt = torch.promote_types(torch.promote_types(x.dtype, y.dtype), torch.float32)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        x, y = x.to(dt), y.to(dt)
+        c = x.shape[1]
+        w = min(window, x.shape[-1], x.shape[-2])
+        g = gaussian_window(w, sigma, dt).to(x.device)
+        kh = g.view(1, 1, w, 1).expand(c, 1, w, 1)
+        kw = g.view(1, 1, 1, w).expand(c, 1, 1, w)
 
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.conv2d(t, kh, groups=c), kw, groups=c)
+        def blur(t: torch.Tensor) -> torch.Tensor:
+            return F.conv2d(F.conv2d(t, kh, groups=c), kw, groups=c)
 
-    c1 = (0.01 * data_range) ** 2
-    c2 = (0.03 * data_range) ** 2
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
-    lum = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
-    cs = (2 * cov + c2) / (var_x + var_y + c2)
+        c1 = (0.01 * data_range) ** 2
+        c2 = (0.03 * data_range) ** 2
+        mx = x.mean((2, 3), keepdim=True).detach()
+        my = y.mean((2, 3), keepdim=True).detach()
+        xc, yc = x - mx, y - my  # blur(xc) = mu_x - mx: the window sums to one
+        mu_xc, mu_yc = blur(xc), blur(yc)
+        var_x = blur(xc * xc) - mu_xc**2
+        var_y = blur(yc * yc) - mu_yc**2
+        cov = blur(xc * yc) - mu_xc * mu_yc
+        mu_x, mu_y = mu_xc + mx, mu_yc + my
+        lum = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
+        cs = (2 * cov + c2) / (var_x + var_y + c2)
     return lum, cs
 
 

@@ -295,9 +295,8 @@ def train_autoencoder(
             },
         )
 
-    amp = cfg.amp == "bf16" and dev.type == "cuda"
     autocast = (
-        (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else contextlib.nullcontext
+        (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if cfg.amp == "bf16" else contextlib.nullcontext
     )
     fixed_z = torch.randn(cfg.grid_size * 2, cfg.model.latent_dim, generator=torch.Generator().manual_seed(1234))
     S = cfg.schedule
