@@ -32,9 +32,9 @@ from fabrec.heatmaps import (
     _tile_max,
     decode_reference,
 )
+from fabrec.hub import load_landmarks
 from fabrec.landmark_model import LandmarkModel
 from fabrec.schemes import BUILTIN
-from fabrec.weights import load_state
 
 
 def median_ms(fn, x: torch.Tensor, reps: int) -> float:
@@ -95,7 +95,7 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--json", default="")
     a = ap.parse_args()
-    model = LandmarkModel.from_state(load_state(a.model), a.model)
+    model = load_landmarks(a.model)
     model.net.eval()
     res = read_dataset("300w", a.root, a.split, BUILTIN["68"])
     ds = LandmarkDataset(res.samples, BUILTIN["68"], model.image_size, 128, model.framing)

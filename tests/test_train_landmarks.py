@@ -14,7 +14,6 @@ from fabrec.errors import FabrecError
 from fabrec.evaluate import evaluate
 from fabrec.landmark_model import LandmarkModel
 from fabrec.model import FabRec
-from fabrec.transforms import Box
 from fabrec.train_autoencoder import train_autoencoder
 from fabrec.train_landmarks import (
     lm_step,
@@ -23,6 +22,7 @@ from fabrec.train_landmarks import (
     set_trainable,
     train_landmarks,
 )
+from fabrec.transforms import Box
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fabrec.checkpoint import load_checkpoint
-from fabrec.config import AETrainConfig, from_dict
+from fabrec.config import ModelConfig
 from fabrec.datasets.faces import to_tensor
 from fabrec.errors import FabrecError
+from fabrec.hub import AutoencoderState
 from fabrec.io import read_image
 from fabrec.nn import Encoder, Generator
 from fabrec.transforms import Box, crop_matrix, warp
@@ -20,29 +20,35 @@ from fabrec.visualize import to_uint8
 
 @dataclass
 class Autoencoder:
-    """A trained encoder/generator pair (eval mode) and its run config."""
+    """A trained encoder/generator pair (eval mode) and the architecture they share."""
 
-    config: AETrainConfig
+    model: ModelConfig
     encoder: Encoder
     generator: Generator
 
     @staticmethod
-    def load(path: str | Path, device: str | torch.device = "cpu") -> Autoencoder:
-        """Read ``path`` (an autoencoder training checkpoint) safely."""
-        state = load_checkpoint(path)
-        if "nets" not in state:
-            raise FabrecError(f"{path}: not an autoencoder checkpoint")
-        cfg = from_dict(AETrainConfig, state["config"])
-        m = cfg.model
+    def from_state(state: AutoencoderState, device: str | torch.device = "cpu") -> Autoencoder:
+        """Build from :func:`fabrec.hub.load_autoencoder_state`'s result."""
+        m = state.model
         enc = Encoder(m.image_size, m.latent_dim, m.width)
         gen = Generator(m.image_size, m.latent_dim, m.width)
-        enc.load_state_dict(state["nets"]["encoder"])
-        gen.load_state_dict(state["nets"]["generator"])
-        return Autoencoder(cfg, enc.to(device).eval(), gen.to(device).eval())
+        try:
+            enc.load_state_dict(state.nets["encoder"])
+            gen.load_state_dict(state.nets["generator"])
+        except RuntimeError as e:
+            raise FabrecError(f"{state.source}: weights do not fit the model ({str(e).splitlines()[0][:120]})") from None
+        return Autoencoder(m, enc.to(device).eval(), gen.to(device).eval())
+
+    @staticmethod
+    def load(spec: str | Path, device: str | torch.device = "cpu") -> Autoencoder:
+        """Any model spec (bundled name, ``.safetensors``, training ``.pt``); see :mod:`fabrec.hub`."""
+        from fabrec.hub import load_autoencoder
+
+        return load_autoencoder(spec, device)
 
     @property
     def image_size(self) -> int:
-        return self.config.model.image_size
+        return self.model.image_size
 
     def crop(self, path: str | Path, box: Box | None = None) -> torch.Tensor:
         """Image file -> model-space crop ``(1, 3, S, S)`` (whole picture if no box)."""
@@ -55,7 +61,7 @@ class Autoencoder:
     def sample(self, count: int, seed: int = 0) -> np.ndarray:
         """Faces decoded from ``z ~ N(0, I)``: RGB ``uint8 (count, S, S, 3)``."""
         dev = next(self.generator.parameters()).device
-        z = torch.randn(count, self.config.model.latent_dim, generator=torch.Generator().manual_seed(seed))
+        z = torch.randn(count, self.model.latent_dim, generator=torch.Generator().manual_seed(seed))
         return to_uint8(self.generator(z.to(dev)))
 
     @torch.no_grad()

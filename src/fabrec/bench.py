@@ -18,20 +18,15 @@ from torch.utils.flop_counter import FlopCounterMode
 from fabrec.errors import FabrecError
 from fabrec.heatmaps import DECODERS
 from fabrec.landmark_model import LandmarkModel
-from fabrec.model import FabRec
 from fabrec.sample import face_crops
-from fabrec.schemes import BUILTIN
 
 
 def resolve_model(name: str) -> LandmarkModel:
     """``paper-256`` (full-size paper architecture, random weights), ``default``, a
     ``.safetensors`` file or a training checkpoint."""
-    if name == "paper-256":
-        torch.manual_seed(0)
-        return LandmarkModel(FabRec(256, 68).eval(), BUILTIN["68"])
-    from fabrec.weights import load_state
+    from fabrec.hub import load_landmarks
 
-    return LandmarkModel.from_state(load_state(name), name)
+    return load_landmarks(name)
 
 
 def timed(fn: Callable[[], object], reps: int, warmup: int = 1) -> list[float]:

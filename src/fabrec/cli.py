@@ -40,9 +40,12 @@ def _add_train_ae(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--workers", type=int)
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt if present")
-    p.add_argument("--init-from", help="initialise matching tensors from a checkpoint (128 -> 256)")
+    p.add_argument("--init-from", help="initialise matching tensors from a model: a training .pt, .safetensors "
+                   "or bundled name (128 -> 256 growth)")
+    p.add_argument("--time-limit", type=float, metavar="MINUTES",
+                   help="stop after this much wall-clock time (checkpoint saved, exit 0; --resume goes on)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--amp", choices=("none", "bf16"), help="bf16 autocast on CUDA")
+    p.add_argument("--amp", choices=("none", "bf16"), help="bf16 autocast (CUDA; works on CPU too, slowly)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -72,12 +75,17 @@ def cmd_train_ae(a: argparse.Namespace) -> int:
         raise FabrecError("train-ae: give at least one --data folder or --boxes file")
     if a.width is not None and a.width <= 0:
         raise FabrecError("--width must be positive")
+    if a.time_limit is not None and a.time_limit <= 0:
+        raise FabrecError("--time-limit must be a positive number of minutes")
     t0 = time.time()
     res = train_autoencoder(
         cfg, a.out, device=a.device, resume=a.resume, init_from=a.init_from,
-        progress=not a.no_progress, log=_note,
+        progress=not a.no_progress, log=_note, time_limit=a.time_limit,
     )
-    _note(f"train-ae: stopped at step {res.step} after {time.time() - t0:.0f} s; checkpoint {Path(a.out) / 'last.pt'}")
+    why = {"time": "time limit reached", "steps": "all steps done"}.get(res.stopped, res.stopped)
+    side = f", {100 * res.side_seconds / max(res.seconds, 1e-9):.1f}% of it validating and saving" if res.seconds else ""
+    _note(f"train-ae: stopped at step {res.step} ({why}) after {time.time() - t0:.0f} s{side}; "
+          f"checkpoint {Path(a.out) / 'last.pt'}")
     return 0
 
 
@@ -242,6 +250,8 @@ def _lm_config(a: argparse.Namespace):
     cfg = apply_overrides(cfg, sets)
     if not cfg.root:
         raise FabrecError("give --root (the dataset folder)")
+    if getattr(a, "time_limit", None) is not None and a.time_limit <= 0:
+        raise FabrecError("--time-limit must be a positive number of minutes")
     return cfg
 
 
@@ -254,7 +264,11 @@ def _add_data_flags(p: argparse.ArgumentParser, split_default: str | None = None
 
 def _add_train_lm(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-landmarks", help="stages 2-3: train interleaved transfer layers")
-    p.add_argument("--autoencoder", required=True, help="autoencoder checkpoint (train-ae's last.pt)")
+    p.add_argument("--autoencoder", required=True,
+                   help="stage-1 model: 'default' (bundled), a .safetensors export or train-ae's last.pt")
+    p.add_argument("--init-from", help="landmark model (same scheme) whose encoder and ITLs start this run")
+    p.add_argument("--time-limit", type=float, metavar="MINUTES",
+                   help="stop after this much wall-clock time (with --finetune-encoder, 30%% goes to the ITL stage)")
     _add_data_flags(p)
     p.add_argument("--out", required=True)
     p.add_argument("--config", help="YAML recipe")
@@ -281,19 +295,20 @@ def cmd_train_landmarks(a: argparse.Namespace) -> int:
 
     cfg = _lm_config(a)
     r = train_landmarks(cfg, a.autoencoder, a.out, device=a.device, resume=a.resume,
-                        progress=not a.no_progress, log=_note)
-    _note(f"train-landmarks: {r.train_count} images, step {r.step}, best validation NME {r.best_nme:.2f}% "
+                        progress=not a.no_progress, log=_note, time_limit=a.time_limit, init_from=a.init_from)
+    why = " (time limit reached)" if r.stopped == "time" else ""
+    _note(f"train-landmarks: {r.train_count} images, step {r.step}{why}, best validation NME {r.best_nme:.2f}% "
           f"({r.val_count} images), {r.seconds:.0f} s; models {Path(a.out) / 'best.pt'}, {Path(a.out) / 'last.pt'}")
     return 0
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
     from fabrec.evaluate import evaluate
-    from fabrec.landmark_model import LandmarkModel
+    from fabrec.hub import load_landmarks
 
     if not a.dataset or not a.root:
         raise FabrecError("eval: give --dataset and --root")
-    m = evaluate(LandmarkModel.load(a.model), a.dataset, a.root, a.split or "test", a.out, a.scheme,
+    m = evaluate(load_landmarks(a.model), a.dataset, a.root, a.split or "test", a.out, a.scheme,
                  a.decoder, a.batch_size, a.device)
     rows = [("all", m)] + list(m.get("subsets", {}).items())
     print(f"{'subset':<14}{'count':>7}{'NME %':>9}{'FR@10 %':>10}{'AUC@10':>9}")
@@ -355,14 +370,16 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 def cmd_export(a: argparse.Namespace) -> int:
     from fabrec.export import export_onnx
-    from fabrec.landmark_model import LandmarkModel
-    from fabrec.weights import export_weights, load_state
+    from fabrec.hub import load_landmarks, read_spec
+    from fabrec.weights import export_weights
 
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     if a.format == "safetensors":
-        digest = export_weights(a.model, a.out)
-        print(f"export: wrote {a.out} (fp16 safetensors, sha256 {digest})")
+        state = read_spec(a.model)
+        digest = export_weights(state, a.out)
+        print(f"export: wrote {a.out} ({state['kind']} model, fp16 safetensors, sha256 {digest})")
         return 0
-    model = LandmarkModel.from_state(load_state(a.model), a.model)
+    model = load_landmarks(a.model)
     export_onnx(model, a.out, reconstruction=a.with_reconstruction, opset=a.opset)
     print(f"export: wrote {a.out} (ONNX opset {a.opset}, dynamic batch)")
     return 0

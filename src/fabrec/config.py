@@ -116,6 +116,7 @@ class AETrainConfig:
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 20
+    val_every_epochs: int = 1  # validation, grids and a checkpoint every N epochs (and at the end)
     grid_size: int = 8
     amp: str = "none"
     on_nonfinite: str = "stop"  # "stop": exit naming the step; "skip": drop the batch, go on
@@ -239,6 +240,7 @@ class LMTrainConfig:
     epochs: int = 0
     finetune_encoder: bool = False
     finetune_steps: int = 0
+    itl_time_share: float = 0.3  # with --time-limit and finetuning: stage 2's share of the time
     lr: float = 1e-3
     beta1: float = 0.9
     beta2: float = 0.999

@@ -11,12 +11,12 @@ import torch
 
 from fabrec.datasets.landmarks import LandmarkDataset, read_dataset
 from fabrec.errors import FabrecError
-from fabrec.heatmaps import DECODERS
+from fabrec.heatmaps import DECODERS, heatmap_size
 from fabrec.io import atomic_write, write_image_atomic, write_json_atomic
 from fabrec.landmark_model import LandmarkModel
 from fabrec.metrics import ced, nme, summarize
+from fabrec.runtime import resolve_device
 from fabrec.schemes import get_scheme
-from fabrec.train_autoencoder import resolve_device
 from fabrec.train_landmarks import predict_dataset
 from fabrec.visualize import draw_points, grid, heatmap_overlay, plot_ced, to_uint8
 
@@ -53,7 +53,7 @@ def evaluate(
     net = model.net.to(dev).eval()
     if dev.type == "cpu":
         net = net.to(memory_format=torch.channels_last)
-    hm_size = min(model.image_size, 128)
+    hm_size = heatmap_size(model.image_size)
     ds = LandmarkDataset(res.samples, sch, model.image_size, hm_size, model.framing, None)
     pts, conf, norms, idx = predict_dataset(net, ds, model.decoder, batch_size, dev)
     gt = np.stack([ds.samples[i].points for i in idx]) if idx else np.zeros((0, sch.num_points, 2))

@@ -10,6 +10,10 @@ import torch
 import torch.nn.functional as F
 
 
+def heatmap_size(image_size: int) -> int:
+    """Side of the heatmaps for a model of ``image_size`` px: 128 (64 for 64-px models)."""
+    return min(image_size, 128)
+
 def crop_to_heatmap(points: torch.Tensor, crop_size: int, hm_size: int) -> torch.Tensor:
     """Crop-pixel points ``(..., 2)`` -> heatmap-pixel points."""
     return (points + 0.5) * (hm_size / crop_size) - 0.5

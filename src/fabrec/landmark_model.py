@@ -8,7 +8,6 @@ from typing import Any
 
 import torch
 
-from fabrec.checkpoint import load_checkpoint
 from fabrec.config import ModelConfig, from_dict
 from fabrec.errors import FabrecError
 from fabrec.heatmaps import DECODERS, heatmap_to_crop
@@ -55,11 +54,11 @@ class LandmarkModel:
         return LandmarkModel(net.eval(), scheme, state.get("decoder", "reference"))
 
     @staticmethod
-    def load(path: str | Path, device: str | torch.device = "cpu") -> LandmarkModel:
-        """Load a landmark training checkpoint (``.pt``) safely."""
-        m = LandmarkModel.from_state(load_checkpoint(path), str(path))
-        m.net.to(device)
-        return m
+    def load(spec: str | Path, device: str | torch.device = "cpu") -> LandmarkModel:
+        """Any model spec (bundled name, ``.safetensors``, training ``.pt``); see :mod:`fabrec.hub`."""
+        from fabrec.hub import load_landmarks
+
+        return load_landmarks(spec, device)
 
     @torch.no_grad()
     def predict_crops(

@@ -18,7 +18,6 @@ from fabrec.io import read_image
 from fabrec.landmark_model import LandmarkModel
 from fabrec.transforms import Box, crop_matrix, transform_points, warp
 from fabrec.visualize import to_uint8
-from fabrec.weights import load_state
 
 BoxXYWH = tuple[float, float, float, float]
 
@@ -93,7 +92,9 @@ class LandmarkPredictor:
     def from_pretrained(name_or_path: str | Path = "default", detector: str = "opencv", device: str = "auto",
                         decoder: str | None = None, quality: bool = True) -> LandmarkPredictor:
         """Bundled weights by name (``default``), a ``.safetensors`` file or a training ``.pt``."""
-        model = LandmarkModel.from_state(load_state(name_or_path), str(name_or_path))
+        from fabrec.hub import load_landmarks
+
+        model = load_landmarks(name_or_path)
         if decoder is not None:
             model.decoder = decoder
         return LandmarkPredictor(model, detector, device, quality)

@@ -11,17 +11,16 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from fabrec.checkpoint import load_checkpoint, load_matching, save_checkpoint
@@ -30,23 +29,21 @@ from fabrec.datasets.faces import FaceDataset, collate_skip, collect_faces, spli
 from fabrec.errors import FabrecError, NonFiniteLoss
 from fabrec.io import write_image_atomic, write_text_atomic
 from fabrec.losses import cs_loss, gan_d_loss, gan_g_loss, l1_loss_255, ssim
-from fabrec.model import denormalize
+from fabrec.model import MEAN_RGB, denormalize
 from fabrec.nn import Encoder, Generator, ImageDiscriminator, LatentDiscriminator
+from fabrec.runtime import (
+    Deadline,
+    append_jsonl,
+    make_run_dir,
+    memory_format,
+    resolve_device,
+    truncate_jsonl,
+)
+from fabrec.sampling import StepBatches
 from fabrec.signals import TrainingInterrupted, graceful_stop, ignore_stop_signals
 from fabrec.visualize import grid, to_uint8
 
 NETS = ("encoder", "generator", "dz", "dx")
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when available else CPU; ``cuda`` without a GPU is a FabrecError."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise FabrecError("--device cuda: no CUDA device is available")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise FabrecError(f"--device must be auto, cpu or cuda, got '{device}'")
-    return torch.device(device)
 
 
 @dataclass
@@ -70,31 +67,6 @@ def init_distributed(device: torch.device) -> DistInfo:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-class EpochSampler(Sampler[int]):
-    """Seeded permutation per epoch, sharded over ranks, able to start mid-epoch.
-
-    Yields ``steps * batch`` indices for this rank, beginning at batch ``start_batch``.
-    """
-
-    def __init__(self, n: int, batch: int, seed: int, rank: int = 0, world: int = 1) -> None:
-        self.n, self.batch, self.seed, self.rank, self.world = n, batch, seed, rank, world
-        self.steps = n // (batch * world)
-        self.epoch = 0
-        self.start_batch = 0
-
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        self.epoch, self.start_batch = epoch, start_batch
-
-    def __iter__(self) -> Iterator[int]:
-        perm = np.random.default_rng([self.seed, 7919, self.epoch]).permutation(self.n)
-        used = perm[: self.steps * self.batch * self.world]
-        mine = used.reshape(self.steps, self.world, self.batch)[:, self.rank]
-        return iter(mine[self.start_batch :].reshape(-1).tolist())
-
-    def __len__(self) -> int:
-        return (self.steps - self.start_batch) * self.batch
 
 
 @dataclass
@@ -139,32 +111,9 @@ class TrainResult:
     out_dir: Path
     new_tensors: list[str] = field(default_factory=list)
     last_val: dict[str, float] = field(default_factory=dict)
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop lines logged after the checkpoint we resume from (no duplicates after resume)."""
-    if not path.exists():
-        return
-    keep = []
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a kill
-        if rec.get("step", 0) <= step:
-            keep.append(line)
-    write_text_atomic(path, "".join(k + "\n" for k in keep))
-
-
-def _append_jsonl(path: Path, rec: dict[str, Any]) -> None:
-    """Append one JSON line and fsync it; a write failure is a FabrecError naming the file."""
-    try:
-        with open(path, "a") as f:
-            f.write(json.dumps(rec) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as e:
-        raise FabrecError(f"{path}: cannot write ({e.strerror or e})") from None
+    stopped: str = "steps"  # "steps" (planned end), "time" (--time-limit)
+    seconds: float = 0.0
+    side_seconds: float = 0.0  # validation, grids and checkpoints
 
 
 def load_autoencoder_config(ckpt: dict[str, Any]) -> AETrainConfig:
@@ -180,6 +129,7 @@ def train_autoencoder(
     init_from: str | Path | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    time_limit: float | None = None,
 ) -> TrainResult:
     """Train stage 1 and return where it ended. See the module docstring.
 
@@ -188,11 +138,15 @@ def train_autoencoder(
         out_dir: run folder (created); holds config.yaml, last.pt, metrics.jsonl, grids/.
         device: ``auto``, ``cpu`` or ``cuda[:i]``.
         resume: continue from ``out_dir/last.pt`` if it exists (else start fresh).
-        init_from: checkpoint whose matching tensors initialise a fresh run (128 -> 256 growth).
+        init_from: checkpoint or published weights whose matching tensors initialise a fresh
+            run (128 -> 256 growth).
         progress: show a tqdm bar (rank 0).
         log: callback for human-readable notes (new tensors, skipped images).
+        time_limit: minutes of wall clock for this call; the run then ends at a step boundary
+            with a checkpoint (``TrainResult.stopped == "time"``).
     """
     say = log or (lambda s: None)
+    deadline = Deadline(time_limit)
     dev = resolve_device(device)
     di = init_distributed(dev)
     if dev.type == "cuda" and di.world > 1:
@@ -200,38 +154,19 @@ def train_autoencoder(
         torch.cuda.set_device(dev)
     out = Path(out_dir)
     if di.main:
-        try:
-            (out / "grids").mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise FabrecError(f"{out}: cannot create run folder ({e.strerror})") from None
+        make_run_dir(out, "grids")
     last = out / "last.pt"
     metrics_path = out / "metrics.jsonl"
 
-    state = None
-    if resume and last.exists():
-        state = load_checkpoint(last)
-        saved = load_autoencoder_config(state)
-        if saved.model != cfg.model:
-            raise FabrecError(
-                f"{last}: checkpoint is a {saved.model.image_size}px width {saved.model.width} "
-                f"model, not {cfg.model.image_size}px width {cfg.model.width} "
-                "(use --init-from to grow a model, or another --out)"
-            )
-
+    state = _resume_state(last, cfg) if resume else None
     torch.manual_seed(cfg.seed)
     nets = build_networks(cfg.model)
     new_tensors: list[str] = []
     if state is None and init_from is not None:
-        src = load_checkpoint(init_from)
-        if "nets" not in src:
-            raise FabrecError(f"{init_from}: not an autoencoder checkpoint")
-        for name, net in nets.items():
-            missing = load_matching(net, src["nets"][name], f"{init_from} [{name}]")
-            new_tensors += [f"{name}.{k}" for k in missing]
+        new_tensors = _init_from(nets, init_from)
         if new_tensors:
             say(f"--init-from: {len(new_tensors)} new tensors initialised fresh: " + ", ".join(new_tensors))
-    channels_last = dev.type == "cpu"
-    mf = torch.channels_last if channels_last else torch.contiguous_format
+    mf = memory_format(dev)
     for _, net in nets.items():
         net.to(dev, memory_format=mf)
     opts = build_optimizers(nets, cfg)
@@ -245,88 +180,63 @@ def train_autoencoder(
         if dev.type == "cuda" and "cuda" in state["rng"]:
             torch.cuda.set_rng_state(state["rng"]["cuda"], dev)
 
-    # ---- data
+    # ---- data: one loader iterator for the whole run (workers live across epochs)
     items = collect_faces(list(cfg.data.paths), list(cfg.data.boxes))
     train_items, val_items = split_items(items, cfg.data.val_permille, cfg.data.val_max)
-    per_step = cfg.batch_size * di.world
-    if len(train_items) < per_step:
+    if len(train_items) < cfg.batch_size * di.world:
         raise FabrecError(
             f"only {len(train_items)} training images for a batch of {cfg.batch_size} x {di.world} "
             "process(es): lower --batch-size"
         )
     train_ds = FaceDataset(train_items, cfg.model.image_size, cfg.augment, cfg.seed)
-    val_ds = FaceDataset(val_items, cfg.model.image_size, None, cfg.seed)
-    sampler = EpochSampler(len(train_ds), cfg.batch_size, cfg.seed, di.rank, di.world)
-    steps_per_epoch = sampler.steps
+    sampler = StepBatches(len(train_ds), cfg.batch_size, cfg.seed, SAMPLER_SALT, True, di.rank, di.world)
+    spe = sampler.steps_per_epoch
+    total_steps = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * spe
+    sampler.set_range(step, total_steps)
     workers = cfg.data.num_workers
     loader = DataLoader(
-        train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
-        collate_fn=collate_skip, pin_memory=dev.type == "cuda",
-        generator=torch.Generator().manual_seed(cfg.seed), worker_init_fn=ignore_stop_signals,
+        train_ds, batch_sampler=sampler, num_workers=workers, collate_fn=collate_skip,
+        pin_memory=dev.type == "cuda", worker_init_fn=ignore_stop_signals,
+        generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global RNG untouched
+        prefetch_factor=4 if workers > 0 else None,
     )
-    total_steps = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * steps_per_epoch
+    val_crops = cached_crops(FaceDataset(val_items, cfg.model.image_size, None, cfg.seed)) if di.main else None
 
-    # ---- DDP wrappers (rank 0's initial weights are broadcast at construction)
     wrapped: dict[str, nn.Module] = dict(nets.items())
-    if di.world > 1:
+    if di.world > 1:  # rank 0's initial weights are broadcast at construction
         ids = [dev.index] if dev.type == "cuda" else None
         wrapped = {n: DDP(m, device_ids=ids) for n, m in nets.items()}
-
     if di.main:
         write_text_atomic(out / "config.yaml", dump_yaml(cfg))
-        _truncate_metrics(metrics_path, step)
+        truncate_jsonl(metrics_path, step)
 
     def save(epoch_done: int) -> None:
-        if not di.main:
-            return
-        rng = {"torch": torch.get_rng_state()}
-        if dev.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(dev)
-        save_checkpoint(
-            last,
-            {
-                "kind": "autoencoder",
-                "config": to_dict(cfg),
-                "nets": {n: m.state_dict() for n, m in nets.items()},
-                "optim": {n: o.state_dict() for n, o in opts.items()},
-                "step": step,
-                "epoch": epoch_done,
-                "rng": rng,
-            },
-        )
+        if di.main:
+            save_checkpoint(last, _checkpoint(cfg, nets, opts, step, epoch_done, dev))
 
     autocast = (
         (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if cfg.amp == "bf16" else contextlib.nullcontext
     )
     fixed_z = torch.randn(cfg.grid_size * 2, cfg.model.latent_dim, generator=torch.Generator().manual_seed(1234))
     S = cfg.schedule
-
     bar = tqdm(total=total_steps, initial=step, disable=not (progress and di.main), unit="step",
                dynamic_ncols=True, desc="train-ae")
+    stopped = "steps"
+    skipped_epoch = 0
+    last_val: dict[str, float] = {}
+    t_last, n_last, t_side = time.perf_counter(), 0, 0.0
+    for _, net in nets.items():
+        net.train()
     with graceful_stop() as stop:
-        skipped_epoch = 0
-        last_val: dict[str, float] = {}
-        t_last, n_last = time.perf_counter(), 0
-        while step < total_steps:
-            epoch = step // steps_per_epoch
-            in_epoch = step % steps_per_epoch
-            if in_epoch == 0:
-                skipped_epoch = 0
+        for x, skipped in loader:
+            epoch = step // spe
             e1 = epoch + 1
+            if step % spe == 0:
+                skipped_epoch = 0
+            skipped_epoch += skipped
             adv_on = (not S.curriculum) or e1 >= S.adv_from_epoch
             cs_on = (not S.curriculum) or e1 >= S.cs_from_epoch
-            train_ds.set_epoch(epoch)
-            sampler.set_epoch(epoch, in_epoch)
-            for net in nets.__dict__.values():
-                net.train()
-            for x, skipped in loader:
-                skipped_epoch += skipped
-                if x.numel() == 0:
-                    step += 1
-                    bar.update(1)
-                    if step >= total_steps or step % steps_per_epoch == 0:
-                        break
-                    continue
+            if x.numel() > 0:
                 x = x.to(dev, non_blocking=True).contiguous(memory_format=mf)
                 try:
                     logs = ae_step(nets, wrapped, opts, x, step, cfg, adv_on, cs_on, autocast)
@@ -335,42 +245,135 @@ def train_autoencoder(
                         raise
                     say(f"skipped a batch: {e}")
                     logs = {"skipped_nonfinite": 1.0}
-                step += 1
                 n_last += x.shape[0] * di.world
-                bar.update(1)
-                if step % cfg.log_every == 0 or step == total_steps:
-                    now = time.perf_counter()
-                    ips = n_last / max(now - t_last, 1e-9)
-                    t_last, n_last = now, 0
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()} | {"img/s": f"{ips:.1f}"})
-                    if di.main:
-                        _append_jsonl(metrics_path, {"step": step, "epoch": e1, **logs, "images_per_s": ips})
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                    save(epoch)
-                if stop.requested:
-                    save(epoch)
-                    bar.close()
-                    raise TrainingInterrupted(step, str(last))
-                if step >= total_steps or step % steps_per_epoch == 0:
-                    break
-            if step % steps_per_epoch == 0:  # epoch finished
-                if di.world > 1:
-                    t = torch.tensor([skipped_epoch], device=dev)
-                    dist.all_reduce(t)
-                    skipped_epoch = int(t.item())
+            else:
+                logs = {}
+            step += 1
+            bar.update(1)
+            if logs and (step % cfg.log_every == 0 or step == total_steps):
+                now = time.perf_counter()
+                ips = n_last / max(now - t_last, 1e-9)
+                t_last, n_last = now, 0
+                bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()} | {"img/s": f"{ips:.1f}"})
                 if di.main:
-                    last_val = validate(nets.encoder, nets.generator, val_ds, dev, cfg.batch_size)
-                    write_grids(nets.encoder, nets.generator, val_ds, fixed_z, out / "grids", e1, cfg.grid_size, dev)
-                    _append_jsonl(metrics_path, {"step": step, "epoch": e1, **last_val, "skipped": skipped_epoch})
+                    append_jsonl(metrics_path, {"step": step, "epoch": e1, **logs, "images_per_s": ips})
+            t_side0 = time.perf_counter()
+            saved = False
+            epoch_end = step % spe == 0
+            if epoch_end and di.world > 1:
+                t = torch.tensor([skipped_epoch], device=dev)
+                dist.all_reduce(t)
+                skipped_epoch = int(t.item())
+            if epoch_end and (e1 % max(cfg.val_every_epochs, 1) == 0 or step == total_steps):
+                if di.main and val_crops is not None:
+                    last_val = validate(nets.encoder, nets.generator, val_crops, dev, cfg.batch_size)
+                    write_grids(nets.encoder, nets.generator, val_crops, fixed_z, out / "grids", e1, cfg.grid_size, dev)
+                    append_jsonl(metrics_path, {"step": step, "epoch": e1, **last_val, "skipped": skipped_epoch})
                     say(f"epoch {e1}: val L1 {last_val.get('val_l1', float('nan')):.2f}, "
                         f"SSIM {last_val.get('val_ssim', float('nan')):.3f}, skipped {skipped_epoch} unreadable image(s)")
-                save(e1)
-            elif step >= total_steps:
-                save(epoch)
+                save(step // spe)
+                saved = True
+            elif cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                save(step // spe)
+                saved = True
+            out_of_time = _agree(deadline.passed(), dev, di)
+            done = stop.requested or out_of_time or step >= total_steps
+            if done and not saved:
+                save(step // spe)
+            t_side += time.perf_counter() - t_side0
+            if done:
+                stopped = "signal" if stop.requested else ("time" if out_of_time else "steps")
+                break
+            if epoch_end:  # keep validation out of the images/s figure
+                t_last, n_last = time.perf_counter(), 0
     bar.close()
+    if stopped == "signal":
+        raise TrainingInterrupted(step, str(last))
     if di.world > 1:
         dist.barrier()
-    return TrainResult(step, step // max(steps_per_epoch, 1), out, new_tensors, last_val)
+    if di.main:
+        append_jsonl(metrics_path, {"step": step, "epoch": step // spe, "stopped": stopped,
+                                    "seconds": deadline.elapsed(), "side_seconds": t_side})
+    return TrainResult(step, step // spe, out, new_tensors, last_val, stopped, deadline.elapsed(), t_side)
+
+
+SAMPLER_SALT = 7919  # keeps the batch order of runs made before the shared sampler
+
+
+def _resume_state(last: Path, cfg: AETrainConfig) -> dict[str, Any] | None:
+    """The checkpoint to resume from (None when the run folder has none); its model must match."""
+    if not last.exists():
+        return None
+    state = load_checkpoint(last)
+    if state.get("kind") != "autoencoder":
+        raise FabrecError(f"{last}: not an autoencoder training checkpoint; use another --out")
+    saved = load_autoencoder_config(state)
+    if saved.model != cfg.model:
+        raise FabrecError(
+            f"{last}: checkpoint is a {saved.model.image_size}px width {saved.model.width} "
+            f"model, not {cfg.model.image_size}px width {cfg.model.width} "
+            "(use --init-from to grow a model, or another --out)"
+        )
+    return state
+
+
+def _init_from(nets: Networks, source: str | Path) -> list[str]:
+    """Copy every matching tensor of ``source`` (E and G, and D_z / D_x when it has them);
+    return the names of the tensors left freshly initialised."""
+    from fabrec.hub import load_autoencoder_state
+
+    src = load_autoencoder_state(source)
+    new: list[str] = []
+    for name, net in nets.items():
+        if name in src.nets:
+            missing = load_matching(net, src.nets[name], f"{source} [{name}]")
+            new += [f"{name}.{k}" for k in missing]
+        else:
+            new += [f"{name}.{k}" for k in net.state_dict()]
+    return new
+
+
+def _checkpoint(
+    cfg: AETrainConfig, nets: Networks, opts: dict[str, torch.optim.Optimizer], step: int, epoch: int,
+    dev: torch.device,
+) -> dict[str, Any]:
+    rng = {"torch": torch.get_rng_state()}
+    if dev.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(dev)
+    return {
+        "kind": "autoencoder", "config": to_dict(cfg),
+        "nets": {n: m.state_dict() for n, m in nets.items()},
+        "optim": {n: o.state_dict() for n, o in opts.items()},
+        "step": step, "epoch": epoch, "rng": rng,
+    }
+
+
+def _agree(flag: bool, dev: torch.device, di: DistInfo) -> bool:
+    """Rank 0's answer for every rank (so all stop at the same step)."""
+    if di.world <= 1:
+        return flag
+    t = torch.tensor([1 if flag else 0], device=dev)
+    dist.broadcast(t, 0)
+    return bool(t.item())
+
+
+def cached_crops(ds: FaceDataset) -> torch.Tensor:
+    """Every readable crop of an un-augmented dataset, read once: ``uint8 (N, S, S, 3)``."""
+    crops = []
+    for i in range(len(ds)):
+        try:
+            crops.append(torch.from_numpy(ds.load_crop(i)))
+        except FabrecError:
+            continue
+    if not crops:
+        return torch.zeros(0, ds.image_size, ds.image_size, 3, dtype=torch.uint8)
+    return torch.stack(crops)
+
+
+def _model_space(u8: torch.Tensor, dev: torch.device) -> torch.Tensor:
+    """``uint8 (N, S, S, 3)`` crops -> model-space ``float32 (N, 3, S, S)`` on ``dev`` (as to_tensor)."""
+    x = u8.permute(0, 3, 1, 2).float().div_(255.0)
+    return (x - torch.tensor(MEAN_RGB).view(1, 3, 1, 1)).to(dev)
 
 
 def ae_step(
@@ -447,43 +450,37 @@ def ae_step(
 
 @torch.no_grad()
 def validate(
-    encoder: nn.Module, generator: nn.Module, ds: FaceDataset, dev: torch.device, batch: int
+    encoder: nn.Module, generator: nn.Module, crops: torch.Tensor, dev: torch.device, batch: int
 ) -> dict[str, float]:
-    """Mean L1 (0-255 units) and SSIM of reconstructions over ``ds`` (eval mode)."""
-    if len(ds) == 0:
+    """Mean L1 (0-255 units) and SSIM of reconstructions of ``crops`` (``uint8 (N, S, S, 3)``,
+    see :func:`cached_crops`), in eval mode."""
+    if len(crops) == 0:
         return {}
     was = encoder.training
     encoder.eval()
     generator.eval()
     l1s, ssims = [], []
-    for i in range(0, len(ds), batch):
-        xs = [ds[j] for j in range(i, min(i + batch, len(ds)))]
-        xs = [x for x in xs if x is not None]
-        if not xs:
-            continue
-        x = torch.stack(xs).to(dev)
+    for i in range(0, len(crops), batch):
+        x = _model_space(crops[i : i + batch], dev)
         xr = generator(encoder(x)).float()
         l1s.append((xr - x).abs().flatten(1).mean(1) * 255.0)
         ssims.append(ssim(denormalize(xr), denormalize(x)))
     encoder.train(was)
     generator.train(was)
-    if not l1s:
-        return {}
     return {"val_l1": torch.cat(l1s).mean().item(), "val_ssim": torch.cat(ssims).mean().item()}
 
 
 @torch.no_grad()
 def write_grids(
-    encoder: nn.Module, generator: nn.Module, ds: FaceDataset, z: torch.Tensor, folder: Path,
+    encoder: nn.Module, generator: nn.Module, crops: torch.Tensor, z: torch.Tensor, folder: Path,
     epoch: int, n: int, dev: torch.device,
 ) -> None:
     """``recon_eNNN.png`` (inputs above reconstructions) and ``samples_eNNN.png`` (z ~ N(0, I))."""
     was = encoder.training
     encoder.eval()
     generator.eval()
-    xs = [x for x in (ds[i] for i in range(min(len(ds), n))) if x is not None]
-    if xs:
-        x = torch.stack(xs).to(dev)
+    if len(crops):
+        x = _model_space(crops[:n], dev)
         xr = generator(encoder(x))
         write_image_atomic(folder / f"recon_e{epoch:03d}.png", grid([to_uint8(x), to_uint8(xr)]))
     s = to_uint8(generator(z.to(dev)))

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from fabrec.checkpoint import load_checkpoint, save_checkpoint
-from fabrec.config import AETrainConfig, LMTrainConfig, dump_yaml, from_dict, to_dict
+from fabrec.config import LMTrainConfig, dump_yaml, from_dict, to_dict
 from fabrec.datasets.faces import is_validation
 from fabrec.datasets.landmarks import (
     LandmarkDataset,
@@ -32,14 +32,23 @@ from fabrec.datasets.landmarks import (
     read_dataset,
 )
 from fabrec.errors import FabrecError, NonFiniteLoss
-from fabrec.heatmaps import DECODERS, heatmap_to_crop
+from fabrec.heatmaps import DECODERS, heatmap_size, heatmap_to_crop
+from fabrec.hub import load_autoencoder_state
 from fabrec.io import write_text_atomic
 from fabrec.losses import heatmap_loss
 from fabrec.metrics import nme
 from fabrec.model import FabRec
-from fabrec.schemes import get_scheme
+from fabrec.runtime import (
+    Deadline,
+    append_jsonl,
+    make_run_dir,
+    memory_format,
+    resolve_device,
+    truncate_jsonl,
+)
+from fabrec.sampling import StepBatches
+from fabrec.schemes import Scheme, get_scheme
 from fabrec.signals import TrainingInterrupted, graceful_stop, ignore_stop_signals
-from fabrec.train_autoencoder import _append_jsonl, _truncate_metrics, resolve_device
 
 
 def parse_count(text: str) -> int | float:
@@ -61,27 +70,6 @@ def parse_count(text: str) -> int | float:
         raise FabrecError(f"--train-count must be a number of images, a percentage or 'all', got '{text}'") from None
 
 
-class BatchSampler(Sampler[list[int]]):
-    """Seeded permutation per epoch cut into batches (last one may be smaller); can start at
-    any batch of the epoch."""
-
-    def __init__(self, n: int, batch: int, seed: int) -> None:
-        self.n, self.batch, self.seed = n, batch, seed
-        self.steps = math.ceil(n / batch)
-        self.epoch, self.start = 0, 0
-
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
-        self.epoch, self.start = epoch, start
-
-    def __iter__(self) -> Iterator[list[int]]:
-        perm = np.random.default_rng([self.seed, 104729, self.epoch]).permutation(self.n).tolist()
-        for b in range(self.start, self.steps):
-            yield perm[b * self.batch : (b + 1) * self.batch]
-
-    def __len__(self) -> int:
-        return self.steps - self.start
-
-
 @dataclass
 class LandmarkRun:
     """What a landmark run ended with."""
@@ -93,6 +81,9 @@ class LandmarkRun:
     train_count: int
     val_count: int
     seconds: float
+    stopped: str = "steps"  # "steps" (planned end) or "time" (--time-limit)
+    steps_itl: int = 0  # steps run in stage 2 (ITLs) and stage 3 (finetuning), this call
+    steps_finetune: int = 0
 
 
 def split_pool(samples: list[LandmarkSample], permille: int, val_max: int) -> tuple[list[LandmarkSample], list[LandmarkSample]]:
@@ -192,6 +183,15 @@ def validation_nme(net: FabRec, ds: LandmarkDataset, decoder: str, batch: int, d
     return float(nme(pts, gt, norms).mean())
 
 
+def default_steps(train_count: int, batch: int) -> int:
+    """ITL steps when none are given: 50 epochs, at least 500 and at most 3,000 steps
+    (10 images: 500 steps, a few CPU minutes for the default model; 800 images: 2,550)."""
+    return int(min(3000, max(500, 50 * math.ceil(train_count / batch))))
+
+
+UNBOUNDED = 10**12  # a stage length when only the time limit ends it
+
+
 def train_landmarks(
     cfg: LMTrainConfig,
     autoencoder: str | Path,
@@ -200,16 +200,31 @@ def train_landmarks(
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    time_limit: float | None = None,
+    init_from: str | Path | None = None,
 ) -> LandmarkRun:
-    """Train stages 2 (and 3) and return the outcome; writes last.pt, best.pt, metrics.jsonl."""
+    """Train stages 2 (and 3) and return the outcome; writes last.pt, best.pt, metrics.jsonl.
+
+    Args:
+        cfg: the run's configuration.
+        autoencoder: model spec of the frozen stage-1 encoder and generator (a bundled name,
+            ``.safetensors`` or ``.pt``; see :mod:`fabrec.hub`).
+        out_dir: run folder.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        resume: continue from ``out_dir/last.pt`` when present.
+        progress: tqdm bar.
+        log: callback for notes.
+        time_limit: minutes for this call. With ``finetune_encoder`` stage 2 gets
+            ``cfg.itl_time_share`` of it and stage 3 the rest; each stage also ends at its step
+            count when one is given. Ends with a checkpoint at a step boundary.
+        init_from: a landmark model spec whose encoder and transfer layers start this run
+            (same scheme and ITL set), e.g. to finetune the bundled model further.
+    """
     say = log or (lambda s: None)
     t0 = time.time()
+    deadline = Deadline(time_limit)
     dev = resolve_device(device)
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise FabrecError(f"{out}: cannot create run folder ({e.strerror})") from None
+    out = make_run_dir(out_dir)
     last, best = out / "last.pt", out / "best.pt"
     metrics_path = out / "metrics.jsonl"
     if cfg.decoder not in DECODERS:
@@ -217,40 +232,38 @@ def train_landmarks(
     scheme = get_scheme(cfg.scheme)
 
     state = load_checkpoint(last) if (resume and last.exists()) else None
-    ae_state = load_checkpoint(autoencoder)
-    if ae_state.get("kind") == "autoencoder":
-        mc = from_dict(AETrainConfig, ae_state["config"]).model
-        enc_sd, gen_sd = ae_state["nets"]["encoder"], ae_state["nets"]["generator"]
-    elif ae_state.get("kind") == "landmarks":  # continue from a landmark model's E and G
-        from fabrec.config import ModelConfig
-
-        mc = from_dict(ModelConfig, ae_state["model"])
-        enc_sd, gen_sd = ae_state["nets"]["encoder"], ae_state["nets"]["generator"]
-    else:
-        raise FabrecError(f"{autoencoder}: not an autoencoder checkpoint")
-    mc = replace(mc, num_landmarks=scheme.num_points)
+    ae = load_autoencoder_state(autoencoder)
+    mc = replace(ae.model, num_landmarks=scheme.num_points)
 
     # ---- data
     res = read_dataset(cfg.dataset, cfg.root, cfg.split, scheme)
     for p in res.problems:
         say(f"skipped: {p}")
     pool, val = split_pool(res.samples, cfg.val_permille, cfg.val_max)
+    if not pool:
+        raise FabrecError(f"{cfg.root}: no training images left after the validation split")
     train = choose_training(pool, parse_count(cfg.train_count), cfg.sample, cfg.seed)
-    hm_size = min(mc.image_size, 128)
+    hm_size = heatmap_size(mc.image_size)
     framing = (mc.crop_top, mc.crop_bottom)
     train_ds = LandmarkDataset(train, scheme, mc.image_size, hm_size, framing, cfg.augment, cfg.sigma, cfg.seed)
     val_ds = LandmarkDataset(val, scheme, mc.image_size, hm_size, framing, None, cfg.sigma)
     bs = min(cfg.batch_size, len(train))
-    sampler = BatchSampler(len(train), bs, cfg.seed)
-    loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=cfg.num_workers,
-                        collate_fn=collate_landmarks, generator=torch.Generator().manual_seed(cfg.seed),
-                        worker_init_fn=ignore_stop_signals)
-    spe = sampler.steps
-    steps2 = cfg.max_steps if cfg.max_steps > 0 else max(cfg.epochs, 1) * spe if cfg.epochs else 0
-    if steps2 <= 0:
-        raise FabrecError("give --max-steps or --epochs for the landmark stage")
-    steps3 = (cfg.finetune_steps or steps2) if cfg.finetune_encoder else 0
-    total = steps2 + steps3
+    sampler = StepBatches(len(train), bs, cfg.seed, SAMPLER_SALT, drop_last=False)
+    spe = sampler.steps_per_epoch
+    if cfg.max_steps > 0:
+        steps2 = cfg.max_steps
+    elif cfg.epochs > 0:
+        steps2 = cfg.epochs * spe
+    elif deadline:
+        steps2 = UNBOUNDED
+    else:
+        steps2 = default_steps(len(train), bs)
+        say(f"train-landmarks: no --max-steps, --epochs or --time-limit given: {steps2} ITL steps "
+            f"for {len(train)} training images (50 epochs, within 500-3000)")
+    if cfg.finetune_encoder:
+        steps3 = cfg.finetune_steps or (UNBOUNDED if deadline and steps2 == UNBOUNDED else steps2)
+    else:
+        steps3 = 0
 
     torch.manual_seed(cfg.seed)
     try:
@@ -259,60 +272,81 @@ def train_landmarks(
         raise FabrecError(f"--itl: {e}") from None
     assert net.itl is not None
     active = list(net.itl.active)
-    net.encoder.load_state_dict(enc_sd)
-    net.generator.load_state_dict(gen_sd)
-    if ae_state.get("kind") == "landmarks" and list(ae_state["itl"]) == active and \
-            ae_state["scheme"]["points"] == list(scheme.names):
-        net.itl.load_state_dict(ae_state["nets"]["itl"])  # type: ignore[union-attr]
-    mf = torch.channels_last if dev.type == "cpu" else torch.contiguous_format  # ~1.7x on CPU
+    try:
+        net.encoder.load_state_dict(ae.nets["encoder"])
+        net.generator.load_state_dict(ae.nets["generator"])
+    except RuntimeError as e:
+        raise FabrecError(f"{autoencoder}: weights do not fit ({str(e).splitlines()[0][:120]})") from None
+    ae_encoder = {k: v.detach().clone().cpu() for k, v in net.encoder.state_dict().items()}
+    if state is None and init_from is not None:
+        _init_from_landmarks(net, init_from, scheme, active)
+        say(f"train-landmarks: encoder and transfer layers initialised from {init_from}")
+    mf = memory_format(dev)
     net.to(dev, memory_format=mf)
     step, best_nme, last_nme = 0, float("inf"), float("nan")
-    stage = 2
+    stage, stage3_start = 2, steps2
     opt = make_optimizer(net, cfg, stage)
     if state is not None:
         if state.get("kind") != "landmarks" or from_dict(type(mc), state["model"]) != mc:
             raise FabrecError(f"{last}: run folder holds a different model; use another --out")
         for name in ("encoder", "generator", "itl"):
             getattr(net, name).load_state_dict(state["nets"][name])
+        if "ae_encoder" in state["nets"]:
+            ae_encoder = state["nets"]["ae_encoder"]
         step = int(state["step"])
-        stage = 3 if step >= steps2 and steps3 else 2
+        saved_stage = stage = int(state.get("stage", 2))
+        stage3_start = int(state.get("stage3_start", steps2))
+        if stage == 2 and step >= steps2 and steps3:  # an ITL-only run, now finetuned
+            stage, stage3_start = 3, step
         opt = make_optimizer(net, cfg, stage)
-        if int(state.get("stage", 2)) == stage:
+        if saved_stage == stage:
             opt.load_state_dict(state["optim"])
         best_nme = float(state.get("best_nme", float("inf")))
         torch.set_rng_state(state["rng"]["torch"])
 
     write_text_atomic(out / "config.yaml", dump_yaml(cfg))
-    _truncate_metrics(metrics_path, step)
+    truncate_jsonl(metrics_path, step)
 
     def payload() -> dict[str, Any]:
+        nets = {n: getattr(net, n).state_dict() for n in ("encoder", "generator", "itl")}
+        if cfg.finetune_encoder or init_from is not None or "ae_encoder" in (state or {}).get("nets", {}):
+            nets["ae_encoder"] = ae_encoder
         return {
             "kind": "landmarks", "model": to_dict(mc), "scheme": scheme.to_dict(), "itl": active,
             "decoder": cfg.decoder, "config": to_dict(cfg), "autoencoder": str(autoencoder),
-            "nets": {n: getattr(net, n).state_dict() for n in ("encoder", "generator", "itl")},
-            "optim": opt.state_dict(), "stage": stage, "step": step, "best_nme": best_nme,
-            "rng": {"torch": torch.get_rng_state()},
+            "nets": nets, "optim": opt.state_dict(), "stage": stage, "stage3_start": stage3_start,
+            "step": step, "best_nme": best_nme, "rng": {"torch": torch.get_rng_state()},
             "train_keys": [s.key for s in train],
         }
 
+    def end_step() -> int:
+        """The step the current stage ends at (without a time limit)."""
+        return steps2 if stage == 2 else stage3_start + steps3
+
     say(f"train-landmarks: {len(train)} training images, {len(val)} validation images, "
-        f"{steps2} ITL steps" + (f" + {steps3} finetune steps" if steps3 else ""))
-    bar = tqdm(total=total, initial=step, disable=not progress, unit="step", desc="train-landmarks", dynamic_ncols=True)
-    skipped = 0
+        + ("ITLs" if steps2 == UNBOUNDED else f"{steps2} ITL steps")
+        + ("" if not steps3 else (" + finetuning" if steps3 == UNBOUNDED else f" + {steps3} finetune steps"))
+        + (f", at most {time_limit:g} min" if deadline else "")
+        + (f" ({100 * cfg.itl_time_share:.0f}% for the ITL stage)" if deadline and steps3 else ""))
+    planned = (stage3_start if stage == 3 else steps2) + steps3
+    bar = tqdm(total=planned if planned < UNBOUNDED // 2 else None, initial=step, disable=not progress, unit="step",
+               desc="train-landmarks", dynamic_ncols=True)
+    val_cache = MemoryDataset(val_ds)
+    skipped, stopped, n2, n3 = 0, "steps", 0, 0
+    sampler.set_range(step, None)
+    loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=cfg.num_workers,
+                        collate_fn=collate_landmarks, worker_init_fn=ignore_stop_signals,
+                        generator=torch.Generator().manual_seed(cfg.seed),
+                        pin_memory=dev.type == "cuda", prefetch_factor=4 if cfg.num_workers > 0 else None)
+    set_trainable(net, stage)
     with graceful_stop() as stop:
-        while step < total:
-            if stage == 2 and step >= steps2:
-                stage = 3
-                opt = make_optimizer(net, cfg, stage)
-                say("train-landmarks: stage 3, encoder finetuning")
-            epoch, start = divmod(step, spe)
-            train_ds.set_epoch(epoch)
-            sampler.set_epoch(epoch, start)
-            set_trainable(net, stage)
+        if step >= end_step() and not (stage == 2 and steps3):
+            stopped = "steps"
+        else:
             for batch, sk in loader:
                 skipped += sk
                 if batch is not None:
-                    batch = {k: v.to(dev) for k, v in batch.items()}
+                    batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
                     batch["image"] = batch["image"].contiguous(memory_format=mf)
                     try:
                         loss = lm_step(net, opt, batch, cfg, step)
@@ -322,28 +356,84 @@ def train_landmarks(
                         say(f"skipped a batch: {e}")
                         loss = float("nan")
                 step += 1
+                if stage == 2:
+                    n2 += 1
+                else:
+                    n3 += 1
                 bar.update(1)
                 if step % cfg.log_every == 0 and batch is not None:
                     bar.set_postfix(loss=f"{loss:.4g}", stage=stage)
-                    _append_jsonl(metrics_path, {"step": step, "stage": stage, "loss": loss})
-                if step % cfg.val_every == 0 or step == total:
-                    last_nme = validation_nme(net, val_ds, cfg.decoder, 32, dev)
+                    append_jsonl(metrics_path, {"step": step, "stage": stage, "loss": loss})
+                stage_over = step >= end_step() or (
+                    stage == 2 and steps3 and deadline.passed(cfg.itl_time_share))
+                out_of_time = deadline.passed()
+                if step % cfg.val_every == 0 or stage_over or out_of_time:
+                    last_nme = validation_nme(net, val_cache, cfg.decoder, 32, dev)
                     set_trainable(net, stage)
-                    _append_jsonl(metrics_path, {"step": step, "stage": stage, "val_nme": last_nme, "skipped": skipped})
+                    append_jsonl(metrics_path, {"step": step, "stage": stage, "val_nme": last_nme, "skipped": skipped})
                     bar.set_postfix(val_nme=f"{last_nme:.2f}", stage=stage)
                     if last_nme < best_nme:
                         best_nme = last_nme
                         save_checkpoint(best, payload())
-                if step % cfg.checkpoint_every == 0 or step == total or stop.requested:
+                if stage == 2 and stage_over and steps3 and not out_of_time:
+                    stage, stage3_start = 3, step
+                    opt = make_optimizer(net, cfg, stage)
+                    say(f"train-landmarks: stage 3, encoder finetuning from step {step}")
+                    stage_over = False
+                done = stage_over or out_of_time or stop.requested
+                if step % cfg.checkpoint_every == 0 or done:
                     save_checkpoint(last, payload())
-                if stop.requested:
-                    bar.close()
-                    raise TrainingInterrupted(step, str(last))
-                if step >= total or (stage == 2 and step >= steps2) or step % spe == 0:
+                if done:
+                    stopped = "signal" if stop.requested else ("time" if out_of_time and not stage_over else "steps")
                     break
     bar.close()
+    if stopped == "signal":
+        raise TrainingInterrupted(step, str(last))
     if not best.exists():
         save_checkpoint(best, payload())
     if skipped:
         say(f"train-landmarks: {skipped} unreadable image(s) skipped")
-    return LandmarkRun(step, best_nme, last_nme, out, len(train), len(val), time.time() - t0)
+    return LandmarkRun(step, best_nme, last_nme, out, len(train), len(val), time.time() - t0, stopped, n2, n3)
+
+
+SAMPLER_SALT = 104729  # keeps the batch order of runs made before the shared sampler
+
+
+def _init_from_landmarks(net: FabRec, spec: str | Path, scheme: Scheme, active: list[int]) -> None:
+    """Encoder and transfer layers of a landmark model (its scheme and ITL set must match)."""
+    from fabrec.hub import read_spec
+
+    src = read_spec(spec)
+    if src["kind"] != "landmarks":
+        raise FabrecError(f"--init-from {spec}: not a landmark model")
+    if list(src["scheme"]["points"]) != list(scheme.names) or list(src["itl"]) != active:
+        raise FabrecError(f"--init-from {spec}: its scheme or ITL set differs from this run's")
+    try:
+        net.encoder.load_state_dict(src["nets"]["encoder"])
+        net.itl.load_state_dict(src["nets"]["itl"])  # type: ignore[union-attr]
+    except RuntimeError as e:
+        raise FabrecError(f"--init-from {spec}: weights do not fit ({str(e).splitlines()[0][:120]})") from None
+    gen_src = src["nets"]["generator"]
+    own = net.generator.state_dict()
+    if any(not torch.equal(own[k], gen_src[k].to(own[k].dtype)) for k in own if k in gen_src):
+        raise FabrecError(f"--init-from {spec}: it was trained on another autoencoder than --autoencoder")
+
+
+class MemoryDataset(Dataset):
+    """Every readable item of an un-augmented landmark dataset, read once and kept (without
+    heatmap targets, which validation does not use)."""
+
+    def __init__(self, ds: LandmarkDataset) -> None:
+        self.items = []
+        for i in range(len(ds)):
+            it = ds[i]
+            if it is not None:
+                it.pop("heatmaps")
+                self.items.append(it)
+        self.samples, self.image_size = ds.samples, ds.image_size
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.items[i]

@@ -1,7 +1,10 @@
 """Published weights: fp16 safetensors with their config, scheme and checksum. Never pickled.
 
-A weights file holds the encoder, generator and ITL tensors (fp16) and, as safetensors
-metadata, a JSON ``fabrec`` entry: model config, scheme, active ITLs, decoder, format version.
+A landmark weights file holds the encoder, generator and ITL tensors (fp16) -- plus
+``ae_encoder`` tensors, the autoencoder's own encoder, when the encoder was finetuned -- and,
+as safetensors metadata, a JSON ``fabrec`` entry: kind, model config, scheme, active ITLs,
+decoder, format version. An autoencoder weights file (kind ``autoencoder``) holds the
+encoder and generator only.
 Bundled weights live in ``fabrec/pretrained/`` beside a model card (``*.md``) and a ``*.sha256``
 file; they are verified against that checksum before use.
 """
@@ -35,28 +38,38 @@ def sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def export_weights(checkpoint: str | Path, out: str | Path, extra: dict[str, Any] | None = None) -> str:
-    """Landmark training checkpoint -> fp16 safetensors (atomic). Returns the file's SHA-256."""
-    state = load_checkpoint(checkpoint)
-    if state.get("kind") != "landmarks":
-        raise FabrecError(f"{checkpoint}: only landmark checkpoints can be published")
+GROUPS = {"landmarks": ("encoder", "generator", "itl", "ae_encoder"), "autoencoder": ("encoder", "generator")}
+
+
+def export_weights(source: str | Path | dict[str, Any], out: str | Path, extra: dict[str, Any] | None = None) -> str:
+    """A landmark or autoencoder model (a training ``.pt`` path or a loaded state dict with
+    ``kind``) -> fp16 safetensors at ``out`` (atomic). Returns the file's SHA-256."""
+    state = load_checkpoint(source) if isinstance(source, (str, Path)) else source
+    kind = state.get("kind")
+    if kind not in GROUPS:
+        raise FabrecError(f"{source if isinstance(source, (str, Path)) else 'model'}: "
+                          f"not a landmark or autoencoder model (kind={kind!r})")
     tensors: dict[str, torch.Tensor] = {}
-    for net in ("encoder", "generator", "itl"):
-        for k, v in state["nets"][net].items():
+    for net in GROUPS[kind]:
+        for k, v in state["nets"].get(net, {}).items():
             if v.dtype.is_floating_point:
                 v = v.half()
             tensors[f"{net}.{k}"] = v.contiguous()
-    meta = {
-        "format": FORMAT, "version": VERSION, "model": state["model"], "scheme": state["scheme"],
-        "itl": state["itl"], "decoder": state.get("decoder", "reference"), **(extra or {}),
-    }
+    if kind == "landmarks":
+        meta = {"format": FORMAT, "version": VERSION, "kind": kind, "model": state["model"],
+                "scheme": state["scheme"], "itl": state["itl"], "decoder": state.get("decoder", "reference")}
+    else:
+        model = state["model"] if "model" in state else state["config"]["model"]
+        meta = {"format": FORMAT, "version": VERSION, "kind": kind, "model": model}
+    meta.update(extra or {})
     atomic_write(out, lambda tmp: save_file(tensors, tmp, metadata={"fabrec": json.dumps(meta)}))
     return sha256(out)
 
 
 def read_weights(path: str | Path) -> dict[str, Any]:
-    """Read a weights file into a landmark-state dict (``kind``, ``model``, ``scheme``, ``itl``,
-    ``decoder``, ``nets``) with fp32 tensors. Only safetensors is parsed: no code runs."""
+    """Read a weights file into a state dict (``kind``, ``model``, ``nets`` and, for landmark
+    models, ``scheme``, ``itl``, ``decoder``) with fp32 tensors. Only safetensors is parsed:
+    no code runs."""
     p = Path(path)
     if not p.is_file():
         raise FabrecError(f"{p}: weights file not found")
@@ -74,13 +87,19 @@ def read_weights(path: str | Path) -> dict[str, Any]:
         raise FabrecError(f"{p}: safetensors file without fabrec metadata") from None
     if info.get("format") != FORMAT or info.get("version", 0) > VERSION:
         raise FabrecError(f"{p}: unsupported weights format {info.get('format')} v{info.get('version')}")
-    nets: dict[str, dict[str, torch.Tensor]] = {"encoder": {}, "generator": {}, "itl": {}}
+    kind = info.get("kind", "landmarks")
+    if kind not in GROUPS:
+        raise FabrecError(f"{p}: unknown model kind {kind!r}")
+    nets: dict[str, dict[str, torch.Tensor]] = {}
     for k, v in tensors.items():
         net, _, name = k.partition(".")
-        if net not in nets:
+        if net not in GROUPS[kind]:
             raise FabrecError(f"{p}: unexpected tensor '{k}'")
-        nets[net][name] = v.float() if v.dtype.is_floating_point else v
-    return {"kind": "landmarks", **info, "nets": nets}
+        nets.setdefault(net, {})[name] = v.float() if v.dtype.is_floating_point else v
+    for net in GROUPS[kind][:2] + (("itl",) if kind == "landmarks" else ()):
+        if net not in nets:
+            raise FabrecError(f"{p}: no {net} tensors")
+    return {**info, "kind": kind, "nets": nets}
 
 
 def bundled(name: str) -> Path:
@@ -94,14 +113,3 @@ def bundled(name: str) -> Path:
     if got != want:
         raise FabrecError(f"{p}: SHA-256 {got[:12]}... does not match its model card ({want[:12]}...): file damaged")
     return p
-
-
-def load_state(spec: str | Path) -> dict[str, Any]:
-    """A landmark-state dict from a bundled name, a ``.safetensors`` file or a ``.pt`` checkpoint."""
-    s = str(spec)
-    if s in ("default",) or (not Path(s).exists() and (WEIGHTS_DIR / f"{s}.safetensors").exists()):
-        return read_weights(bundled(s))
-    p = Path(s)
-    if p.suffix == ".safetensors":
-        return read_weights(p)
-    return load_checkpoint(p)

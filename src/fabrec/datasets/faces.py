@@ -28,6 +28,7 @@ from fabrec.config import AugmentConfig
 from fabrec.errors import FabrecError
 from fabrec.io import IMAGE_EXTENSIONS, list_images, read_image
 from fabrec.model import MEAN_RGB
+from fabrec.sampling import sample_key
 from fabrec.transforms import Box, augment_matrix, crop_matrix, warp
 
 
@@ -160,8 +161,9 @@ class FaceDataset(Dataset):
     """Face crops for the autoencoder. ``dataset[i]`` -> ``(3, S, S)`` tensor or ``None`` for an
     unreadable image (use :func:`collate_skip`, which drops and counts them).
 
-    Augmentation randomness comes from ``(seed, epoch, i)`` so that any worker layout and any
-    resume point see the same crops. Call :meth:`set_epoch` each epoch.
+    Keys are indices or ``(epoch, index)`` pairs (see :mod:`fabrec.sampling`); augmentation
+    randomness comes from ``(seed, epoch, index)`` so that any worker layout and any resume
+    point see the same crops.
     """
 
     def __init__(
@@ -175,10 +177,6 @@ class FaceDataset(Dataset):
         self.image_size = image_size
         self.augment = augment
         self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.items)
@@ -196,10 +194,11 @@ class FaceDataset(Dataset):
             border = self.augment.border
         return warp(img, m, self.image_size, border)
 
-    def __getitem__(self, i: int) -> torch.Tensor | None:
+    def __getitem__(self, key: int | tuple[int, int]) -> torch.Tensor | None:
+        epoch, i = sample_key(key)
         rng = None
         if self.augment is not None:
-            rng = np.random.default_rng([self.seed, self.epoch, i])
+            rng = np.random.default_rng([self.seed, epoch, i])
         try:
             return to_tensor(self.load_crop(i, rng))
         except FabrecError:

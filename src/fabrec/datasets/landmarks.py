@@ -21,6 +21,7 @@ from fabrec.datasets.pts import read_points_json, read_pts
 from fabrec.errors import FabrecError
 from fabrec.heatmaps import crop_to_heatmap, make_heatmaps
 from fabrec.io import IMAGE_EXTENSIONS, read_image
+from fabrec.sampling import sample_key
 from fabrec.schemes import Scheme, flip_points
 from fabrec.transforms import Box, augment_matrix, crop_matrix, occlude, transform_points, warp
 
@@ -313,7 +314,7 @@ def normaliser(sample: LandmarkSample, scheme: Scheme, box: Box) -> float:
 class LandmarkDataset(Dataset):
     """Square crops of annotated faces, with heatmap targets.
 
-    ``dataset[i]`` -> dict with ``image (3, S, S)``, ``heatmaps (K, H, H)``, ``points (K, 2)``
+    ``dataset[i]`` or ``dataset[(epoch, i)]`` (augmentation drawn from ``(seed, epoch, i)``) -> dict with ``image (3, S, S)``, ``heatmaps (K, H, H)``, ``points (K, 2)``
     (crop pixels), ``matrix (3, 3)`` (original -> crop), ``norm`` (normaliser in original
     pixels), ``index``; or None if the image cannot be read (dropped by the collate function).
     """
@@ -332,10 +333,6 @@ class LandmarkDataset(Dataset):
         self.samples, self.scheme = samples, scheme
         self.image_size, self.heatmap_size = image_size, heatmap_size
         self.framing, self.augment, self.sigma, self.seed = framing, augment, sigma, seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -344,7 +341,8 @@ class LandmarkDataset(Dataset):
         s = self.samples[i]
         return s.box if s.box is not None else Box.from_landmarks(s.points, *self.framing)
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor] | None:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor] | None:
+        epoch, i = sample_key(key)
         s = self.samples[i]
         try:
             img = read_image(s.path)
@@ -355,7 +353,7 @@ class LandmarkDataset(Dataset):
         pts = s.points
         border = "constant"
         if self.augment is not None:
-            rng = np.random.default_rng([self.seed, self.epoch, i])
+            rng = np.random.default_rng([self.seed, epoch, i])
             a, flipped = augment_matrix(rng, self.image_size, self.augment)
             if flipped and self.scheme.flip is None:  # no pairs: redraw without the flip
                 a, flipped = augment_matrix(rng, self.image_size, _no_flip(self.augment))

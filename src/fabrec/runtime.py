@@ -1,0 +1,98 @@
+"""What every action shares at run time: the device rule, run folders, JSONL logs, deadlines.
+
+No action module (training, evaluation, prediction, export, bench) imports another action's
+helpers: they all come from here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fabrec.errors import FabrecError
+from fabrec.io import write_text_atomic
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> CUDA when available else CPU; ``cuda`` without a GPU is a FabrecError."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise FabrecError("--device cuda: no CUDA device is available")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise FabrecError(f"--device must be auto, cpu or cuda, got '{device}'")
+    return torch.device(device)
+
+
+def memory_format(dev: torch.device) -> torch.memory_format:
+    """Channels-last on CPU (oneDNN runs these convolutions ~1.7x faster), NCHW on CUDA."""
+    return torch.channels_last if dev.type == "cpu" else torch.contiguous_format
+
+
+def make_run_dir(path: str | Path, *subdirs: str) -> Path:
+    """Create a run folder (and sub-folders); a failure is a FabrecError naming it."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for s in subdirs:
+            (out / s).mkdir(exist_ok=True)
+    except OSError as e:
+        raise FabrecError(f"{out}: cannot create run folder ({e.strerror})") from None
+    return out
+
+
+def append_jsonl(path: str | Path, rec: dict[str, Any]) -> None:
+    """Append one JSON line and fsync it; a write failure is a FabrecError naming the file."""
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise FabrecError(f"{path}: cannot write ({e.strerror or e})") from None
+
+
+def truncate_jsonl(path: str | Path, step: int) -> None:
+    """Drop lines logged after ``step`` (resuming from a checkpoint logs no step twice) and
+    lines cut by a kill."""
+    p = Path(path)
+    if not p.exists():
+        return
+    keep = []
+    for line in p.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if rec.get("step", 0) <= step:
+            keep.append(line)
+    write_text_atomic(p, "".join(k + "\n" for k in keep))
+
+
+class Deadline:
+    """A wall-clock budget in minutes (None or <= 0: no limit), read with :meth:`passed`."""
+
+    def __init__(self, minutes: float | None) -> None:
+        if minutes is not None and minutes < 0:
+            raise FabrecError(f"--time-limit must be positive minutes, got {minutes}")
+        self.seconds = minutes * 60.0 if minutes else None
+        self.t0 = time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def passed(self, share: float = 1.0) -> bool:
+        """True once ``share`` of the budget is spent (never without a budget)."""
+        return self.seconds is not None and self.elapsed() >= share * self.seconds
+
+    def __bool__(self) -> bool:
+        return self.seconds is not None
