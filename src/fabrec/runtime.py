@@ -33,6 +33,16 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
+def prepare_device(dev: torch.device) -> torch.device:
+    """Training set-up for ``dev``: on CUDA, cuDNN autotuning (fixed input sizes) and TF32
+    matrix products; nothing on CPU. Returns ``dev``."""
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return dev
+
+
 def memory_format(dev: torch.device) -> torch.memory_format:
     """Channels-last on CPU (oneDNN runs these convolutions ~1.7x faster), NCHW on CUDA."""
     return torch.channels_last if dev.type == "cpu" else torch.contiguous_format

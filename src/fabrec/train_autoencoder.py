@@ -36,6 +36,7 @@ from fabrec.runtime import (
     append_jsonl,
     make_run_dir,
     memory_format,
+    prepare_device,
     resolve_device,
     truncate_jsonl,
 )
@@ -147,7 +148,7 @@ def train_autoencoder(
     """
     say = log or (lambda s: None)
     deadline = Deadline(time_limit)
-    dev = resolve_device(device)
+    dev = prepare_device(resolve_device(device))
     di = init_distributed(dev)
     if dev.type == "cuda" and di.world > 1:
         dev = torch.device("cuda", di.local_rank)
@@ -264,7 +265,9 @@ def train_autoencoder(
                 t = torch.tensor([skipped_epoch], device=dev)
                 dist.all_reduce(t)
                 skipped_epoch = int(t.item())
-            if epoch_end and (e1 % max(cfg.val_every_epochs, 1) == 0 or step == total_steps):
+            out_of_time = _agree(deadline.passed(), dev, di)
+            done = stop.requested or out_of_time or step >= total_steps
+            if (epoch_end and e1 % max(cfg.val_every_epochs, 1) == 0) or (done and not stop.requested):
                 if di.main and val_crops is not None:
                     last_val = validate(nets.encoder, nets.generator, val_crops, dev, cfg.batch_size)
                     write_grids(nets.encoder, nets.generator, val_crops, fixed_z, out / "grids", e1, cfg.grid_size, dev)
@@ -276,8 +279,6 @@ def train_autoencoder(
             elif cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                 save(step // spe)
                 saved = True
-            out_of_time = _agree(deadline.passed(), dev, di)
-            done = stop.requested or out_of_time or step >= total_steps
             if done and not saved:
                 save(step // spe)
             t_side += time.perf_counter() - t_side0

@@ -30,6 +30,7 @@ from fabrec.datasets.landmarks import (
     choose_training,
     collate_landmarks,
     read_dataset,
+    target_heatmaps,
 )
 from fabrec.errors import FabrecError, NonFiniteLoss
 from fabrec.heatmaps import DECODERS, heatmap_size, heatmap_to_crop
@@ -43,6 +44,7 @@ from fabrec.runtime import (
     append_jsonl,
     make_run_dir,
     memory_format,
+    prepare_device,
     resolve_device,
     truncate_jsonl,
 )
@@ -129,10 +131,14 @@ def make_optimizer(net: FabRec, cfg: LMTrainConfig, stage: int) -> torch.optim.A
 
 def lm_step(net: FabRec, opt: torch.optim.Optimizer, batch: dict[str, torch.Tensor], cfg: LMTrainConfig,
             step: int = 0) -> float:
-    """One optimisation step on a batch (``image (N,3,S,S)``, ``heatmaps (N,K,H,H)``)."""
-    x, target = batch["image"], batch["heatmaps"]
+    """One optimisation step on a batch (``image (N,3,S,S)`` and ``heatmaps (N,K,H,H)`` or crop
+    ``points (N,K,2)``, from which the targets are drawn here, on the batch's device)."""
+    x = batch["image"]
     assert net.itl is not None
     pred = net.itl(net.generator, net.encoder(x))  # (N, K, H, H)
+    target = batch.get("heatmaps")
+    if target is None:
+        target = target_heatmaps(batch["points"], x.shape[-1], pred.shape[-1], cfg.sigma)
     loss = heatmap_loss(pred, target, cfg.loss_scale)
     if not torch.isfinite(loss):
         raise NonFiniteLoss(f"step {step}: landmark loss is {loss.item()}; last good checkpoint kept")
@@ -223,7 +229,7 @@ def train_landmarks(
     say = log or (lambda s: None)
     t0 = time.time()
     deadline = Deadline(time_limit)
-    dev = resolve_device(device)
+    dev = prepare_device(resolve_device(device))
     out = make_run_dir(out_dir)
     last, best = out / "last.pt", out / "best.pt"
     metrics_path = out / "metrics.jsonl"
@@ -245,8 +251,9 @@ def train_landmarks(
     train = choose_training(pool, parse_count(cfg.train_count), cfg.sample, cfg.seed)
     hm_size = heatmap_size(mc.image_size)
     framing = (mc.crop_top, mc.crop_bottom)
-    train_ds = LandmarkDataset(train, scheme, mc.image_size, hm_size, framing, cfg.augment, cfg.sigma, cfg.seed)
-    val_ds = LandmarkDataset(val, scheme, mc.image_size, hm_size, framing, None, cfg.sigma)
+    train_ds = LandmarkDataset(train, scheme, mc.image_size, hm_size, framing, cfg.augment, cfg.sigma, cfg.seed,
+                               heatmaps=False)
+    val_ds = LandmarkDataset(val, scheme, mc.image_size, hm_size, framing, None, cfg.sigma, heatmaps=False)
     bs = min(cfg.batch_size, len(train))
     sampler = StepBatches(len(train), bs, cfg.seed, SAMPLER_SALT, drop_last=False)
     spe = sampler.steps_per_epoch
@@ -428,7 +435,7 @@ class MemoryDataset(Dataset):
         for i in range(len(ds)):
             it = ds[i]
             if it is not None:
-                it.pop("heatmaps")
+                it.pop("heatmaps", None)
                 self.items.append(it)
         self.samples, self.image_size = ds.samples, ds.image_size
 

@@ -314,7 +314,9 @@ def normaliser(sample: LandmarkSample, scheme: Scheme, box: Box) -> float:
 class LandmarkDataset(Dataset):
     """Square crops of annotated faces, with heatmap targets.
 
-    ``dataset[i]`` or ``dataset[(epoch, i)]`` (augmentation drawn from ``(seed, epoch, i)``) -> dict with ``image (3, S, S)``, ``heatmaps (K, H, H)``, ``points (K, 2)``
+    ``dataset[i]`` or ``dataset[(epoch, i)]`` (augmentation drawn from ``(seed, epoch, i)``)
+    -> dict with ``image (3, S, S)``, ``heatmaps (K, H, H)`` (unless ``heatmaps=False``: the
+    trainer draws them on its device from the points), ``points (K, 2)``
     (crop pixels), ``matrix (3, 3)`` (original -> crop), ``norm`` (normaliser in original
     pixels), ``index``; or None if the image cannot be read (dropped by the collate function).
     """
@@ -329,7 +331,9 @@ class LandmarkDataset(Dataset):
         augment: AugmentConfig | None = None,
         sigma: float = 7.0,
         seed: int = 0,
+        heatmaps: bool = True,
     ) -> None:
+        self.with_heatmaps = heatmaps
         self.samples, self.scheme = samples, scheme
         self.image_size, self.heatmap_size = image_size, heatmap_size
         self.framing, self.augment, self.sigma, self.seed = framing, augment, sigma, seed
@@ -369,15 +373,21 @@ class LandmarkDataset(Dataset):
             crop = warp(img, m, self.image_size, border)
             cp = transform_points(pts, m)
         cpt = torch.from_numpy(cp).float()
-        hm = make_heatmaps(crop_to_heatmap(cpt, self.image_size, self.heatmap_size)[None], self.heatmap_size, self.sigma)[0]
-        return {
+        item = {
             "image": to_tensor(crop),
-            "heatmaps": hm,
             "points": cpt,
             "matrix": torch.from_numpy(m).float(),
             "norm": torch.tensor(normaliser(s, self.scheme, box), dtype=torch.float32),
             "index": torch.tensor(i),
         }
+        if self.with_heatmaps:
+            item["heatmaps"] = target_heatmaps(cpt[None], self.image_size, self.heatmap_size, self.sigma)[0]
+        return item
+
+
+def target_heatmaps(points: torch.Tensor, crop_size: int, heatmap_size: int, sigma: float) -> torch.Tensor:
+    """Training targets for crop-pixel points ``(N, K, 2)``: ``(N, K, H, H)`` Gaussians."""
+    return make_heatmaps(crop_to_heatmap(points, crop_size, heatmap_size), heatmap_size, sigma)
 
 
 def _no_flip(cfg: AugmentConfig) -> AugmentConfig:

@@ -1,0 +1,86 @@
+"""Pack the shared training data for one call to a GPU machine (<= 64 MiB with the checkout).
+
+UTKFace chips -> 128 px WebP (q70) in ``utk.zip``; HELEN-train images -> longest side <= 288 px
+WebP (q85) with their ``.pts`` rescaled, in the 300-W layout, in ``helen.zip``. Pixel centres
+are kept when scaling (x' = (x + 0.5) * s - 0.5). AFW is never packed: it is the test set,
+evaluated on this machine afterwards.
+
+    python tools/gpu/pack.py --shared ../shared/data --out gpu_pack [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+from fabrec.datasets.pts import read_pts  # noqa: E402
+from fabrec.io import read_image  # noqa: E402
+
+
+def webp(rgb: np.ndarray, quality: int) -> bytes:
+    ok, buf = cv2.imencode(".webp", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_WEBP_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("WebP encoding failed")
+    return buf.tobytes()
+
+
+def pts_text(points: np.ndarray) -> str:
+    """1-based 300-W ``.pts`` text for 0-based points."""
+    body = "".join(f"{x + 1:.3f} {y + 1:.3f}\n" for x, y in points)
+    return f"version: 1\nn_points: {len(points)}\n{{\n{body}}}\n"
+
+
+def pack(shared: Path, out: Path, limit: int = 0, utk_size: int = 128, helen_max: int = 288) -> dict[str, int]:
+    """Write ``out/utk.zip`` and ``out/helen.zip``; return their sizes in bytes."""
+    out.mkdir(parents=True, exist_ok=True)
+    utk = sorted((shared / "utkface").glob("*.jpg"))
+    helen = sorted((shared / "300w" / "helen" / "trainset").glob("*.pts"))
+    if not utk or not helen:
+        raise SystemExit(f"{shared}: expected utkface/*.jpg and 300w/helen/trainset/*.pts")
+    if limit:
+        utk, helen = utk[:limit], helen[: max(limit // 2, 4)]
+    with zipfile.ZipFile(out / "utk.zip.tmp", "w", zipfile.ZIP_STORED) as z:
+        for f in utk:
+            img = cv2.resize(read_image(f), (utk_size, utk_size), interpolation=cv2.INTER_AREA)
+            z.writestr(f"utk/{f.name.split('.')[0]}.webp", webp(img, 70))
+    with zipfile.ZipFile(out / "helen.zip.tmp", "w", zipfile.ZIP_STORED) as z:
+        for p in helen:
+            img_path = next(p.with_suffix(e) for e in (".jpg", ".png") if p.with_suffix(e).exists())
+            img = read_image(img_path)
+            h, w = img.shape[:2]
+            s = min(1.0, helen_max / max(h, w))
+            size = (round(w * s), round(h * s))
+            if s < 1.0:
+                img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+            sx, sy = size[0] / w, size[1] / h
+            pts = read_pts(p)
+            pts = np.stack([(pts[:, 0] + 0.5) * sx - 0.5, (pts[:, 1] + 0.5) * sy - 0.5], 1)
+            z.writestr(f"300w/helen/trainset/{p.stem}.webp", webp(img, 85))
+            z.writestr(f"300w/helen/trainset/{p.stem}.pts", pts_text(pts))
+    sizes = {}
+    for name in ("utk.zip", "helen.zip"):
+        (out / f"{name}.tmp").replace(out / name)
+        sizes[name] = (out / name).stat().st_size
+    return sizes
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shared", default=str(Path(__file__).resolve().parents[3] / "shared" / "data"))
+    ap.add_argument("--out", default="gpu_pack")
+    ap.add_argument("--limit", type=int, default=0, help="first N UTKFace and N/2 HELEN faces (dry runs)")
+    a = ap.parse_args()
+    sizes = pack(Path(a.shared), Path(a.out), a.limit)
+    for k, v in sizes.items():
+        print(f"pack: {Path(a.out) / k} {v / 1e6:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
