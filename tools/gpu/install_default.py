@@ -6,8 +6,8 @@
    carries its autoencoder's encoder (``train-landmarks --autoencoder default`` needs it).
 2. ``fabrec eval`` of it and of the installed default on AFW (300-W layout, split ``afw``),
    same process, same crops.
-3. If the new model has the lower AFW NME (or ``--force``): writes ``default.safetensors``,
-   ``default.sha256`` and ``afw_metrics.json`` into ``--dest`` (the package's pretrained/
+3. If the new model has the lower AFW NME (or ``--force``): writes ``default.safetensors``
+   and ``default.sha256`` into ``--dest`` (the package's pretrained/
    folder by default). The model card (``default.md``) is edited by hand from the summary
    this prints.
 """
@@ -68,7 +68,6 @@ def main() -> int:
         shutil.copyfile(cand, dest / "default.safetensors.tmp")
         (dest / "default.safetensors.tmp").replace(dest / "default.safetensors")
         write_text_atomic(dest / "default.sha256", f"{summary['sha256']}  default.safetensors\n")
-        write_json_atomic(dest / "afw_metrics.json", new)
         for name in ("ced.png", "grid.png", "metrics.json"):
             if (work / "afw_new" / name).exists():
                 shutil.copyfile(work / "afw_new" / name, work / f"new_{name}")

@@ -1,0 +1,65 @@
+"""The GPU recipe's dry run: the whole flow (pack, train, export, install) on the CPU, tiny,
+on a synthetic copy of the shared data layout (so it runs where ../shared is absent)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from conftest import blob_image
+from test_landmark_readers import face_points
+
+from fabrec.datasets.pts import read_pts
+from fabrec.hub import read_spec
+from fabrec.weights import sha256
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_pts(path: Path, pts: np.ndarray) -> None:
+    body = "".join(f"{x + 1:.2f} {y + 1:.2f}\n" for x, y in pts)
+    path.write_text(f"version: 1\nn_points: {len(pts)}\n{{\n{body}}}\n")
+
+
+def fake_shared(root: Path) -> Path:
+    rng = np.random.default_rng(0)
+    (root / "utkface").mkdir(parents=True)
+    for i in range(30):
+        cv2.imwrite(str(root / "utkface" / f"{20 + i}_0_0_2017{i:04d}.jpg.chip.jpg"), blob_image(rng, 200))
+    for folder, n in (("300w/helen/trainset", 16), ("300w/afw", 6)):
+        d = root / folder
+        d.mkdir(parents=True)
+        for i in range(n):
+            cv2.imwrite(str(d / f"{i:03d}_1.jpg"), blob_image(rng, 400))
+            write_pts(d / f"{i:03d}_1.pts", face_points(68, rng, 400))
+    return root
+
+
+def test_dry_run_writes_what_a_gpu_call_returns_and_installs_it(tmp_path: Path) -> None:
+    shared = fake_shared(tmp_path / "shared")
+    out = tmp_path / "dry"
+    env = {**os.environ, "FABREC_SHARED": str(shared), "PYTHON": sys.executable}
+    p = subprocess.run(["bash", str(ROOT / "tools/gpu/default_model.sh"), "--dry-run", str(out)],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    back = out / "returned"
+    assert {f.name for f in back.iterdir()} == {"ae.safetensors", "lm.safetensors", "extras.tar.gz", "log.txt"}
+    assert all(f.stat().st_size < 16_000_000 for f in back.iterdir())  # what one GPU call can return
+    assert read_spec(back / "ae.safetensors")["kind"] == "autoencoder"
+    lm = read_spec(back / "lm.safetensors")
+    assert lm["kind"] == "landmarks" and "ae_encoder" not in lm["nets"]
+    # the packed HELEN points were rescaled with their images (pixel centres kept)
+    packed = sorted((out / "work" / "data" / "300w" / "helen" / "trainset").glob("*.pts"))
+    assert packed
+    src = read_pts(shared / "300w/helen/trainset" / packed[0].name)
+    np.testing.assert_allclose((src + 0.5) * (288 / 400) - 0.5, read_pts(packed[0]), atol=2e-3)
+    # install: one file with the autoencoder's encoder, its checksum, and an AFW evaluation
+    installed = out / "pretrained" / "default.safetensors"
+    full = read_spec(installed)
+    assert "ae_encoder" in full["nets"]
+    assert (out / "pretrained" / "default.sha256").read_text().split()[0] == sha256(installed)
+    summary = json.loads((out / "install" / "summary.json").read_text())
+    assert summary["installed"] and summary["new"]["count"] == 6
