@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import cv2
@@ -198,3 +199,76 @@ def test_few_shot_selection() -> None:
     assert len(choose_training(items, 0.2, "random", 0)) == 20
     with pytest.raises(FabrecError):
         choose_training(items, 101, "random", 0)
+
+
+def _five_scheme(tmp_path: Path) -> Path:
+    p = tmp_path / "five.yaml"
+    p.write_text("name: five\npoints: [left_eye, right_eye, nose, mouth_left, mouth_right]\n"
+                 "flip_pairs: [[left_eye, right_eye], [mouth_left, mouth_right]]\nnorm_points: [0, 1]\n")
+    return p
+
+
+def test_labelme_files_are_read_by_label_with_pixel_centres(tmp_path: Path) -> None:
+    from fabrec.datasets.labelme import write_labelme
+    from fabrec.schemes import get_scheme
+
+    scheme = get_scheme(_five_scheme(tmp_path))
+    d = tmp_path / "labelme"
+    d.mkdir()
+    rng = np.random.default_rng(3)
+    truth = {}
+    for i in range(3):
+        cv2.imwrite(str(d / f"face{i}.jpg"), blob_image(rng))
+        pts = face_points(5, rng)
+        truth[f"face{i}.jpg"] = pts
+        order = [4, 2, 0, 3, 1]  # shapes in any order; labels decide
+        write_labelme(d / f"face{i}.json", f"face{i}.jpg", pts[order], [scheme.names[j] for j in order], 80, 80)
+    doc = json.loads((d / "face0.json").read_text())
+    assert abs(doc["shapes"][2]["points"][0][0] - (truth["face0.jpg"][0, 0] + 0.5)) < 1e-9  # corner origin
+    doc["shapes"].append({"label": "box", "points": [[1, 2], [5, 6]], "shape_type": "rectangle"})
+    (d / "face0.json").write_text(json.dumps(doc))
+    res = read_dataset("folder", d, "", scheme)
+    assert len(res.samples) == 3 and not res.problems
+    for s in res.samples:
+        np.testing.assert_allclose(s.points, truth[s.key], atol=1e-9)
+    # a missing and a foreign label are reported by file name, the rest still read
+    bad = json.loads((d / "face1.json").read_text())
+    bad["shapes"] = bad["shapes"][1:]
+    (d / "face1.json").write_text(json.dumps(bad))
+    bad["shapes"].append({"label": "ear", "points": [[1, 1]], "shape_type": "point"})
+    (d / "face2.json").write_text(json.dumps(bad))
+    res = read_dataset("folder", d, "", scheme)
+    assert len(res.samples) == 1
+    assert any("face1.json" in p and "1 of 5 points missing" in p for p in res.problems)
+    assert any("face2.json" in p and "'ear'" in p for p in res.problems)
+
+
+def test_coco_keypoints_file_with_many_images(tmp_path: Path) -> None:
+    from fabrec.schemes import get_scheme
+
+    scheme = get_scheme(_five_scheme(tmp_path))
+    d = tmp_path / "coco"
+    (d / "images").mkdir(parents=True)
+    rng = np.random.default_rng(4)
+    file_order = ["nose", "left_eye", "right_eye", "mouth_left", "mouth_right"]
+    images, anns, truth = [], [], []
+    for i in range(3):
+        cv2.imwrite(str(d / "images" / f"img{i}.png"), blob_image(rng))
+        pts = face_points(5, rng)
+        truth.append(pts)
+        kp = []
+        for n in file_order:
+            x, y = pts[scheme.names.index(n)]
+            kp += [float(x), float(y), 2]
+        images.append({"id": 10 + i, "file_name": f"img{i}.png", "width": 80, "height": 80})
+        anns.append({"id": i, "image_id": 10 + i, "keypoints": kp, "num_keypoints": 5, "category_id": 1})
+    anns.append({"id": 9, "image_id": 10, "keypoints": [0, 0, 0] * 5, "num_keypoints": 0, "category_id": 1})
+    doc = {"images": images, "annotations": anns,
+           "categories": [{"id": 1, "name": "face", "keypoints": file_order, "skeleton": []}]}
+    (d / "keypoints.json").write_text(json.dumps(doc))
+    res = read_dataset("folder", d, "", scheme)
+    assert len(res.samples) == 3
+    assert any("5 unlabelled keypoint(s)" in p for p in res.problems)
+    for s, pts in zip(sorted(res.samples, key=lambda s: s.key), truth):
+        np.testing.assert_allclose(s.points, pts)
+        assert s.path.parent.name == "images"

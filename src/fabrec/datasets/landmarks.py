@@ -8,16 +8,20 @@ malformed are reported by name through the ``problems`` list and skipped, never 
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from fabrec.config import AugmentConfig
+from fabrec.datasets.coco import coco_samples, is_coco
 from fabrec.datasets.faces import to_tensor
-from fabrec.datasets.pts import read_points_json, read_pts
+from fabrec.datasets.labelme import is_labelme, labelme_points
+from fabrec.datasets.pts import points_from_json, read_pts
 from fabrec.errors import FabrecError
 from fabrec.heatmaps import crop_to_heatmap, make_heatmaps
 from fabrec.io import IMAGE_EXTENSIONS, read_image
@@ -72,8 +76,10 @@ def _check(points: np.ndarray, scheme: Scheme, name: str) -> None:
 
 # ----------------------------------------------------------------------------- folder
 def read_folder(root: str | Path, scheme: Scheme) -> ReadResult:
-    """Any folder (recursive) of images with same-stem ``.pts`` or ``.json`` files, or a folder
-    holding one CSV ``path,x0,y0,x1,y1,...`` (0-based pixels, header optional)."""
+    """Any folder (recursive) of images with same-stem annotation files -- iBUG ``.pts``,
+    labelme ``.json`` (one point shape per landmark) or ``{"points": [[x, y], ...]}`` JSON --
+    or holding COCO keypoints ``.json`` files (many images each), or one CSV
+    ``path,x0,y0,x1,y1,...`` (0-based pixels, header optional)."""
     r = Path(root)
     if not r.is_dir():
         raise FabrecError(f"{r}: no such folder")
@@ -83,20 +89,47 @@ def read_folder(root: str | Path, scheme: Scheme) -> ReadResult:
     if not anns and len(csvs) == 1:
         return _read_points_csv(csvs[0], scheme)
     for a in anns:
+        data = _load_json(a, res) if a.suffix.lower() == ".json" else None
+        if a.suffix.lower() == ".json" and data is None:
+            continue
+        if is_coco(data):
+            try:
+                found, problems = coco_samples(data, a, scheme)
+            except FabrecError as e:
+                res.problems.append(str(e))
+                continue
+            res.problems += problems
+            for img, pts, key in found:
+                res.samples.append(LandmarkSample(img, pts, None, f"{a.relative_to(r)}/{key}"))
+            continue
         img = _find_image(a)
         if img is None:
             res.problems.append(f"{a}: no image with the same name")
             continue
         try:
-            pts = read_pts(a) if a.suffix.lower() == ".pts" else read_points_json(a)
+            if a.suffix.lower() == ".pts":
+                pts = read_pts(a)
+            elif is_labelme(data):
+                pts = labelme_points(data, scheme, str(a))
+            else:
+                pts = points_from_json(data, str(a))
             _check(pts, scheme, str(a))
         except FabrecError as e:
             res.problems.append(str(e))
             continue
         res.samples.append(LandmarkSample(img, pts, None, str(img.relative_to(r))))
     if not res.samples:
-        raise FabrecError(f"{r}: no annotated images found (.pts/.json beside images, or one CSV)")
+        raise FabrecError(f"{r}: no annotated images found (.pts, labelme/COCO/points .json beside images, or one CSV)"
+                          + (f"; first problem: {res.problems[0]}" if res.problems else ""))
     return res
+
+
+def _load_json(path: Path, res: ReadResult) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        res.problems.append(f"{path}: cannot read JSON ({str(e)[:80]})")
+        return None
 
 
 def _read_points_csv(path: Path, scheme: Scheme) -> ReadResult:

@@ -64,20 +64,15 @@ def write_pts(path: str | Path, points: np.ndarray) -> None:
     Path(path).write_text(f"version: 1\nn_points: {len(points)}\n{{\n{body}}}\n")
 
 
-def read_points_json(path: str | Path) -> np.ndarray:
-    """Read ``{"points": [[x, y], ...]}`` or ``[[x, y], ...]`` (0-based pixels) -> ``(K, 2)``."""
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FabrecError(f"{p}: cannot read JSON points ({e})") from None
+def points_from_json(data: object, name: str) -> np.ndarray:
+    """``{"points": [[x, y], ...]}`` or ``[[x, y], ...]`` (parsed JSON) -> ``(K, 2)``."""
     pts = data.get("points") if isinstance(data, dict) else data
     try:
         arr = np.asarray(pts, np.float64)
     except (TypeError, ValueError):
-        raise FabrecError(f"{p}: points must be a list of [x, y]") from None
+        raise FabrecError(f"{name}: points must be a list of [x, y]") from None
     if arr.ndim != 2 or arr.shape[1] != 2 or len(arr) == 0:
-        raise FabrecError(f"{p}: points must be a non-empty list of [x, y]")
+        raise FabrecError(f"{name}: points must be a non-empty list of [x, y]")
     if not np.isfinite(arr).all():
-        raise FabrecError(f"{p}: non-finite coordinates")
+        raise FabrecError(f"{name}: non-finite coordinates")
     return arr
