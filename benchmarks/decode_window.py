@@ -78,8 +78,8 @@ def peakless(reps: int) -> dict[str, float]:
     from fabrec.sample import face_crops
 
     model = resolve_model("paper-256")
-    net = model.net.eval()
-    hm = net.itl(net.generator, net.encoder(face_crops(model.image_size, 4))).float()
+    model.net.eval()
+    hm = model.heatmaps(face_crops(model.image_size, 4)).float()
     _, extra = _blur_argmax_windowed(hm, 9, _tile_max(hm))
     return {"peakless_maps_blurred_in_full_pct": 100 * (extra > _MAX_EXTRA).float().mean().item(),
             "peakless_ms_per_face_full_b4": median_ms(lambda t: _blur_argmax_full(t, 9), hm, reps) / 4,
@@ -102,7 +102,7 @@ def main() -> int:
     maps, crops = [], []
     for b, _ in torch.utils.data.DataLoader(ds, batch_size=32, collate_fn=collate_landmarks):
         if b is not None:
-            maps.append(model.net.itl(model.net.generator, model.net.encoder(b["image"])).float())
+            maps.append(model.heatmaps(b["image"]).float())
             crops.append(b["image"])
     hm = torch.cat(maps)
     full = _blur_argmax_full(hm, 9)

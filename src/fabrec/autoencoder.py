@@ -9,11 +9,11 @@ import numpy as np
 import torch
 
 from fabrec.config import ModelConfig
-from fabrec.datasets.faces import to_tensor
 from fabrec.errors import FabrecError
 from fabrec.hub import AutoencoderState
 from fabrec.io import read_image
 from fabrec.nn import Encoder, Generator
+from fabrec.normalization import to_tensor
 from fabrec.transforms import Box, crop_matrix, warp
 from fabrec.visualize import to_uint8
 

@@ -16,8 +16,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from fabrec.errors import FabrecError
-from fabrec.heatmaps import DECODERS
 from fabrec.landmark_model import LandmarkModel
+from fabrec.runtime import memory_format, resolve_device
 from fabrec.sample import face_crops
 
 
@@ -61,7 +61,7 @@ def landmark_flops(model: LandmarkModel) -> float:
     """FLOPs (2 per multiply-add) of the landmark path for one face."""
     s = model.image_size
     with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        model.net.itl(model.net.generator, model.net.encoder(torch.zeros(1, 3, s, s)))
+        model.heatmaps(torch.zeros(1, 3, s, s, device=model.device))
     return float(fc.get_total_flops())
 
 
@@ -71,24 +71,23 @@ def bench(model_name: str = "default", backend: str = "torch", batch_size: int =
     latency median/p90 (ms per batch), the network alone (faces/s, and GFLOP/s achieved beside
     the matmul ceiling) and the decoding's share."""
     model = resolve_model(model_name)
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    dev = resolve_device(device)
     s = model.image_size
     flops = landmark_flops(model) * batch_size
     x = face_crops(s, batch_size)  # real face content: decoding cost depends on the heatmaps
-    decode = DECODERS[model.decoder]
+    def decode(hm: torch.Tensor) -> None:
+        model.decode(hm)
+
     tdtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
     if backend == "torch":
-        net = model.net.eval().to(dev)
-        if dev.type == "cpu":
-            net = net.to(memory_format=torch.channels_last)
-            x = x.contiguous(memory_format=torch.channels_last)
-        elif tdtype != torch.float32:
-            net = net.to(tdtype)
-        xd = x.to(dev, dtype=tdtype if dev.type == "cuda" else torch.float32)
+        model = model.placed(dev)
+        if dev.type == "cuda" and tdtype != torch.float32:
+            model.net.to(tdtype)
+        xd = x.to(dev, dtype=tdtype if dev.type == "cuda" else torch.float32).contiguous(memory_format=memory_format(dev))
 
         @torch.inference_mode()
         def network() -> torch.Tensor:
-            hm = net.itl(net.generator, net.encoder(xd))  # type: ignore[union-attr]
+            hm = model.heatmaps(xd)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             return hm

@@ -13,11 +13,10 @@ from fabrec.datasets.landmarks import LandmarkDataset, read_dataset
 from fabrec.errors import FabrecError
 from fabrec.heatmaps import DECODERS, heatmap_size
 from fabrec.io import atomic_write, write_image_atomic, write_json_atomic
-from fabrec.landmark_model import LandmarkModel
+from fabrec.landmark_model import LandmarkModel, predict_dataset
 from fabrec.metrics import ced, nme, summarize
 from fabrec.runtime import resolve_device
 from fabrec.schemes import get_scheme
-from fabrec.train_landmarks import predict_dataset
 from fabrec.visualize import draw_points, grid, heatmap_overlay, plot_ced, to_uint8
 
 
@@ -50,12 +49,10 @@ def evaluate(
     res = read_dataset(dataset, root, split, sch)
     if not res.samples:
         raise FabrecError(f"{root}: split '{split}' has no usable samples")
-    net = model.net.to(dev).eval()
-    if dev.type == "cpu":
-        net = net.to(memory_format=torch.channels_last)
-    hm_size = heatmap_size(model.image_size)
-    ds = LandmarkDataset(res.samples, sch, model.image_size, hm_size, model.framing, None)
-    pts, conf, norms, idx = predict_dataset(net, ds, model.decoder, batch_size, dev)
+    model = model.placed(dev)
+    ds = LandmarkDataset(res.samples, sch, model.image_size, heatmap_size(model.image_size), model.framing, None,
+                         heatmaps=False)
+    pts, conf, norms, idx = predict_dataset(model, ds, batch_size)
     gt = np.stack([ds.samples[i].points for i in idx]) if idx else np.zeros((0, sch.num_points, 2))
     err = nme(pts, gt, norms) if idx else np.zeros(0)
     metrics: dict[str, Any] = {
@@ -80,7 +77,7 @@ def evaluate(
     plot_ced({f"{dataset}/{split} (NME {metrics['nme']:.2f}%)": ced(err)}, str(out / "ced.png"),
              "Cumulative error distribution")
     if idx and grid_count > 0:
-        write_image_atomic(out / "grid.png", fig5_grid(net, ds, pts, idx[:grid_count], dev))
+        write_image_atomic(out / "grid.png", fig5_grid(model.net, ds, pts, idx[:grid_count], model.device))
     return metrics
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from fabrec.errors import FabrecError
-from fabrec.heatmaps import DECODERS, heatmap_to_crop
+from fabrec.heatmaps import decode_heatmaps
 from fabrec.io import atomic_write
 from fabrec.landmark_model import LandmarkModel
 
@@ -23,11 +23,10 @@ class _LandmarkPath(nn.Module):
         self.reconstruction = reconstruction
 
     def forward(self, x: torch.Tensor):
-        z = self.net.encoder(x)
-        hm = self.net.itl(self.net.generator, z)
+        out = self.net(x, reconstruct=self.reconstruction)
         if self.reconstruction:
-            return hm, self.net.generator(z)
-        return hm
+            return out.heatmaps, out.reconstruction
+        return out.heatmaps
 
 
 def export_onnx(model: LandmarkModel, out: str | Path, reconstruction: bool = False, opset: int = 17) -> None:
@@ -37,7 +36,7 @@ def export_onnx(model: LandmarkModel, out: str | Path, reconstruction: bool = Fa
         import onnx  # noqa: F401
     except ImportError:
         raise FabrecError("ONNX export needs: pip install 'fabrec[onnx]'") from None
-    m = _LandmarkPath(model, reconstruction).eval().cpu()
+    m = _LandmarkPath(model.placed(torch.device("cpu")), reconstruction).eval()
     s = model.image_size
     x = torch.zeros(1, 3, s, s)
     outputs = ["heatmaps", "reconstruction"] if reconstruction else ["heatmaps"]
@@ -71,6 +70,4 @@ class OnnxLandmarks:
         return self.sess.run(["heatmaps"], {"images": np.ascontiguousarray(x, np.float32)})[0]
 
     def predict_crops(self, x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        hm = torch.from_numpy(self.heatmaps(x))
-        pts, conf = DECODERS[self.decoder](hm)
-        return heatmap_to_crop(pts, self.image_size, hm.shape[-1]), conf
+        return decode_heatmaps(torch.from_numpy(self.heatmaps(x)), self.decoder, self.image_size)

@@ -282,3 +282,12 @@ def decode_subpixel(heatmaps: torch.Tensor, blur: int = 9) -> tuple[torch.Tensor
 
 
 DECODERS = {"reference": decode_reference, "subpixel": decode_subpixel}
+
+
+def decode_heatmaps(hm: torch.Tensor, decoder: str, crop_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Heatmaps ``(N, K, H, H)`` -> points ``(N, K, 2)`` in crop pixels of a ``crop_size`` crop
+    and confidence ``(N, K)`` (the peak value), with decoder ``reference`` or ``subpixel``."""
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got '{decoder}'")
+    pts, conf = DECODERS[decoder](hm)
+    return heatmap_to_crop(pts, crop_size, hm.shape[-1]), conf

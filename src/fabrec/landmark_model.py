@@ -1,17 +1,23 @@
-"""A trained landmark model (encoder + generator + ITLs) with its scheme and framing."""
+"""A trained landmark model (encoder + generator + ITLs) with its scheme and framing: the one
+inference core that prediction, evaluation, export, benchmarks and training validation use
+to go from crops to heatmaps to points in the original image."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from fabrec.config import ModelConfig, from_dict
 from fabrec.errors import FabrecError
-from fabrec.heatmaps import DECODERS, heatmap_to_crop
+from fabrec.heatmaps import decode_heatmaps
 from fabrec.model import FabRec
+from fabrec.runtime import memory_format
 from fabrec.schemes import Scheme
 
 
@@ -41,6 +47,10 @@ class LandmarkModel:
     def framing(self) -> tuple[float, float]:
         return (self.net.config.crop_top, self.net.config.crop_bottom)
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
     @staticmethod
     def from_state(state: dict[str, Any], where: str = "model") -> LandmarkModel:
         """Rebuild from a landmark checkpoint's dict (``model``, ``itl``, ``scheme``, ``nets``)."""
@@ -49,8 +59,11 @@ class LandmarkModel:
         mc = from_dict(ModelConfig, state["model"])
         scheme = Scheme.from_dict(state["scheme"], where)
         net = FabRec(config=mc, itl=tuple(state["itl"]))
-        for name in ("encoder", "generator", "itl"):
-            getattr(net, name).load_state_dict(state["nets"][name])
+        try:
+            for name in ("encoder", "generator", "itl"):
+                getattr(net, name).load_state_dict(state["nets"][name])
+        except (RuntimeError, KeyError) as e:
+            raise FabrecError(f"{where}: weights do not fit the model ({str(e).splitlines()[0][:120]})") from None
         return LandmarkModel(net.eval(), scheme, state.get("decoder", "reference"))
 
     @staticmethod
@@ -60,6 +73,24 @@ class LandmarkModel:
 
         return load_landmarks(spec, device)
 
+    def placed(self, device: torch.device) -> LandmarkModel:
+        """This model on ``device`` in its inference layout (channels-last on CPU), in eval
+        mode: ``self`` when it already is, else a copy (the caller's model is never moved)."""
+        mf = memory_format(device)
+        w = next(p for p in self.net.parameters() if p.dim() == 4)
+        if self.device == device and not self.net.training and w.is_contiguous(memory_format=mf):
+            return self
+        net = copy.deepcopy(self.net).to(device, memory_format=mf).eval()
+        return LandmarkModel(net, self.scheme, self.decoder)
+
+    def heatmaps(self, x: torch.Tensor) -> torch.Tensor:
+        """Crops ``(N, 3, S, S)`` (model space) -> heatmaps ``(N, K, H, H)``."""
+        return self.net.heatmaps(x)
+
+    def decode(self, hm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Heatmaps ``(N, K, H, H)`` -> points ``(N, K, 2)`` in crop pixels, confidence ``(N, K)``."""
+        return decode_heatmaps(hm.float(), self.decoder, self.image_size)
+
     @torch.no_grad()
     def predict_crops(
         self, x: torch.Tensor, reconstruct: bool = False
@@ -68,5 +99,43 @@ class LandmarkModel:
         confidence ``(N, K)``, heatmaps ``(N, K, H, H)``, reconstruction or None."""
         out = self.net(x, reconstruct=reconstruct)
         hm = out.heatmaps.float()
-        pts, conf = DECODERS[self.decoder](hm)
-        return heatmap_to_crop(pts, self.image_size, hm.shape[-1]), conf, hm, out.reconstruction
+        pts, conf = self.decode(hm)
+        return pts, conf, hm, out.reconstruction
+
+
+def crop_to_image(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Crop-pixel points ``(..., K, 2)`` back to the original image through the inverse of the
+    original -> crop affine ``matrix (..., 3, 3)``."""
+    inv = np.linalg.inv(np.asarray(matrix, np.float64))
+    return np.einsum("...ij,...kj->...ki", inv[..., :2, :2], points) + inv[..., None, :2, 2]
+
+
+@torch.no_grad()
+def predict_dataset(
+    model: LandmarkModel, ds: Dataset, batch: int = 32
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
+    """Run a model over a landmark dataset (items with ``image``, ``matrix``, ``norm``,
+    ``index``; see :class:`~fabrec.datasets.landmarks.LandmarkDataset`) on the model's device.
+
+    Returns points in original pixels ``(M, K, 2)``, confidence ``(M, K)``, normalisers
+    ``(M,)`` and the dataset indices of the ``M`` readable samples.
+    """
+    from fabrec.datasets.landmarks import collate_landmarks
+
+    was = model.net.training
+    model.net.eval()
+    dev = model.device
+    pts_all, conf_all, norms, idx = [], [], [], []
+    for b, _ in DataLoader(ds, batch_size=batch, shuffle=False, collate_fn=collate_landmarks):
+        if b is None:
+            continue
+        x = b["image"].to(dev).contiguous(memory_format=memory_format(dev))
+        p, c, _, _ = model.predict_crops(x)
+        pts_all.append(crop_to_image(p.double().cpu().numpy(), b["matrix"].double().numpy()))
+        conf_all.append(c.cpu().numpy())
+        norms.append(b["norm"].double().numpy())
+        idx += b["index"].tolist()
+    model.net.train(was)
+    if not pts_all:
+        return np.zeros((0, 0, 2)), np.zeros((0, 0)), np.zeros(0), []
+    return np.concatenate(pts_all), np.concatenate(conf_all), np.concatenate(norms), idx

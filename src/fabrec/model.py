@@ -11,21 +11,6 @@ from torch import nn
 from fabrec.config import ModelConfig
 from fabrec.nn import Encoder, Generator, TransferLayers
 
-# Input normalisation: pixels in [0, 1] minus this RGB mean (std 1). tanh outputs share it.
-MEAN_RGB = (0.518, 0.418, 0.361)
-
-
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    """``(N, 3, H, W)`` RGB in [0, 1] -> model input space (mean subtracted)."""
-    mean = torch.tensor(MEAN_RGB, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
-    return images - mean
-
-
-def denormalize(images: torch.Tensor) -> torch.Tensor:
-    """Model space ``(N, 3, H, W)`` -> RGB in [0, 1] (clamped)."""
-    mean = torch.tensor(MEAN_RGB, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
-    return (images + mean).clamp(0.0, 1.0)
-
 
 @dataclass
 class FabRecOutput:
@@ -46,7 +31,7 @@ class FabRec(nn.Module):
     """3FabRec: adversarial-autoencoder encoder/generator plus interleaved transfer layers.
 
     ``FabRec(image_size=256, num_landmarks=68)`` or ``FabRec(config=ModelConfig(...))``.
-    Images are ``(N, 3, S, S)`` in model space (see :func:`normalize`).
+    Images are ``(N, 3, S, S)`` in model space (see :mod:`fabrec.normalization`).
     """
 
     def __init__(

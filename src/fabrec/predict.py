@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from fabrec.datasets.faces import to_tensor
 from fabrec.detect import Detector, crop_box, get_detector
 from fabrec.errors import FabrecError
 from fabrec.io import read_image
-from fabrec.landmark_model import LandmarkModel
-from fabrec.transforms import Box, crop_matrix, transform_points, warp
+from fabrec.landmark_model import LandmarkModel, crop_to_image
+from fabrec.normalization import to_tensor
+from fabrec.runtime import memory_format, resolve_device
+from fabrec.transforms import Box, crop_matrix, warp
 from fabrec.visualize import to_uint8
 
 BoxXYWH = tuple[float, float, float, float]
@@ -77,14 +78,10 @@ class LandmarkPredictor:
     >>> faces[0].points.shape                   # (68, 2)
     """
 
-    def __init__(self, model: LandmarkModel, detector: str | Detector = "opencv", device: str = "cpu",
+    def __init__(self, model: LandmarkModel, detector: str | Detector = "opencv", device: str = "auto",
                  quality: bool = True) -> None:
-        self.model = model
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                   ("cpu" if device == "auto" else device))
-        self.model.net.to(self.device).eval()
-        if self.device.type == "cpu":
-            self.model.net.to(memory_format=torch.channels_last)
+        self.device = resolve_device(device)
+        self.model = model.placed(self.device)
         self._detector = detector
         self.quality = quality
 
@@ -134,8 +131,7 @@ class LandmarkPredictor:
         res = []
         for i in range(0, len(crops), batch_size):
             x = torch.stack([to_tensor(c) for c in crops[i : i + batch_size]]).to(self.device)
-            if self.device.type == "cpu":
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=memory_format(self.device))
             pts, conf, _, rec = self.model.predict_crops(x, reconstruct=self.quality)
             err = (rec.float() - x).abs().flatten(1).mean(1).mul(255).cpu().numpy() if rec is not None else None
             recs = to_uint8(rec) if rec is not None else None
@@ -155,7 +151,7 @@ class LandmarkPredictor:
         out: list[list[FaceResult]] = [[] for _ in rgbs]
         for (i, (box, cb, src)), m, (p, conf, err, _) in zip(flat, mats, self._run(crops, batch_size)):
             q = float(np.clip(1.0 - err / 50.0, 0.0, 1.0)) if not math.isnan(err) else float("nan")
-            out[i].append(FaceResult(box, transform_points(p, np.linalg.inv(m)), conf, q, err, src, cb))
+            out[i].append(FaceResult(box, crop_to_image(p, m), conf, q, err, src, cb))
         return out
 
     def _faces(self, rgb: np.ndarray, regions: list[tuple[BoxXYWH, Box, str]], batch_size: int) -> list[FaceResult]:

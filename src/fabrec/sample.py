@@ -20,8 +20,8 @@ def face_crops(size: int, n: int, seed: int = 0) -> torch.Tensor:
     import torch
 
     from fabrec.config import AugmentConfig
-    from fabrec.datasets.faces import to_tensor
     from fabrec.io import read_image
+    from fabrec.normalization import to_tensor
     from fabrec.transforms import Box, augment_matrix, crop_matrix, warp
 
     rgb = read_image(SAMPLE_IMAGE)

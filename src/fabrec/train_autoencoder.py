@@ -29,8 +29,8 @@ from fabrec.datasets.faces import FaceDataset, collate_skip, collect_faces, spli
 from fabrec.errors import FabrecError, NonFiniteLoss
 from fabrec.io import write_image_atomic, write_text_atomic
 from fabrec.losses import cs_loss, gan_d_loss, gan_g_loss, l1_loss_255, ssim
-from fabrec.model import MEAN_RGB, denormalize
 from fabrec.nn import Encoder, Generator, ImageDiscriminator, LatentDiscriminator
+from fabrec.normalization import batch_to_tensor, denormalize
 from fabrec.runtime import (
     Deadline,
     append_jsonl,
@@ -371,12 +371,6 @@ def cached_crops(ds: FaceDataset) -> torch.Tensor:
     return torch.stack(crops)
 
 
-def _model_space(u8: torch.Tensor, dev: torch.device) -> torch.Tensor:
-    """``uint8 (N, S, S, 3)`` crops -> model-space ``float32 (N, 3, S, S)`` on ``dev`` (as to_tensor)."""
-    x = u8.permute(0, 3, 1, 2).float().div_(255.0)
-    return (x - torch.tensor(MEAN_RGB).view(1, 3, 1, 1)).to(dev)
-
-
 def ae_step(
     nets: Networks,
     wrapped: dict[str, nn.Module],
@@ -462,7 +456,7 @@ def validate(
     generator.eval()
     l1s, ssims = [], []
     for i in range(0, len(crops), batch):
-        x = _model_space(crops[i : i + batch], dev)
+        x = batch_to_tensor(crops[i : i + batch]).to(dev)
         xr = generator(encoder(x)).float()
         l1s.append((xr - x).abs().flatten(1).mean(1) * 255.0)
         ssims.append(ssim(denormalize(xr), denormalize(x)))
@@ -481,7 +475,7 @@ def write_grids(
     encoder.eval()
     generator.eval()
     if len(crops):
-        x = _model_space(crops[:n], dev)
+        x = batch_to_tensor(crops[:n]).to(dev)
         xr = generator(encoder(x))
         write_image_atomic(folder / f"recon_e{epoch:03d}.png", grid([to_uint8(x), to_uint8(xr)]))
     s = to_uint8(generator(z.to(dev)))

@@ -33,9 +33,10 @@ from fabrec.datasets.landmarks import (
     target_heatmaps,
 )
 from fabrec.errors import FabrecError, NonFiniteLoss
-from fabrec.heatmaps import DECODERS, heatmap_size, heatmap_to_crop
+from fabrec.heatmaps import DECODERS, heatmap_size
 from fabrec.hub import load_autoencoder_state
 from fabrec.io import write_text_atomic
+from fabrec.landmark_model import LandmarkModel, predict_dataset
 from fabrec.losses import heatmap_loss
 from fabrec.metrics import nme
 from fabrec.model import FabRec
@@ -135,7 +136,7 @@ def lm_step(net: FabRec, opt: torch.optim.Optimizer, batch: dict[str, torch.Tens
     ``points (N,K,2)``, from which the targets are drawn here, on the batch's device)."""
     x = batch["image"]
     assert net.itl is not None
-    pred = net.itl(net.generator, net.encoder(x))  # (N, K, H, H)
+    pred = net.heatmaps(x)  # (N, K, H, H)
     target = batch.get("heatmaps")
     if target is None:
         target = target_heatmaps(batch["points"], x.shape[-1], pred.shape[-1], cfg.sigma)
@@ -148,41 +149,10 @@ def lm_step(net: FabRec, opt: torch.optim.Optimizer, batch: dict[str, torch.Tens
     return loss.item()
 
 
-@torch.no_grad()
-def predict_dataset(
-    net: FabRec, ds: LandmarkDataset, decoder: str, batch: int, dev: torch.device
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
-    """Points in original pixels ``(M, K, 2)``, confidence ``(M, K)``, normalisers ``(M,)`` and
-    the dataset indices of the ``M`` readable samples."""
-    was = net.itl.training if net.itl is not None else False
-    net.eval()
-    pts_all, conf_all, norms, idx = [], [], [], []
-    loader = DataLoader(ds, batch_size=batch, shuffle=False, collate_fn=collate_landmarks)
-    for b, _ in loader:
-        if b is None:
-            continue
-        x = b["image"].to(dev)
-        if dev.type == "cpu":
-            x = x.contiguous(memory_format=torch.channels_last)
-        hm = net.itl(net.generator, net.encoder(x)).float().cpu()  # type: ignore[union-attr]
-        p, c = DECODERS[decoder](hm)
-        p = heatmap_to_crop(p, ds.image_size, hm.shape[-1]).double().numpy()
-        inv = np.linalg.inv(b["matrix"].double().numpy())  # crop -> original
-        p = np.einsum("nij,nkj->nki", inv[:, :2, :2], p) + inv[:, None, :2, 2]
-        pts_all.append(p)
-        conf_all.append(c.numpy())
-        norms.append(b["norm"].double().numpy())
-        idx += b["index"].tolist()
-    if net.itl is not None:
-        net.itl.train(was)
-    if not pts_all:
-        return np.zeros((0, 0, 2)), np.zeros((0, 0)), np.zeros(0), []
-    return np.concatenate(pts_all), np.concatenate(conf_all), np.concatenate(norms), idx
-
-
-def validation_nme(net: FabRec, ds: LandmarkDataset, decoder: str, batch: int, dev: torch.device) -> float:
-    """Mean NME (%) over the validation crops."""
-    pts, _, norms, idx = predict_dataset(net, ds, decoder, batch, dev)
+def validation_nme(net: FabRec, scheme: Scheme, ds: Dataset, decoder: str, batch: int = 32) -> float:
+    """Mean NME (%) over the validation crops (``ds`` items as LandmarkDataset's, with a
+    ``samples`` list), through the same inference core as prediction."""
+    pts, _, norms, idx = predict_dataset(LandmarkModel(net, scheme, decoder), ds, batch)
     if not idx:
         return float("nan")
     gt = np.stack([ds.samples[i].points for i in idx])
@@ -375,7 +345,7 @@ def train_landmarks(
                     stage == 2 and steps3 and deadline.passed(cfg.itl_time_share))
                 out_of_time = deadline.passed()
                 if step % cfg.val_every == 0 or stage_over or out_of_time:
-                    last_nme = validation_nme(net, val_cache, cfg.decoder, 32, dev)
+                    last_nme = validation_nme(net, scheme, val_cache, cfg.decoder)
                     set_trainable(net, stage)
                     append_jsonl(metrics_path, {"step": step, "stage": stage, "val_nme": last_nme, "skipped": skipped})
                     bar.set_postfix(val_nme=f"{last_nme:.2f}", stage=stage)

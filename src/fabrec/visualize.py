@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fabrec.model import denormalize
+from fabrec.normalization import denormalize
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

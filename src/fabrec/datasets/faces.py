@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from fabrec.config import AugmentConfig
 from fabrec.errors import FabrecError
 from fabrec.io import IMAGE_EXTENSIONS, list_images, read_image
-from fabrec.model import MEAN_RGB
+from fabrec.normalization import to_tensor
 from fabrec.sampling import sample_key
 from fabrec.transforms import Box, augment_matrix, crop_matrix, warp
 
@@ -149,12 +149,6 @@ def split_items(items: list[FaceItem], permille: int, val_max: int) -> tuple[lis
     val = sorted(val, key=lambda it: it.key)[:val_max]
     chosen = {id(it) for it in val}
     return [it for it in items if id(it) not in chosen], val
-
-
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """RGB ``uint8 (H, W, 3)`` -> model-space ``float32 (3, H, W)``."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
-    return x - torch.tensor(MEAN_RGB).view(3, 1, 1)
 
 
 class FaceDataset(Dataset):

@@ -19,12 +19,12 @@ from torch.utils.data import Dataset
 
 from fabrec.config import AugmentConfig
 from fabrec.datasets.coco import coco_samples, is_coco
-from fabrec.datasets.faces import to_tensor
 from fabrec.datasets.labelme import is_labelme, labelme_points
 from fabrec.datasets.pts import points_from_json, read_pts
 from fabrec.errors import FabrecError
 from fabrec.heatmaps import crop_to_heatmap, make_heatmaps
 from fabrec.io import IMAGE_EXTENSIONS, read_image
+from fabrec.normalization import to_tensor
 from fabrec.sampling import sample_key
 from fabrec.schemes import Scheme, flip_points
 from fabrec.transforms import Box, augment_matrix, crop_matrix, occlude, transform_points, warp
