@@ -13,9 +13,9 @@ import json
 import cv2
 import numpy as np
 
-from fabrec.cli import DEMO_IMAGE
 from fabrec.io import read_image
 from fabrec.predict import LandmarkPredictor, OneEuro
+from fabrec.sample import SAMPLE_IMAGE as DEMO_IMAGE
 
 
 def main() -> int:

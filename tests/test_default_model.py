@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fabrec.cli import DEMO_IMAGE, main
+from fabrec.cli import main
+from fabrec.sample import SAMPLE_IMAGE as DEMO_IMAGE
 from fabrec.weights import WEIGHTS_DIR
 
 EXPECTED = Path(__file__).parent / "data" / "astronaut_default_expected.json"

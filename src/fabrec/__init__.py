@@ -1,11 +1,25 @@
-"""fabrec: 3FabRec few-shot face alignment (Browatzki & Wallraven, CVPR 2020)."""
+"""fabrec: 3FabRec few-shot face alignment (Browatzki & Wallraven, CVPR 2020).
 
-from fabrec.config import ModelConfig
-from fabrec.errors import FabrecError
-from fabrec.model import FabRec, FabRecOutput
-from fabrec.predict import FaceResult, LandmarkPredictor
+The public names below load on first use, so ``import fabrec`` (and the ``fabrec`` command's
+start) does not import PyTorch or OpenCV until a model is needed.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 __version__ = "0.1.0"
-__all__ = [
-    "FabRec", "FabRecOutput", "FabrecError", "FaceResult", "LandmarkPredictor", "ModelConfig", "__version__",
-]
+
+_LAZY = {
+    "FabRec": "fabrec.model", "FabRecOutput": "fabrec.model", "ModelConfig": "fabrec.config",
+    "FabrecError": "fabrec.errors", "FaceResult": "fabrec.predict", "LandmarkPredictor": "fabrec.predict",
+    "LandmarkModel": "fabrec.landmark_model", "load_landmarks": "fabrec.hub", "load_autoencoder": "fabrec.hub",
+}
+__all__ = [*_LAZY, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'fabrec' has no attribute {name!r}")

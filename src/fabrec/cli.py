@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fabrec.errors import FabrecError
-from fabrec.sample import SAMPLE_BOX as DEMO_BOX
-from fabrec.sample import SAMPLE_IMAGE as DEMO_IMAGE
 from fabrec.signals import TrainingInterrupted
 
 
@@ -120,111 +118,31 @@ def cmd_interpolate(a: argparse.Namespace) -> int:
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
-    """The main job on the bundled photo: landmarks, reconstruction and JSON from the default
-    model. Without bundled weights (a source tree before they were trained) it trains a tiny
-    autoencoder for a few steps instead and writes its reconstruction."""
+    from fabrec.demo import run_demo, run_tiny_demo
     from fabrec.weights import WEIGHTS_DIR
 
-    if not (WEIGHTS_DIR / "default.safetensors").exists() or a.train_tiny:
-        return _demo_tiny(a)
-    import json
-
-    from fabrec.io import write_image_atomic, write_text_atomic
-    from fabrec.predict import LandmarkPredictor
-    from fabrec.predict_io import annotate
-
     t0 = time.time()
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    pred = LandmarkPredictor.from_pretrained("default", device="cpu")
-    from fabrec.io import read_image
-
-    rgb = read_image(DEMO_IMAGE)
-    faces = pred.predict(rgb)
-    if not faces:
-        raise FabrecError(f"{DEMO_IMAGE}: the detector found no face")
-    write_image_atomic(out / "astronaut_landmarks.jpg", annotate(rgb, faces))
-    crop, rec = pred.reconstruct(rgb, faces[0].crop.to_xywh() if faces[0].crop else None)
-    import numpy as np
-
-    write_image_atomic(out / "astronaut_reconstruction.png", np.hstack([crop, rec]))
-    write_text_atomic(out / "astronaut.json", json.dumps({"file": DEMO_IMAGE.name, "faces": [f.to_dict() for f in faces]}, indent=1) + "\n")
-    f = faces[0]
-    print(f"demo: {len(faces)} face(s), {len(f.points)} points, mean confidence {f.confidence.mean():.2f}, "
-          f"quality {f.quality:.2f} ({time.time() - t0:.1f} s)")
-    for name in ("astronaut_landmarks.jpg", "astronaut_reconstruction.png", "astronaut.json"):
-        print(f"demo: wrote {out / name}")
-    return 0
-
-
-def _demo_tiny(a: argparse.Namespace) -> int:
-    import torch
-
-    from fabrec.autoencoder import Autoencoder
-    from fabrec.config import (
-        AEScheduleConfig,
-        AETrainConfig,
-        AugmentConfig,
-        DataConfig,
-        ModelConfig,
-    )
-    from fabrec.io import write_image_atomic
-    from fabrec.train_autoencoder import train_autoencoder
-    from fabrec.transforms import Box
-    from fabrec.visualize import grid, to_uint8
-
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    box_csv = out / "demo_boxes.csv"
-    x, y, w, h = DEMO_BOX
-    box_csv.write_text("path,x,y,w,h\n" + "".join(f"{DEMO_IMAGE},{x},{y},{w},{h}\n" for _ in range(64)))
-    cfg = AETrainConfig(
-        model=ModelConfig(image_size=64, width=0.25),
-        schedule=AEScheduleConfig(curriculum=False),
-        augment=AugmentConfig(rotate=10.0, shear=0.0),
-        data=DataConfig(boxes=(str(box_csv),), val_permille=0, num_workers=0),
-        batch_size=16, max_steps=a.steps, checkpoint_every=0, log_every=5,
-    )
-    t0 = time.time()
-    train_autoencoder(cfg, out / "run", device="cpu", progress=not a.no_progress)
-    ae = Autoencoder.load(out / "run" / "last.pt")
-    crop = ae.crop(DEMO_IMAGE, Box.from_xywh(*DEMO_BOX))
-    with torch.no_grad():
-        rec = ae.generator(ae.encoder(crop))
-    path = out / "demo_reconstruction.png"
-    write_image_atomic(path, grid([to_uint8(crop), to_uint8(rec)]))
-    print(f"demo: trained a tiny autoencoder for {a.steps} steps in {time.time() - t0:.1f} s")
-    print(f"demo: input (top) and reconstruction (bottom) written to {path}")
+    if a.train_tiny or not (WEIGHTS_DIR / "default.safetensors").exists():
+        path = run_tiny_demo(a.out, a.steps, progress=not a.no_progress)
+        print(f"demo: trained a tiny autoencoder for {a.steps} steps in {time.time() - t0:.1f} s")
+        print(f"demo: input (top) and reconstruction (bottom) written to {path}")
+        return 0
+    r = run_demo(a.out)
+    print(f"demo: {r.faces} face(s), {r.points} points, mean confidence {r.mean_confidence:.2f}, "
+          f"quality {r.quality:.2f} ({time.time() - t0:.1f} s)")
+    for f in r.files:
+        print(f"demo: wrote {f}")
     return 0
 
 
 def cmd_boxes(a: argparse.Namespace) -> int:
-    """Face boxes from landmark files, so labelled images can feed the autoencoder too."""
-    from fabrec.datasets.pts import read_pts
-    from fabrec.io import IMAGE_EXTENSIONS, write_text_atomic
-    from fabrec.transforms import Box
+    from fabrec.datasets.boxes import boxes_from_landmarks, write_box_csv
 
-    root = Path(a.pts)
-    if not root.is_dir():
-        raise FabrecError(f"{root}: no such folder")
-    rows, bad = [], 0
-    for pts in sorted(root.rglob("*.pts")):
-        img = next((pts.with_suffix(e) for e in IMAGE_EXTENSIONS if pts.with_suffix(e).exists()), None)
-        if img is None:
-            bad += 1
-            continue
-        try:
-            box = Box.from_landmarks(read_pts(pts), a.top, a.bottom)
-        except FabrecError as e:
-            _note(f"boxes: skipped {e}")
-            bad += 1
-            continue
-        x, y, w, h = box.to_xywh()
-        rows.append(f"{img.resolve()},{x:.2f},{y:.2f},{w:.2f},{h:.2f}\n")
-    if not rows:
-        raise FabrecError(f"{root}: no .pts files with a same-stem image")
-    write_text_atomic(a.out, "path,x,y,w,h\n" + "".join(rows))
-    _note(f"boxes: wrote {len(rows)} boxes to {a.out} ({bad} skipped)")
+    rows, problems = boxes_from_landmarks(a.pts, a.top, a.bottom)
+    for p in problems:
+        _note(f"boxes: skipped {p}")
+    write_box_csv(a.out, rows)
+    _note(f"boxes: wrote {len(rows)} boxes to {a.out} ({len(problems)} skipped)")
     return 0
 
 
@@ -266,7 +184,8 @@ def _add_train_lm(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-landmarks", help="stages 2-3: train interleaved transfer layers")
     p.add_argument("--autoencoder", required=True,
                    help="stage-1 model: 'default' (bundled), a .safetensors export or train-ae's last.pt")
-    p.add_argument("--init-from", help="landmark model (same scheme) whose encoder and ITLs start this run")
+    p.add_argument("--init-from", help="landmark model whose encoder and ITLs (and heatmap layer, for the same "
+                   "scheme) start this run: transfer to a new scheme from the bundled default")
     p.add_argument("--time-limit", type=float, metavar="MINUTES",
                    help="stop after this much wall-clock time (with --finetune-encoder, 30%% goes to the ITL stage)")
     _add_data_flags(p)

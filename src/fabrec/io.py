@@ -18,6 +18,16 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 MAX_IMAGE_PIXELS = 100_000_000  # decompression-bomb guard (about 10k x 10k)
 
 
+def find_image(stem_path: str | Path) -> Path | None:
+    """The image beside an annotation file: same stem, any known extension, either case."""
+    p = Path(stem_path)
+    for ext in IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS):
+        q = p.with_suffix(ext)
+        if q.exists():
+            return q
+    return None
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file to RGB ``uint8 (H, W, 3)``.
 

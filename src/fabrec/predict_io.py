@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fabrec.datasets.boxes import read_box_rows
 from fabrec.errors import FabrecError
 from fabrec.io import IMAGE_EXTENSIONS, write_image_atomic, write_text_atomic
 from fabrec.predict import BoxXYWH, FaceResult, LandmarkPredictor, OneEuro
@@ -54,10 +53,11 @@ def read_boxes_file(path: str | Path) -> dict[str, list[BoxXYWH]]:
             for k, v in data.items():
                 out[k] = [tuple(float(t) for t in b) for b in v]  # type: ignore[misc]
         else:
-            for i, row in enumerate(csv.reader(io.StringIO(text))):
-                if not row or (i == 0 and row[0].strip().lower() == "path"):
-                    continue
-                out.setdefault(row[0], []).append(tuple(float(t) for t in row[1:5]))  # type: ignore[arg-type]
+            good, bad = read_box_rows(p)
+            if bad:
+                raise ValueError(f"line {bad[0]} is not path,x,y,w,h with w, h > 0")
+            for name, b in good:
+                out.setdefault(name, []).append(b)
     except (ValueError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FabrecError(f"{p}: bad boxes file ({e})") from None
     for k, bs in out.items():

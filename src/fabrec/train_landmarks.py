@@ -126,7 +126,7 @@ def make_optimizer(net: FabRec, cfg: LMTrainConfig, stage: int) -> torch.optim.A
     return torch.optim.Adam(
         [{"params": itl_params, "lr": cfg.finetune_lr_itl},
          {"params": list(net.encoder.parameters()), "lr": cfg.finetune_lr_encoder}],
-        betas=(0.9, cfg.beta2),
+        betas=betas,
     )
 
 
@@ -249,6 +249,10 @@ def train_landmarks(
         raise FabrecError(f"--itl: {e}") from None
     assert net.itl is not None
     active = list(net.itl.active)
+    if cfg.heatmap_init == "small":  # see LMTrainConfig.heatmap_init
+        torch.nn.init.normal_(net.itl.heatmap.weight, std=1e-3)
+    elif cfg.heatmap_init != "he":
+        raise FabrecError(f"heatmap_init must be small or he, got '{cfg.heatmap_init}'")
     try:
         net.encoder.load_state_dict(ae.nets["encoder"])
         net.generator.load_state_dict(ae.nets["generator"])
@@ -256,8 +260,8 @@ def train_landmarks(
         raise FabrecError(f"{autoencoder}: weights do not fit ({str(e).splitlines()[0][:120]})") from None
     ae_encoder = {k: v.detach().clone().cpu() for k, v in net.encoder.state_dict().items()}
     if state is None and init_from is not None:
-        _init_from_landmarks(net, init_from, scheme, active)
-        say(f"train-landmarks: encoder and transfer layers initialised from {init_from}")
+        taken = _init_from_landmarks(net, init_from, scheme, active)
+        say(f"train-landmarks: {taken} initialised from {init_from}")
     mf = memory_format(dev)
     net.to(dev, memory_format=mf)
     step, best_nme, last_nme = 0, float("inf"), float("nan")
@@ -293,7 +297,7 @@ def train_landmarks(
             "decoder": cfg.decoder, "config": to_dict(cfg), "autoencoder": str(autoencoder),
             "nets": nets, "optim": opt.state_dict(), "stage": stage, "stage3_start": stage3_start,
             "step": step, "best_nme": best_nme, "rng": {"torch": torch.get_rng_state()},
-            "train_keys": [s.key for s in train],
+            "train_keys": [s.key for s in train], "val_keys": [s.key for s in val],
         }
 
     def end_step() -> int:
@@ -376,24 +380,31 @@ def train_landmarks(
 SAMPLER_SALT = 104729  # keeps the batch order of runs made before the shared sampler
 
 
-def _init_from_landmarks(net: FabRec, spec: str | Path, scheme: Scheme, active: list[int]) -> None:
-    """Encoder and transfer layers of a landmark model (its scheme and ITL set must match)."""
+def _init_from_landmarks(net: FabRec, spec: str | Path, scheme: Scheme, active: list[int]) -> str:
+    """Encoder and transfer layers of a landmark model (same ITL set), and its heatmap layer
+    when the scheme is the same; returns what was taken. A new scheme keeps a fresh heatmap
+    layer: the 3x3 transfer layers are scheme-independent, only the last layer maps features
+    to points."""
     from fabrec.hub import read_spec
 
     src = read_spec(spec)
     if src["kind"] != "landmarks":
         raise FabrecError(f"--init-from {spec}: not a landmark model")
-    if list(src["scheme"]["points"]) != list(scheme.names) or list(src["itl"]) != active:
-        raise FabrecError(f"--init-from {spec}: its scheme or ITL set differs from this run's")
+    if list(src["itl"]) != active:
+        raise FabrecError(f"--init-from {spec}: its ITL set {src['itl']} differs from this run's {active}")
+    same = list(src["scheme"]["points"]) == list(scheme.names)
+    itl = {k: v for k, v in src["nets"]["itl"].items() if same or not k.startswith("heatmap.")}
     try:
         net.encoder.load_state_dict(src["nets"]["encoder"])
-        net.itl.load_state_dict(src["nets"]["itl"])  # type: ignore[union-attr]
+        net.itl.load_state_dict(itl, strict=same)  # type: ignore[union-attr]
     except RuntimeError as e:
         raise FabrecError(f"--init-from {spec}: weights do not fit ({str(e).splitlines()[0][:120]})") from None
     gen_src = src["nets"]["generator"]
     own = net.generator.state_dict()
-    if any(not torch.equal(own[k], gen_src[k].to(own[k].dtype)) for k in own if k in gen_src):
+    if any(not torch.allclose(own[k].float(), gen_src[k].float(), rtol=1e-2, atol=1e-3) for k in own if k in gen_src):  # fp16 exports
         raise FabrecError(f"--init-from {spec}: it was trained on another autoencoder than --autoencoder")
+    return "encoder, transfer layers and heatmap layer" if same else \
+        f"encoder and transfer layers (a new heatmap layer for the {scheme.num_points}-point scheme)"
 
 
 class MemoryDataset(Dataset):

@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fabrec.config import AugmentConfig
+from fabrec.datasets.boxes import read_box_rows
 from fabrec.errors import FabrecError
 from fabrec.io import IMAGE_EXTENSIONS, list_images, read_image
 from fabrec.normalization import to_tensor
@@ -86,17 +87,9 @@ def read_boxes(path: str | Path, min_face_size: float = 0.0) -> list[FaceItem]:
             img = p.parent / "Manually_Annotated_Images" / r[0]
             items.append(FaceItem(img, _extend(x, y, w, h, 0.05, 0.25), r[0]))
     else:  # generic path,x,y,w,h
-        start = 1 if head[:1] == ["path"] else 0
-        for r in rows[start:]:
-            try:
-                x, y, w, h = (float(v) for v in r[1:5])
-            except (ValueError, IndexError):
-                bad += 1
-                continue
-            if w <= 0 or h <= 0 or not np.isfinite([x, y, w, h]).all():
-                bad += 1
-                continue
-            items.append(FaceItem(p.parent / r[0], Box.from_xywh(x, y, w, h), r[0]))
+        good, bad_lines = read_box_rows(p)
+        bad = len(bad_lines)
+        items = [FaceItem(p.parent / name, Box.from_xywh(*b), name) for name, b in good]
     if not items:
         raise FabrecError(f"{p}: no valid boxes ({bad} malformed rows)")
     return items

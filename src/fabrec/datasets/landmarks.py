@@ -23,7 +23,7 @@ from fabrec.datasets.labelme import is_labelme, labelme_points
 from fabrec.datasets.pts import points_from_json, read_pts
 from fabrec.errors import FabrecError
 from fabrec.heatmaps import crop_to_heatmap, make_heatmaps
-from fabrec.io import IMAGE_EXTENSIONS, read_image
+from fabrec.io import find_image, read_image
 from fabrec.normalization import to_tensor
 from fabrec.sampling import sample_key
 from fabrec.schemes import Scheme, flip_points
@@ -57,14 +57,6 @@ class ReadResult:
 
     samples: list[LandmarkSample] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-
-
-def _find_image(stem_path: Path) -> Path | None:
-    for ext in IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS):
-        p = stem_path.with_suffix(ext)
-        if p.exists():
-            return p
-    return None
 
 
 def _check(points: np.ndarray, scheme: Scheme, name: str) -> None:
@@ -102,7 +94,7 @@ def read_folder(root: str | Path, scheme: Scheme) -> ReadResult:
             for img, pts, key in found:
                 res.samples.append(LandmarkSample(img, pts, None, f"{a.relative_to(r)}/{key}"))
             continue
-        img = _find_image(a)
+        img = find_image(a)
         if img is None:
             res.problems.append(f"{a}: no image with the same name")
             continue
