@@ -79,3 +79,40 @@ def test_landmark_cli_and_sweep(tmp_path: Path, face_folder: Path) -> None:
     with pytest.raises(SystemExit):
         main(["train-landmarks", *common, "--out", str(tmp_path / "x"), "--sample", "sideways"])
     assert main(["train-landmarks", *common, "--out", str(tmp_path / "x"), "--itl", "1,9"]) == 2
+
+
+def test_predict_exits_non_zero_when_every_input_fails(tmp_path, capsys) -> None:
+    bad = tmp_path / "in"
+    bad.mkdir()
+    for i in range(2):
+        (bad / f"broken{i}.jpg").write_bytes(b"not a jpeg")
+    code = main(["predict", str(bad), "--out", str(tmp_path / "out"), "--no-progress", "--device", "cpu"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "every input failed" in err
+    assert "2 failed; 2 x " in out  # the cause, counted
+
+
+def test_missing_optional_detector_is_one_error_before_any_work(tmp_path, capsys, monkeypatch) -> None:
+    import sys
+
+    from fabrec.sample import SAMPLE_IMAGE
+
+    monkeypatch.setitem(sys.modules, "dlib", None)  # as if dlib were not installed
+    code = main(["predict", str(SAMPLE_IMAGE), "--detector", "dlib", "--out", str(tmp_path / "out"),
+                 "--no-progress", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and "pip install 'fabrec[dlib]'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_threads_flag_sets_and_reports_the_thread_count(capsys) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert main(["bench", "--threads", "1", "--reps", "2"]) == 0
+        assert "1 thread(s)" in capsys.readouterr().out
+        assert main(["bench", "--threads", "0", "--reps", "2"]) == 2
+        assert "--threads must be at least 1" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)

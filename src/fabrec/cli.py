@@ -259,6 +259,8 @@ def cmd_predict(a: argparse.Namespace) -> int:
     pred = LandmarkPredictor.from_pretrained(a.model, detector=a.detector, device=a.device, decoder=a.decoder,
                                              quality=not a.no_quality)
     boxes = read_boxes_file(a.boxes) if a.boxes else None
+    if boxes is None:
+        pred.detector  # noqa: B018  (a missing optional detector fails here, before any work)
     smooth = OneEuro(min_cutoff=a.smooth_min_cutoff, beta=a.smooth_beta) if a.smooth else None
     counts = predict_files(
         pred, a.inputs, a.out, a.format, boxes, a.refine, save_images=not a.no_images,
@@ -266,8 +268,12 @@ def cmd_predict(a: argparse.Namespace) -> int:
         progress=None if a.no_progress else (lambda it: tqdm(it, desc="predict", unit="file")),
         batch_size=a.batch_size,
     )
+    causes = "".join(f"; {n} x {c}" for c, n in sorted(counts["causes"].items(), key=lambda t: -t[1])[:5])
     print(f"predict: {counts['files']} file(s), {counts['faces']} face(s), {counts['no_face']} without a face, "
-          f"{counts['errors']} unreadable, {counts['skipped']} already done; results in {a.out}")
+          f"{counts['errors']} failed{causes}, {counts['skipped']} already done; results in {a.out}")
+    if counts["files"] and counts["errors"] == counts["files"]:
+        print("fabrec predict: error: every input failed", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -280,7 +286,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
     if a.json:
         print(json.dumps(r))
     else:
-        print(f"{r['model']} {r['backend']} {r['device']} {r['dtype']} batch {r['batch_size']}: "
+        print(f"{r['model']} {r['backend']} {r['device']} {r['dtype']} batch {r['batch_size']}, {r['threads']} thread(s): "
               f"{r['faces_per_s']:.1f} faces/s, latency median {r['latency_ms_median']:.2f} ms, "
               f"p90 {r['latency_ms_p90']:.2f} ms, {r['gflops_achieved']:.1f} GFLOP/s "
               f"({100 * r['ratio_to_ceiling']:.0f}% of a {r['gflops_ceiling']:.0f} GFLOP/s matmul)")
@@ -302,6 +308,9 @@ def cmd_export(a: argparse.Namespace) -> int:
     export_onnx(model, a.out, reconstruction=a.with_reconstruction, opset=a.opset)
     print(f"export: wrote {a.out} (ONNX opset {a.opset}, dynamic batch)")
     return 0
+
+
+THREADED = ("train-ae", "train-landmarks", "sweep", "eval", "predict", "bench")  # take --threads
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -385,6 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True)
     b.add_argument("--top", type=float, default=0.25)
     b.add_argument("--bottom", type=float, default=0.15)
+    for name, sp in sub.choices.items():
+        if name in THREADED:
+            sp.add_argument("--threads", type=int, metavar="N",
+                            help="CPU threads for PyTorch (default: one per core; fewer on a busy machine)")
     d = sub.add_parser("demo", help="run the main job on the bundled example photo")
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--steps", type=int, default=40, help="steps of the tiny fallback training")
@@ -400,8 +413,13 @@ COMMANDS = {"train-ae": cmd_train_ae, "generate": cmd_generate, "interpolate": c
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fabrec`` script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
+        if getattr(args, "threads", None) is not None:
+            from fabrec.runtime import set_threads
+
+            set_threads(args.threads)
         return COMMANDS[args.cmd](args)
     except FabrecError as e:
         print(f"fabrec {args.cmd}: error: {e}", file=sys.stderr)

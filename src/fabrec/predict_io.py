@@ -96,11 +96,12 @@ def predict_files(
     """Predict every input; writes per-input JSON (or one ``predictions.jsonl``/``.csv``) and
     annotated pictures into ``out_dir``. Unreadable files are reported in the output, not
     raised. ``batch_size``: faces of one image per network batch. Returns counts (files,
-    faces, no_face, errors, skipped)."""
+    faces, no_face, errors, skipped) and ``causes``: each error message (without its file
+    name) with how many inputs it hit."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = expand_inputs(inputs)
-    counts = {"files": 0, "faces": 0, "no_face": 0, "errors": 0, "skipped": 0}
+    counts: dict = {"files": 0, "faces": 0, "no_face": 0, "errors": 0, "skipped": 0, "causes": {}}
     agg = out / f"predictions.{fmt}" if fmt in ("jsonl", "csv") else None
     done: set[str] = set()
     if agg is not None and skip_existing and agg.exists():
@@ -133,6 +134,8 @@ def predict_files(
                                  batch_size)
         if "error" in rec:
             counts["errors"] += 1
+            cause = str(rec["error"]).split(": ", 1)[-1] if str(rec["error"]).startswith(str(path)) else str(rec["error"])
+            counts["causes"][cause] = counts["causes"].get(cause, 0) + 1
         else:
             n = rec.get("faces_found", len(rec.get("faces", [])))
             counts["faces"] += n

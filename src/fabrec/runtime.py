@@ -48,6 +48,17 @@ def memory_format(dev: torch.device) -> torch.memory_format:
     return torch.channels_last if dev.type == "cpu" else torch.contiguous_format
 
 
+def set_threads(n: int | None) -> int:
+    """Use ``n`` CPU threads for PyTorch's operators (None: leave PyTorch's default, one per
+    core). On a machine busy with other work, fewer threads than cores avoid oversubscription.
+    Returns the count in use."""
+    if n is not None:
+        if n < 1:
+            raise FabrecError(f"--threads must be at least 1, got {n}")
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
 def make_run_dir(path: str | Path, *subdirs: str) -> Path:
     """Create a run folder (and sub-folders); a failure is a FabrecError naming it."""
     out = Path(path)
