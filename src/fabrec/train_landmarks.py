@@ -23,7 +23,6 @@ from tqdm import tqdm
 
 from fabrec.checkpoint import load_checkpoint, save_checkpoint
 from fabrec.config import LMTrainConfig, dump_yaml, from_dict, to_dict
-from fabrec.datasets.faces import is_validation
 from fabrec.datasets.landmarks import (
     LandmarkDataset,
     LandmarkSample,
@@ -49,7 +48,7 @@ from fabrec.runtime import (
     resolve_device,
     truncate_jsonl,
 )
-from fabrec.sampling import StepBatches
+from fabrec.sampling import StepBatches, hash_split
 from fabrec.schemes import Scheme, get_scheme
 from fabrec.signals import TrainingInterrupted, graceful_stop, ignore_stop_signals
 
@@ -91,9 +90,7 @@ class LandmarkRun:
 
 def split_pool(samples: list[LandmarkSample], permille: int, val_max: int) -> tuple[list[LandmarkSample], list[LandmarkSample]]:
     """(pool, validation) of a training split by the stable hash rule on sample keys."""
-    val = sorted((s for s in samples if is_validation(s.key, permille)), key=lambda s: s.key)[:val_max]
-    keys = {s.key for s in val}
-    return [s for s in samples if s.key not in keys], val
+    return hash_split(samples, lambda s: s.key, permille, val_max)
 
 
 def set_trainable(net: FabRec, stage: int) -> list[torch.nn.Parameter]:

@@ -16,7 +16,6 @@ Images without a box use the whole picture (square around its centre).
 from __future__ import annotations
 
 import csv
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from fabrec.datasets.boxes import read_box_rows
 from fabrec.errors import FabrecError
 from fabrec.io import IMAGE_EXTENSIONS, list_images, read_image
 from fabrec.normalization import to_tensor
-from fabrec.sampling import sample_key
+from fabrec.sampling import hash_split, sample_key
 from fabrec.transforms import Box, augment_matrix, crop_matrix, warp
 
 
@@ -130,18 +129,9 @@ def collect_faces(paths: list[str], boxes: list[str] = (), min_face_size: float 
     return items
 
 
-def is_validation(key: str, permille: int) -> bool:
-    """Seeded-by-content split rule: stable per file, independent of listing order."""
-    h = int(hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest()[:8], 16)
-    return h % 1000 < permille
-
-
 def split_items(items: list[FaceItem], permille: int, val_max: int) -> tuple[list[FaceItem], list[FaceItem]]:
-    """(train, val): val are items whose key hashes under ``permille``/1000, at most ``val_max``."""
-    val = [it for it in items if is_validation(it.key, permille)]
-    val = sorted(val, key=lambda it: it.key)[:val_max]
-    chosen = {id(it) for it in val}
-    return [it for it in items if id(it) not in chosen], val
+    """(train, val) by the shared hash rule on item keys (:func:`fabrec.sampling.hash_split`)."""
+    return hash_split(items, lambda it: it.key, permille, val_max)
 
 
 class FaceDataset(Dataset):
