@@ -200,3 +200,35 @@ def test_predict_cli_batch_size_reaches_the_network(tiny_lm: Path, tmp_path: Pat
     assert seen == [1, 32]
     assert len(outs[0]) == 2
     np.testing.assert_allclose([f["points"] for f in outs[0]], [f["points"] for f in outs[1]], atol=1e-3)
+
+
+def _cut_clip() -> tuple[list[np.ndarray], list[tuple[float, float]]]:
+    """20 frames: the sample face on the left, then a cut to a (mirrored) face on the right,
+    then a fast move back; returns the frames and each frame's true face centre."""
+    from fabrec.io import read_image
+    from fabrec.sample import SAMPLE_BOX, SAMPLE_IMAGE
+
+    img = read_image(SAMPLE_IMAGE)
+    x, y, w, h = (int(v) for v in SAMPLE_BOX)
+    patch = img[max(0, y - 40): y + h + 60, max(0, x - 60): x + w + 60]
+    frames, centres = [], []
+    for t in range(20):
+        canvas = np.full((360, 720, 3), 90, np.uint8)
+        ox = 20 if t < 8 else (420 if t < 14 else 220)
+        p = patch if t < 8 else patch[:, ::-1]
+        canvas[20:20 + p.shape[0], ox:ox + p.shape[1]] = p
+        frames.append(canvas)
+        centres.append((ox + p.shape[1] / 2, 20 + 40 + h / 2))
+    return frames, centres
+
+
+def test_tracking_recovers_within_two_frames_after_a_cut() -> None:
+    p = LandmarkPredictor.from_pretrained("default", device="cpu")
+    frames, centres = _cut_clip()
+    wrong = []
+    for t, (face, c) in enumerate(zip(p.track(frames), centres)):
+        assert face is not None
+        wrong.append(bool(np.linalg.norm(face.points.mean(0) - np.array(c)) > 60))
+    assert not any(wrong[:8])
+    assert sum(wrong[8:14]) <= 2 and not any(wrong[10:14])  # cut at frame 8: at most 2 frames off
+    assert sum(wrong[14:]) <= 2 and not any(wrong[16:])  # fast move at frame 14

@@ -202,29 +202,59 @@ class LandmarkPredictor:
         return crop, rec
 
     def track(self, frames: Iterable[np.ndarray], min_confidence: float = 0.25,
-              smoothing: OneEuro | None = None, redetect_every: int = 0) -> Iterator[FaceResult | None]:
-        """One face through video frames (RGB arrays). Detects on the first frame and whenever
-        the mean confidence drops under ``min_confidence`` (or every ``redetect_every`` frames),
-        otherwise crops from the previous frame's points. ``smoothing`` filters the points.
-        Yields a result per frame (None where no face is found)."""
+              smoothing: OneEuro | None = None, redetect_every: int = 3,
+              min_overlap: float = 0.3) -> Iterator[FaceResult | None]:
+        """One face through video frames (RGB arrays); yields a result per frame (None where
+        no face is found). ``smoothing`` filters the points.
+
+        Between detections the face is cropped from the previous frame's points. The
+        detector runs on the first frame, whenever the tracked face's mean confidence drops
+        under ``min_confidence``, and every ``redetect_every`` frames: if it then finds faces
+        and none overlaps the tracked crop by ``min_overlap`` (intersection over union), the
+        track jumps to the detected face nearest the old one -- after a cut or a fast move the
+        points are wrong for at most ``redetect_every - 1`` frames, whatever the model's
+        confidence scale. A tracked crop whose centre leaves the frame ends the track.
+        """
         prev: FaceResult | None = None
         for t, frame in enumerate(frames):
             rgb = _as_rgb(frame)
+            h, w = rgb.shape[:2]
             face = None
-            if prev is not None and not (redetect_every and t % redetect_every == 0):
+            if prev is not None:
                 cb = Box.from_landmarks(prev.points, *self.model.framing)
-                (face,) = self._faces(rgb, [(cb.to_xywh(), cb, "tracked")], 1)
-                if face.confidence.mean() < min_confidence:
-                    face = None
-            if face is None:
-                found = self.predict(rgb)
-                face = found[0] if found else None
-                if smoothing is not None:
-                    smoothing.reset()
+                if 0 <= cb.cx < w and 0 <= cb.cy < h:
+                    (face,) = self._faces(rgb, [(cb.to_xywh(), cb, "tracked")], 1)
+                    if face.confidence.mean() < min_confidence:
+                        face = None
+            if face is None or (redetect_every and t % redetect_every == 0):
+                regions = self.crops_for(rgb, None)  # detector only; the network runs on a switch
+                mine = Box.from_landmarks(face.points, *self.model.framing) if face is not None else None
+                if regions and (mine is None or max(_iou(mine, r[1]) for r in regions) < min_overlap):
+                    ref = face or prev
+                    near = Box.from_landmarks(ref.points, *self.model.framing) if ref is not None else None
+                    region = _nearest(regions, near)
+                    (face,) = self._faces(rgb, [region], 1)
+                    if smoothing is not None:
+                        smoothing.reset()
             if face is not None and smoothing is not None:
                 face.points = smoothing(face.points, t)
             prev = face
             yield face
+
+
+def _iou(a: Box, b: Box) -> float:
+    """Intersection over union of two square boxes."""
+    ix = max(0.0, min(a.cx + a.side / 2, b.cx + b.side / 2) - max(a.cx - a.side / 2, b.cx - b.side / 2))
+    iy = max(0.0, min(a.cy + a.side / 2, b.cy + b.side / 2) - max(a.cy - a.side / 2, b.cy - b.side / 2))
+    inter = ix * iy
+    return inter / (a.side**2 + b.side**2 - inter) if inter > 0 else 0.0
+
+
+def _nearest(regions: list[tuple[BoxXYWH, Box, str]], ref: Box | None) -> tuple[BoxXYWH, Box, str]:
+    """The detected region whose crop is nearest ``ref`` (centre distance), else the largest."""
+    if ref is None:
+        return max(regions, key=lambda r: r[1].side)
+    return min(regions, key=lambda r: math.hypot(r[1].cx - ref.cx, r[1].cy - ref.cy))
 
 
 class OneEuro:
