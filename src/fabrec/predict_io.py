@@ -70,11 +70,12 @@ def read_boxes_file(path: str | Path) -> dict[str, list[BoxXYWH]]:
 def annotate(rgb: np.ndarray, faces: list[FaceResult]) -> np.ndarray:
     """Image with each face's box and points (red = low, green = high confidence)."""
     out = rgb.copy()
-    r = max(1, round(max(rgb.shape[:2]) / 300))
     for f in faces:
+        side = f.crop.side if f.crop is not None else float(max(np.ptp(f.points[:, 0]), np.ptp(f.points[:, 1])))
+        r = max(2, round(side / 50))  # markers scale with the face, not the picture
         if f.crop is not None:
             x, y, w, h = f.crop.to_xywh()
-            cv2.rectangle(out, (int(x), int(y)), (int(x + w), int(y + h)), (255, 200, 0), r)
+            cv2.rectangle(out, (int(x), int(y)), (int(x + w), int(y + h)), (255, 200, 0), max(1, r // 2))
         out = draw_points(out, f.points, f.confidence, radius=r)
     return out
 
