@@ -141,7 +141,7 @@ def test_predict_cli_on_folder_and_video(tiny_lm: Path, tmp_path: Path) -> None:
     assert len(frames) == 5 and all(json.loads(f)["face"] is None for f in frames)
     (tmp_path / "bad.mp4").write_bytes(b"nonsense")
     assert main(["predict", str(tmp_path / "bad.mp4"), "--model", str(tiny_lm), "--out", str(out / "b"),
-                 "--device", "cpu", "--no-progress"]) == 0
+                 "--device", "cpu", "--no-progress"]) == 1  # every input failed
     assert "error" in json.loads((out / "b" / "bad.json").read_text())
 
 
