@@ -31,6 +31,7 @@ from fabrec.heatmaps import (
     _blur_argmax_windowed,
     _tile_max,
     decode_reference,
+    heatmap_size,
 )
 from fabrec.hub import load_landmarks
 from fabrec.landmark_model import LandmarkModel
@@ -98,7 +99,7 @@ def main() -> int:
     model = load_landmarks(a.model)
     model.net.eval()
     res = read_dataset("300w", a.root, a.split, BUILTIN["68"])
-    ds = LandmarkDataset(res.samples, BUILTIN["68"], model.image_size, 128, model.framing)
+    ds = LandmarkDataset(res.samples, BUILTIN["68"], model.image_size, heatmap_size(model.image_size), model.framing)
     maps, crops = [], []
     for b, _ in torch.utils.data.DataLoader(ds, batch_size=32, collate_fn=collate_landmarks):
         if b is not None:

@@ -66,7 +66,7 @@ def landmark_flops(model: LandmarkModel) -> float:
 
 
 def bench(model_name: str = "default", backend: str = "torch", batch_size: int = 1, reps: int = 20,
-          device: str = "cpu", dtype: str = "fp32", warmup: int = 3) -> dict[str, Any]:
+          device: str = "auto", dtype: str = "fp32", warmup: int = 3) -> dict[str, Any]:
     """Time the landmark path (network + heatmap decoding) on real face crops; returns faces/s,
     latency median/p90 (ms per batch), the network alone (faces/s, and GFLOP/s achieved beside
     the matmul ceiling) and the decoding's share."""

@@ -354,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
     be.add_argument("--batch-size", type=int, default=1)
     be.add_argument("--reps", type=int, default=20)
-    be.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    be.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     be.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
     be.add_argument("--json", action="store_true")
     ex = sub.add_parser("export", help="ONNX (landmark path) or fp16 safetensors weights")
