@@ -213,7 +213,8 @@ class LandmarkPredictor:
         and none overlaps the tracked crop by ``min_overlap`` (intersection over union), the
         track jumps to the detected face nearest the old one -- after a cut or a fast move the
         points are wrong for at most ``redetect_every - 1`` frames, whatever the model's
-        confidence scale. A tracked crop whose centre leaves the frame ends the track.
+        confidence scale. The track ends when less than half of its crop is inside the frame,
+        or less than three quarters while the detector finds no face.
         """
         prev: FaceResult | None = None
         for t, frame in enumerate(frames):
@@ -222,14 +223,16 @@ class LandmarkPredictor:
             face = None
             if prev is not None:
                 cb = Box.from_landmarks(prev.points, *self.model.framing)
-                if 0 <= cb.cx < w and 0 <= cb.cy < h:
+                if _inside(cb, w, h) >= 0.5:
                     (face,) = self._faces(rgb, [(cb.to_xywh(), cb, "tracked")], 1)
                     if face.confidence.mean() < min_confidence:
                         face = None
             if face is None or (redetect_every and t % redetect_every == 0):
                 regions = self.crops_for(rgb, None)  # detector only; the network runs on a switch
                 mine = Box.from_landmarks(face.points, *self.model.framing) if face is not None else None
-                if regions and (mine is None or max(_iou(mine, r[1]) for r in regions) < min_overlap):
+                if not regions and mine is not None and _inside(mine, w, h) < 0.75:
+                    face = None  # leaving the frame, and the detector sees no face
+                elif regions and (mine is None or max(_iou(mine, r[1]) for r in regions) < min_overlap):
                     ref = face or prev
                     near = Box.from_landmarks(ref.points, *self.model.framing) if ref is not None else None
                     region = _nearest(regions, near)
@@ -240,6 +243,13 @@ class LandmarkPredictor:
                 face.points = smoothing(face.points, t)
             prev = face
             yield face
+
+
+def _inside(b: Box, w: int, h: int) -> float:
+    """Share of square box ``b``'s area inside a ``w x h`` image."""
+    ix = max(0.0, min(b.cx + b.side / 2, w - 0.5) - max(b.cx - b.side / 2, -0.5))
+    iy = max(0.0, min(b.cy + b.side / 2, h - 0.5) - max(b.cy - b.side / 2, -0.5))
+    return ix * iy / (b.side * b.side)
 
 
 def _iou(a: Box, b: Box) -> float:
