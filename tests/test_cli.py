@@ -116,3 +116,24 @@ def test_threads_flag_sets_and_reports_the_thread_count(capsys) -> None:
         assert "--threads must be at least 1" in capsys.readouterr().err
     finally:
         torch.set_num_threads(before)
+
+
+def test_default_threads_leave_busy_cores_alone(monkeypatch) -> None:
+    import os
+
+    import torch
+
+    import fabrec.runtime as rt
+    from fabrec.runtime import default_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(rt, "_CORES", 4)
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+        assert default_threads() == 4
+        monkeypatch.setattr(os, "getloadavg", lambda: (2.2, 0.0, 0.0))
+        assert default_threads() == 2
+        monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 0.0, 0.0))
+        assert default_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -397,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, sp in sub.choices.items():
         if name in THREADED:
             sp.add_argument("--threads", type=int, metavar="N",
-                            help="CPU threads for PyTorch (default: one per core; fewer on a busy machine)")
+                            help="CPU threads for PyTorch (default: one per core not kept busy by other processes)")
     d = sub.add_parser("demo", help="run the main job on the bundled example photo")
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--steps", type=int, default=40, help="steps of the tiny fallback training")
@@ -416,10 +416,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if getattr(args, "threads", None) is not None:
-            from fabrec.runtime import set_threads
+        if args.cmd in THREADED:
+            from fabrec.runtime import default_threads, set_threads
 
-            set_threads(args.threads)
+            set_threads(args.threads if args.threads is not None else default_threads())
         return COMMANDS[args.cmd](args)
     except FabrecError as e:
         print(f"fabrec {args.cmd}: error: {e}", file=sys.stderr)
