@@ -8,37 +8,25 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import blob_image
-from test_landmark_readers import make_300w
-from test_train_autoencoder import tiny_cfg
-from test_train_landmarks import lm_cfg
+from test_predict import tiny_lm  # noqa: F401  (the shared module fixture)
 
 from fabrec.cli import main
 from fabrec.errors import FabrecError
 from fabrec.hub import load_autoencoder_state, load_landmarks, read_spec
 from fabrec.sample import SAMPLE_IMAGE
-from fabrec.train_autoencoder import train_autoencoder
-from fabrec.train_landmarks import train_landmarks
 from fabrec.weights import export_weights
 
 
 @pytest.fixture(scope="module")
-def specs(tmp_path_factory) -> dict[str, Path | str]:
-    tmp = tmp_path_factory.mktemp("specs")
-    faces = tmp / "faces"
-    faces.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(12):
-        cv2.imwrite(str(faces / f"f{i}.jpg"), blob_image(rng))
-    train_autoencoder(tiny_cfg(faces, max_steps=1), tmp / "ae", device="cpu", progress=False)
-    data = tmp / "300w"
-    make_300w(data)
-    train_landmarks(lm_cfg(data, max_steps=2), tmp / "ae" / "last.pt", tmp / "lm", device="cpu", progress=False)
+def specs(tiny_lm: Path) -> dict[str, Path | str]:  # noqa: F811
+    """The tiny models of test_predict (autoencoder, landmarks on a 300-W layout) as every kind
+    of model spec."""
+    tmp = tiny_lm.parent.parent
     export_weights(tmp / "lm" / "last.pt", tmp / "lm.safetensors")
     export_weights(tmp / "ae" / "last.pt", tmp / "ae.safetensors")
     return {"default": "default", "pt": tmp / "lm" / "last.pt", "safetensors": tmp / "lm.safetensors",
-            "ae_pt": tmp / "ae" / "last.pt", "ae_safetensors": tmp / "ae.safetensors", "data": data,
-            "faces": faces, "tmp": tmp}
+            "ae_pt": tmp / "ae" / "last.pt", "ae_safetensors": tmp / "ae.safetensors", "data": tmp / "300w",
+            "faces": tmp / "faces", "tmp": tmp}
 
 
 KINDS = ["default", "pt", "safetensors"]
