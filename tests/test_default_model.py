@@ -63,3 +63,28 @@ def test_bench_reports_positive_rates_and_a_consistent_decode_share() -> None:
     # the network alone cannot be slower than network + decoding by more than timing noise
     assert r["network_faces_per_s"] > 0.5 * r["faces_per_s"]
     assert r["gflop_per_face"] > 0.5 and 0 < r["ratio_to_ceiling"]
+
+
+def test_reconstruction_uses_the_autoencoders_encoder_and_grey_photos_get_a_fair_quality() -> None:
+    """The bundled encoder was finetuned for landmarks; the generator reconstructs only from
+    its autoencoder's codes, so quality and reconstructions go through ``ae_encoder``."""
+    import torch
+
+    from fabrec import LandmarkPredictor
+    from fabrec.io import read_image
+
+    p = LandmarkPredictor.from_pretrained("default", device="cpu")
+    net = p.model.net
+    assert net.ae_encoder is not None
+    rgb = read_image(DEMO_IMAGE)
+    crop, _ = p.reconstruct(rgb)
+    from fabrec.normalization import to_tensor
+
+    x = to_tensor(crop)[None].contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        via_ae = (net.reconstruct(x) - x).abs().mean().item()
+        via_finetuned = (net.generator(net.encoder(x)) - x).abs().mean().item()
+    assert via_ae < 0.7 * via_finetuned
+    grey = np.repeat(rgb.mean(2, keepdims=True), 3, 2).astype(np.uint8)
+    (fc,), (fg,) = p.predict(rgb), p.predict(grey)
+    assert fc.quality > 0.3 and abs(fg.quality - fc.quality) < 0.15

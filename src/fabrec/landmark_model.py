@@ -17,6 +17,7 @@ from fabrec.config import ModelConfig, from_dict
 from fabrec.errors import FabrecError
 from fabrec.heatmaps import decode_heatmaps
 from fabrec.model import FabRec
+from fabrec.nn import Encoder
 from fabrec.runtime import memory_format
 from fabrec.schemes import Scheme
 
@@ -62,6 +63,9 @@ class LandmarkModel:
         try:
             for name in ("encoder", "generator", "itl"):
                 getattr(net, name).load_state_dict(state["nets"][name])
+            if "ae_encoder" in state["nets"]:
+                net.ae_encoder = Encoder(mc.image_size, mc.latent_dim, mc.width)
+                net.ae_encoder.load_state_dict(state["nets"]["ae_encoder"])
         except (RuntimeError, KeyError) as e:
             raise FabrecError(f"{where}: weights do not fit the model ({str(e).splitlines()[0][:120]})") from None
         return LandmarkModel(net.eval(), scheme, state.get("decoder", "reference"))

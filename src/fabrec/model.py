@@ -51,6 +51,9 @@ class FabRec(nn.Module):
         self.encoder = Encoder(config.image_size, config.latent_dim, config.width)
         self.generator = Generator(config.image_size, config.latent_dim, config.width)
         self.itl: TransferLayers | None = None
+        # The autoencoder's own encoder, when ``encoder`` was finetuned for landmarks: the
+        # generator reconstructs faces only from codes of the encoder it was trained with.
+        self.ae_encoder: Encoder | None = None
         if with_landmarks and config.num_landmarks > 0:
             self.itl = TransferLayers(config.image_size, config.num_landmarks, config.width, itl)
 
@@ -63,8 +66,9 @@ class FabRec(nn.Module):
         return self.generator(z)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, 3, S, S)`` -> reconstruction ``(N, 3, S, S)``."""
-        return self.decode(self.encode(x))
+        """``(N, 3, S, S)`` -> reconstruction ``(N, 3, S, S)`` (through the autoencoder's own
+        encoder when the landmark encoder was finetuned)."""
+        return self.decode((self.ae_encoder or self.encoder)(x))
 
     def heatmaps(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 3, S, S)`` -> landmark heatmaps ``(N, L, H, H)``."""
@@ -74,6 +78,8 @@ class FabRec(nn.Module):
 
     def forward(self, x: torch.Tensor, reconstruct: bool = False) -> FabRecOutput:
         z = self.encode(x)
-        rec = self.decode(z) if reconstruct else None
+        rec = None
+        if reconstruct:
+            rec = self.decode(self.ae_encoder(x) if self.ae_encoder is not None else z)
         hm = self.itl(self.generator, z) if self.itl is not None else None
         return FabRecOutput(z=z, reconstruction=rec, heatmaps=hm)
