@@ -171,37 +171,8 @@ def train_autoencoder(
     for _, net in nets.items():
         net.to(dev, memory_format=mf)
     opts = build_optimizers(nets, cfg)
-    step = 0
-    if state is not None:
-        for name, net in nets.items():
-            net.load_state_dict(state["nets"][name])
-            opts[name].load_state_dict(state["optim"][name])
-        step = int(state["step"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if dev.type == "cuda" and "cuda" in state["rng"]:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], dev)
-
-    # ---- data: one loader iterator for the whole run (workers live across epochs)
-    items = collect_faces(list(cfg.data.paths), list(cfg.data.boxes))
-    train_items, val_items = split_items(items, cfg.data.val_permille, cfg.data.val_max)
-    if len(train_items) < cfg.batch_size * di.world:
-        raise FabrecError(
-            f"only {len(train_items)} training images for a batch of {cfg.batch_size} x {di.world} "
-            "process(es): lower --batch-size"
-        )
-    train_ds = FaceDataset(train_items, cfg.model.image_size, cfg.augment, cfg.seed)
-    sampler = StepBatches(len(train_ds), cfg.batch_size, cfg.seed, SAMPLER_SALT, True, di.rank, di.world)
-    spe = sampler.steps_per_epoch
-    total_steps = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * spe
-    sampler.set_range(step, total_steps)
-    workers = cfg.data.num_workers
-    loader = DataLoader(
-        train_ds, batch_sampler=sampler, num_workers=workers, collate_fn=collate_skip,
-        pin_memory=dev.type == "cuda", worker_init_fn=ignore_stop_signals,
-        generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global RNG untouched
-        prefetch_factor=4 if workers > 0 else None,
-    )
-    val_crops = cached_crops(FaceDataset(val_items, cfg.model.image_size, None, cfg.seed)) if di.main else None
+    step = _restore(nets, opts, state, dev) if state is not None else 0
+    loader, spe, total_steps, val_crops = _training_data(cfg, di, dev, step)
 
     wrapped: dict[str, nn.Module] = dict(nets.items())
     if di.world > 1:  # rank 0's initial weights are broadcast at construction
@@ -299,6 +270,45 @@ def train_autoencoder(
 
 
 SAMPLER_SALT = 7919  # keeps the batch order of runs made before the shared sampler
+
+
+def _restore(nets: Networks, opts: dict[str, torch.optim.Optimizer], state: dict[str, Any], dev: torch.device) -> int:
+    """Weights, optimiser and RNG state of a checkpoint; returns its step."""
+    for name, net in nets.items():
+        net.load_state_dict(state["nets"][name])
+        opts[name].load_state_dict(state["optim"][name])
+    torch.set_rng_state(state["rng"]["torch"])
+    if dev.type == "cuda" and "cuda" in state["rng"]:
+        torch.cuda.set_rng_state(state["rng"]["cuda"], dev)
+    return int(state["step"])
+
+
+def _training_data(
+    cfg: AETrainConfig, di: DistInfo, dev: torch.device, step: int
+) -> tuple[DataLoader, int, int, torch.Tensor | None]:
+    """One loader for the whole run from ``step`` on (workers live across epochs), steps per
+    epoch, total steps, and the validation crops (rank 0; read once)."""
+    items = collect_faces(list(cfg.data.paths), list(cfg.data.boxes))
+    train_items, val_items = split_items(items, cfg.data.val_permille, cfg.data.val_max)
+    if len(train_items) < cfg.batch_size * di.world:
+        raise FabrecError(
+            f"only {len(train_items)} training images for a batch of {cfg.batch_size} x {di.world} "
+            "process(es): lower --batch-size"
+        )
+    train_ds = FaceDataset(train_items, cfg.model.image_size, cfg.augment, cfg.seed)
+    sampler = StepBatches(len(train_ds), cfg.batch_size, cfg.seed, SAMPLER_SALT, True, di.rank, di.world)
+    spe = sampler.steps_per_epoch
+    total_steps = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * spe
+    sampler.set_range(step, total_steps)
+    workers = cfg.data.num_workers
+    loader = DataLoader(
+        train_ds, batch_sampler=sampler, num_workers=workers, collate_fn=collate_skip,
+        pin_memory=dev.type == "cuda", worker_init_fn=ignore_stop_signals,
+        generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global RNG untouched
+        prefetch_factor=4 if workers > 0 else None,
+    )
+    val_crops = cached_crops(FaceDataset(val_items, cfg.model.image_size, None, cfg.seed)) if di.main else None
+    return loader, spe, total_steps, val_crops
 
 
 def _resume_state(last: Path, cfg: AETrainConfig) -> dict[str, Any] | None:
