@@ -216,8 +216,10 @@ def cmd_train_landmarks(a: argparse.Namespace) -> int:
     r = train_landmarks(cfg, a.autoencoder, a.out, device=a.device, resume=a.resume,
                         progress=not a.no_progress, log=_note, time_limit=a.time_limit, init_from=a.init_from)
     why = " (time limit reached)" if r.stopped == "time" else ""
-    _note(f"train-landmarks: {r.train_count} images, step {r.step}{why}, best validation NME {r.best_nme:.2f}% "
-          f"({r.val_count} images), {r.seconds:.0f} s; models {Path(a.out) / 'best.pt'}, {Path(a.out) / 'last.pt'}")
+    val = (f"best validation NME {r.best_nme:.2f}% ({r.val_count} images)" if r.val_count
+           else "no validation images (best.pt is the last step)")
+    _note(f"train-landmarks: {r.train_count} images, step {r.step}{why}, {val}, {r.seconds:.0f} s; "
+          f"models {Path(a.out) / 'best.pt'}, {Path(a.out) / 'last.pt'}")
     return 0
 
 

@@ -301,6 +301,9 @@ def train_landmarks(
         """The step the current stage ends at (without a time limit)."""
         return steps2 if stage == 2 else stage3_start + steps3
 
+    if not val:
+        say("train-landmarks: no image fell into the validation split (label a few more, or --set "
+            "val_permille=...): best.pt will be the last step")
     say(f"train-landmarks: {len(train)} training images, {len(val)} validation images, "
         + ("ITLs" if steps2 == UNBOUNDED else f"{steps2} ITL steps")
         + ("" if not steps3 else (" + finetuning" if steps3 == UNBOUNDED else f" + {steps3} finetune steps"))
@@ -367,7 +370,7 @@ def train_landmarks(
     bar.close()
     if stopped == "signal":
         raise TrainingInterrupted(step, str(last))
-    if not best.exists():
+    if not best.exists() or not val:  # without validation, best.pt is the last step
         save_checkpoint(best, payload())
     if skipped:
         say(f"train-landmarks: {skipped} unreadable image(s) skipped")
