@@ -33,10 +33,8 @@ def read_spec(spec: str | Path) -> dict[str, Any]:
     """
     s = str(spec)
     p = Path(s)
-    if not p.exists() and "/" not in s and (W.WEIGHTS_DIR / f"{s}.safetensors").exists():
-        return W.read_weights(W.bundled(s))
-    if s == "default":  # bundled but missing: say so by name
-        return W.read_weights(W.bundled(s))
+    if s == "default" or (not p.exists() and "/" not in s and (W.WEIGHTS_DIR / f"{s}.safetensors").exists()):
+        return W.read_weights(W.bundled(s))  # "default" always: a missing one is named as such
     if p.suffix == ".safetensors":
         return W.read_weights(p)
     if not p.exists() and p.suffix not in (".pt", ".pth"):

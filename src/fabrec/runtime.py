@@ -34,9 +34,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
-def prepare_device(dev: torch.device) -> torch.device:
-    """Training set-up for ``dev``: on CUDA, cuDNN autotuning (fixed input sizes) and TF32
-    matrix products; nothing on CPU. Returns ``dev``."""
+def training_device(device: str | torch.device = "auto") -> torch.device:
+    """:func:`resolve_device`, then the training set-up: on CUDA, cuDNN autotuning (fixed
+    input sizes) and TF32 matrix products; nothing on CPU."""
+    dev = resolve_device(device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True

@@ -14,7 +14,10 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 import numpy as np
-from torch.utils.data import Sampler
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from fabrec.signals import ignore_stop_signals
 
 T = TypeVar("T")
 
@@ -95,3 +98,16 @@ class StepBatches(Sampler[list[tuple[int, int]]]):
         if self.stop is None:
             raise TypeError("an endless sampler has no length")
         return max(0, self.stop - self.start)
+
+
+def step_loader(
+    dataset: Dataset, sampler: StepBatches, collate_fn: Callable, workers: int, seed: int, device: torch.device
+) -> DataLoader:
+    """The training loader: iterated once for the whole run, so its workers live across
+    epochs. Workers ignore SIGINT/SIGTERM (the loop saves first), and the loader's own seeded
+    generator keeps the global RNG -- saved in checkpoints -- untouched."""
+    return DataLoader(
+        dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate_fn,
+        pin_memory=device.type == "cuda", worker_init_fn=ignore_stop_signals,
+        generator=torch.Generator().manual_seed(seed), prefetch_factor=4 if workers > 0 else None,
+    )

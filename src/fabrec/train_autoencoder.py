@@ -27,6 +27,7 @@ from fabrec.checkpoint import load_checkpoint, load_matching, save_checkpoint
 from fabrec.config import AETrainConfig, ModelConfig, dump_yaml, from_dict, to_dict
 from fabrec.datasets.faces import FaceDataset, collate_skip, collect_faces, split_items
 from fabrec.errors import FabrecError, NonFiniteLoss
+from fabrec.hub import load_autoencoder_state
 from fabrec.io import write_image_atomic, write_text_atomic
 from fabrec.losses import cs_loss, gan_d_loss, gan_g_loss, l1_loss_255, ssim
 from fabrec.nn import Encoder, Generator, ImageDiscriminator, LatentDiscriminator
@@ -36,12 +37,11 @@ from fabrec.runtime import (
     append_jsonl,
     make_run_dir,
     memory_format,
-    prepare_device,
-    resolve_device,
+    training_device,
     truncate_jsonl,
 )
-from fabrec.sampling import StepBatches
-from fabrec.signals import TrainingInterrupted, graceful_stop, ignore_stop_signals
+from fabrec.sampling import StepBatches, step_loader
+from fabrec.signals import TrainingInterrupted, graceful_stop
 from fabrec.visualize import grid, to_uint8
 
 NETS = ("encoder", "generator", "dz", "dx")
@@ -148,7 +148,7 @@ def train_autoencoder(
     """
     say = log or (lambda s: None)
     deadline = Deadline(time_limit)
-    dev = prepare_device(resolve_device(device))
+    dev = training_device(device)
     di = init_distributed(dev)
     if dev.type == "cuda" and di.world > 1:
         dev = torch.device("cuda", di.local_rank)
@@ -300,13 +300,7 @@ def _training_data(
     spe = sampler.steps_per_epoch
     total_steps = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * spe
     sampler.set_range(step, total_steps)
-    workers = cfg.data.num_workers
-    loader = DataLoader(
-        train_ds, batch_sampler=sampler, num_workers=workers, collate_fn=collate_skip,
-        pin_memory=dev.type == "cuda", worker_init_fn=ignore_stop_signals,
-        generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global RNG untouched
-        prefetch_factor=4 if workers > 0 else None,
-    )
+    loader = step_loader(train_ds, sampler, collate_skip, cfg.data.num_workers, cfg.seed, dev)
     val_crops = cached_crops(FaceDataset(val_items, cfg.model.image_size, None, cfg.seed)) if di.main else None
     return loader, spe, total_steps, val_crops
 
@@ -331,8 +325,6 @@ def _resume_state(last: Path, cfg: AETrainConfig) -> dict[str, Any] | None:
 def _init_from(nets: Networks, source: str | Path) -> list[str]:
     """Copy every matching tensor of ``source`` (E and G, and D_z / D_x when it has them);
     return the names of the tensors left freshly initialised."""
-    from fabrec.hub import load_autoencoder_state
-
     src = load_autoencoder_state(source)
     new: list[str] = []
     for name, net in nets.items():

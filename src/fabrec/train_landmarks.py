@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from fabrec.checkpoint import load_checkpoint, save_checkpoint
@@ -33,7 +33,7 @@ from fabrec.datasets.landmarks import (
 )
 from fabrec.errors import FabrecError, NonFiniteLoss
 from fabrec.heatmaps import DECODERS, heatmap_size
-from fabrec.hub import load_autoencoder_state
+from fabrec.hub import load_autoencoder_state, read_spec
 from fabrec.io import write_text_atomic
 from fabrec.landmark_model import LandmarkModel, predict_dataset
 from fabrec.losses import heatmap_loss
@@ -44,13 +44,12 @@ from fabrec.runtime import (
     append_jsonl,
     make_run_dir,
     memory_format,
-    prepare_device,
-    resolve_device,
+    training_device,
     truncate_jsonl,
 )
-from fabrec.sampling import StepBatches, hash_split
+from fabrec.sampling import StepBatches, hash_split, step_loader
 from fabrec.schemes import Scheme, get_scheme
-from fabrec.signals import TrainingInterrupted, graceful_stop, ignore_stop_signals
+from fabrec.signals import TrainingInterrupted, graceful_stop
 
 
 def parse_count(text: str) -> int | float:
@@ -196,7 +195,7 @@ def train_landmarks(
     say = log or (lambda s: None)
     t0 = time.time()
     deadline = Deadline(time_limit)
-    dev = prepare_device(resolve_device(device))
+    dev = training_device(device)
     out = make_run_dir(out_dir)
     last, best = out / "last.pt", out / "best.pt"
     metrics_path = out / "metrics.jsonl"
@@ -315,10 +314,7 @@ def train_landmarks(
     val_cache = MemoryDataset(val_ds)
     skipped, stopped, n2, n3 = 0, "steps", 0, 0
     sampler.set_range(step, None)
-    loader = DataLoader(train_ds, batch_sampler=sampler, num_workers=cfg.num_workers,
-                        collate_fn=collate_landmarks, worker_init_fn=ignore_stop_signals,
-                        generator=torch.Generator().manual_seed(cfg.seed),
-                        pin_memory=dev.type == "cuda", prefetch_factor=4 if cfg.num_workers > 0 else None)
+    loader = step_loader(train_ds, sampler, collate_landmarks, cfg.num_workers, cfg.seed, dev)
     set_trainable(net, stage)
     with graceful_stop() as stop:
         if step >= end_step() and not (stage == 2 and steps3):
@@ -385,8 +381,6 @@ def _init_from_landmarks(net: FabRec, spec: str | Path, scheme: Scheme, active: 
     when the scheme is the same; returns what was taken. A new scheme keeps a fresh heatmap
     layer: the 3x3 transfer layers are scheme-independent, only the last layer maps features
     to points."""
-    from fabrec.hub import read_spec
-
     src = read_spec(spec)
     if src["kind"] != "landmarks":
         raise FabrecError(f"--init-from {spec}: not a landmark model")
@@ -408,15 +402,14 @@ def _init_from_landmarks(net: FabRec, spec: str | Path, scheme: Scheme, active: 
 
 
 class MemoryDataset(Dataset):
-    """Every readable item of an un-augmented landmark dataset, read once and kept (without
-    heatmap targets, which validation does not use)."""
+    """Every readable item of an un-augmented landmark dataset (built with ``heatmaps=False``),
+    read once and kept."""
 
     def __init__(self, ds: LandmarkDataset) -> None:
         self.items = []
         for i in range(len(ds)):
             it = ds[i]
             if it is not None:
-                it.pop("heatmaps", None)
                 self.items.append(it)
         self.samples, self.image_size = ds.samples, ds.image_size
 
