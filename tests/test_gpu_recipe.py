@@ -12,16 +12,11 @@ import numpy as np
 from conftest import blob_image
 from test_landmark_readers import face_points
 
-from fabrec.datasets.pts import read_pts
+from fabrec.datasets.pts import read_pts, write_pts
 from fabrec.hub import read_spec
 from fabrec.weights import sha256
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def write_pts(path: Path, pts: np.ndarray) -> None:
-    body = "".join(f"{x + 1:.2f} {y + 1:.2f}\n" for x, y in pts)
-    path.write_text(f"version: 1\nn_points: {len(pts)}\n{{\n{body}}}\n")
 
 
 def fake_shared(root: Path) -> Path:

@@ -154,6 +154,10 @@ class LandmarkPredictor:
             out[i].append(FaceResult(box, crop_to_image(p, m), conf, q, err, src, cb))
         return out
 
+    def _crop_of(self, face: FaceResult) -> Box:
+        """The crop the model's framing draws around a face's points (refining, tracking)."""
+        return Box.from_landmarks(face.points, *self.model.framing)
+
     def _faces(self, rgb: np.ndarray, regions: list[tuple[BoxXYWH, Box, str]], batch_size: int) -> list[FaceResult]:
         return self._faces_many([rgb], [regions], batch_size)[0]
 
@@ -161,7 +165,7 @@ class LandmarkPredictor:
         for _ in range(refine):
             regions = []
             for f in faces:
-                cb = Box.from_landmarks(f.points, *self.model.framing)
+                cb = self._crop_of(f)
                 regions.append((cb.to_xywh(), cb, "refined"))
             if not regions:
                 break
@@ -222,19 +226,19 @@ class LandmarkPredictor:
             h, w = rgb.shape[:2]
             face = None
             if prev is not None:
-                cb = Box.from_landmarks(prev.points, *self.model.framing)
+                cb = self._crop_of(prev)
                 if _inside(cb, w, h) >= 0.5:
                     (face,) = self._faces(rgb, [(cb.to_xywh(), cb, "tracked")], 1)
                     if face.confidence.mean() < min_confidence:
                         face = None
             if face is None or (redetect_every and t % redetect_every == 0):
                 regions = self.crops_for(rgb, None)  # detector only; the network runs on a switch
-                mine = Box.from_landmarks(face.points, *self.model.framing) if face is not None else None
+                mine = self._crop_of(face) if face is not None else None
                 if not regions and mine is not None and _inside(mine, w, h) < 0.75:
                     face = None  # leaving the frame, and the detector sees no face
                 elif regions and (mine is None or max(_iou(mine, r[1]) for r in regions) < min_overlap):
                     ref = face or prev
-                    near = Box.from_landmarks(ref.points, *self.model.framing) if ref is not None else None
+                    near = self._crop_of(ref) if ref is not None else None
                     region = _nearest(regions, near)
                     (face,) = self._faces(rgb, [region], 1)
                     if smoothing is not None:
@@ -245,18 +249,22 @@ class LandmarkPredictor:
             yield face
 
 
+def _overlap(b: Box, x0: float, y0: float, x1: float, y1: float) -> float:
+    """Area of square box ``b`` inside the rectangle ``[x0, x1] x [y0, y1]``."""
+    ix = max(0.0, min(b.cx + b.side / 2, x1) - max(b.cx - b.side / 2, x0))
+    iy = max(0.0, min(b.cy + b.side / 2, y1) - max(b.cy - b.side / 2, y0))
+    return ix * iy
+
+
 def _inside(b: Box, w: int, h: int) -> float:
     """Share of square box ``b``'s area inside a ``w x h`` image."""
-    ix = max(0.0, min(b.cx + b.side / 2, w - 0.5) - max(b.cx - b.side / 2, -0.5))
-    iy = max(0.0, min(b.cy + b.side / 2, h - 0.5) - max(b.cy - b.side / 2, -0.5))
-    return ix * iy / (b.side * b.side)
+    return _overlap(b, -0.5, -0.5, w - 0.5, h - 0.5) / (b.side * b.side)
 
 
 def _iou(a: Box, b: Box) -> float:
     """Intersection over union of two square boxes."""
-    ix = max(0.0, min(a.cx + a.side / 2, b.cx + b.side / 2) - max(a.cx - a.side / 2, b.cx - b.side / 2))
-    iy = max(0.0, min(a.cy + a.side / 2, b.cy + b.side / 2) - max(a.cy - a.side / 2, b.cy - b.side / 2))
-    inter = ix * iy
+    r = b.side / 2
+    inter = _overlap(a, b.cx - r, b.cy - r, b.cx + r, b.cy + r)
     return inter / (a.side**2 + b.side**2 - inter) if inter > 0 else 0.0
 
 

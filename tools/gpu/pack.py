@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-from fabrec.datasets.pts import read_pts  # noqa: E402
+from fabrec.datasets.pts import format_pts, read_pts  # noqa: E402
 from fabrec.io import read_image  # noqa: E402
 
 
@@ -28,12 +28,6 @@ def webp(rgb: np.ndarray, quality: int) -> bytes:
     if not ok:
         raise RuntimeError("WebP encoding failed")
     return buf.tobytes()
-
-
-def pts_text(points: np.ndarray) -> str:
-    """1-based 300-W ``.pts`` text for 0-based points."""
-    body = "".join(f"{x + 1:.3f} {y + 1:.3f}\n" for x, y in points)
-    return f"version: 1\nn_points: {len(points)}\n{{\n{body}}}\n"
 
 
 def pack(shared: Path, out: Path, limit: int = 0, utk_size: int = 128, helen_max: int = 288) -> dict[str, int]:
@@ -62,7 +56,7 @@ def pack(shared: Path, out: Path, limit: int = 0, utk_size: int = 128, helen_max
             pts = read_pts(p)
             pts = np.stack([(pts[:, 0] + 0.5) * sx - 0.5, (pts[:, 1] + 0.5) * sy - 0.5], 1)
             z.writestr(f"300w/helen/trainset/{p.stem}.webp", webp(img, 85))
-            z.writestr(f"300w/helen/trainset/{p.stem}.pts", pts_text(pts))
+            z.writestr(f"300w/helen/trainset/{p.stem}.pts", format_pts(pts))
     sizes = {}
     for name in ("utk.zip", "helen.zip"):
         (out / f"{name}.tmp").replace(out / name)

@@ -59,10 +59,15 @@ class Log:
             f.write(line + "\n")
 
 
+def fabrec_env() -> dict[str, str]:
+    """The environment for ``python -m fabrec`` from this checkout, uninstalled."""
+    return {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            "PYTHONUNBUFFERED": "1"}
+
+
 def fabrec(log: Log, *args: str) -> None:
     """Run one ``fabrec`` subcommand (the CLI users run), its output into the log."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "PYTHONUNBUFFERED": "1"}
+    env = fabrec_env()
     cmd = [sys.executable, "-m", "fabrec", *args]
     log("$ fabrec " + " ".join(args))
     t = time.time()
@@ -152,7 +157,7 @@ def recipe(mode: str, data: Path, boxes: Path, work: Path, out: Path, log: Log) 
 def bench(out: Path, log: Log, smoke: bool) -> None:
     """``fabrec bench`` rows on this machine's GPU into ``bench.jsonl``."""
     rows = [("lm", "bf16", 256), ("lm", "fp32", 1), ("paper-256", "bf16", 256)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = fabrec_env()
     with open(out / "bench.jsonl", "w") as f:
         for model, dtype, b in rows[:1] if smoke else rows:
             spec = str(out / "lm.safetensors") if model == "lm" else model

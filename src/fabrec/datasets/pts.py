@@ -57,10 +57,15 @@ def read_pts(path: str | Path) -> np.ndarray:
     return parse_pts(text, str(p))
 
 
+def format_pts(points: np.ndarray) -> str:
+    """0-based ``(K, 2)`` points as the text of a standard 1-based ``.pts`` file."""
+    body = "".join(f"{x + 1:.3f} {y + 1:.3f}\n" for x, y in points)
+    return f"version: 1\nn_points: {len(points)}\n{{\n{body}}}\n"
+
+
 def write_pts(path: str | Path, points: np.ndarray) -> None:
     """Write 0-based ``(K, 2)`` points as a standard 1-based ``.pts`` file."""
-    body = "".join(f"{x + 1:.3f} {y + 1:.3f}\n" for x, y in points)
-    Path(path).write_text(f"version: 1\nn_points: {len(points)}\n{{\n{body}}}\n")
+    Path(path).write_text(format_pts(points))
 
 
 def points_from_json(data: object, name: str) -> np.ndarray:
