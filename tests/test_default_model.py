@@ -63,6 +63,35 @@ def test_bench_reports_positive_rates_and_a_consistent_decode_share() -> None:
     # the network alone cannot be slower than network + decoding by more than timing noise
     assert r["network_faces_per_s"] > 0.5 * r["faces_per_s"]
     assert r["gflop_per_face"] > 0.5 and 0 < r["ratio_to_ceiling"]
+    if r["fma_peak_gflops"] is not None:  # needs a C compiler
+        # no code runs faster than the FMA units: the network's rate is below the peak
+        assert 0 < r["ratio_to_fma_peak"] < 1 and 0 < r["end_to_end_ratio_to_fma_peak"] < 1
+        assert r["fma_peak_gflops"] >= r["fma_peak_gflops_per_thread"] > 0
+    assert r["conv_stack_gflops"] > 0
+
+
+def test_the_chunked_fast_path_gives_the_whole_batch_points_and_bf16_stays_close() -> None:
+    import dataclasses
+
+    import torch
+
+    from fabrec.errors import FabrecError
+    from fabrec.hub import load_landmarks
+    from fabrec.landmark_model import TAIL_FACES
+    from fabrec.sample import face_crops
+
+    m = load_landmarks("default").placed(torch.device("cpu"))
+    x = face_crops(m.image_size, 2 * TAIL_FACES + 1, seed=4).contiguous(memory_format=torch.channels_last)
+    pts, conf, hm, _ = m.predict_crops(x)  # whole batch of heatmaps, then decoded
+    fast_pts, fast_conf, rec = m.locate(x)  # heatmaps made and decoded a few faces at a time
+    assert torch.equal(fast_pts, pts) and torch.equal(fast_conf, conf) and rec is None
+    assert sum(len(h) for h in m.heatmap_chunks(x)) == len(x)
+    b = dataclasses.replace(m, precision="bf16")
+    bpts, _, brec = b.locate(x, reconstruct=True)
+    assert brec is not None and brec.dtype == torch.float32
+    assert (bpts - pts).norm(dim=-1).mean() < 1.0  # crop pixels (128-px crops)
+    with pytest.raises(FabrecError, match="precision"):
+        dataclasses.replace(m, precision="int4")
 
 
 def test_reconstruction_uses_the_autoencoders_encoder_and_grey_photos_get_a_fair_quality() -> None:

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from fabrec.heatmaps import (
@@ -152,3 +153,45 @@ def test_decoder_reads_channels_last_maps_in_place_with_the_same_points() -> Non
     cl[1, 2, 5, 7] = float("nan")
     pts, conf = decode_reference(cl)
     assert torch.equal(pts[0], _full_reference(hm[:1])[0]) and torch.isnan(conf[1, 2])
+
+
+def _stress_batches() -> list[torch.Tensor]:
+    """Hard maps, their flips, channels-last copies, quantised maps (many exact ties), maps
+    whose side is not 128 and noise maps (every tile a candidate: the full-blur branch)."""
+    g = torch.Generator().manual_seed(11)
+    out = []
+    for size in (128, 64, 48):
+        hm = torch.cat([_hard_maps(size), _hard_maps(size).flip(-1).flip(-2)])
+        out += [hm, hm.contiguous(memory_format=torch.channels_last), (hm * 8).round() / 8]
+    out.append(torch.rand(2, 3, 56, 72, generator=g) ** 6)
+    out.append(torch.rand(1, 2, 64, 64, generator=g))
+    return out
+
+
+def test_compiled_decoder_kernel_gives_the_torch_decoders_exact_points() -> None:
+    from fabrec.heatmaps import native_decoder_available
+
+    if not native_decoder_available():
+        pytest.skip("numba is not installed")
+    for hm in _stress_batches():
+        pts_native, conf_native = decode_reference(hm, native=True)
+        pts_torch, conf_torch = decode_reference(hm, native=False)
+        assert torch.equal(pts_native, pts_torch), hm.shape
+        assert torch.equal(conf_native, conf_torch)
+    for size in (128, 64, 40):
+        assert torch.equal(decode_reference(_hard_maps(size), native=True)[0], _full_reference(_hard_maps(size)))
+
+
+def test_compiled_decoder_kernel_counts_candidates_like_the_torch_search() -> None:
+    from fabrec.heatmap_kernels import AVAILABLE, windowed_argmax
+    from fabrec.heatmaps import _BLOCK, _MAX_EXTRA, _TILE, _blur_argmax_windowed, _tile_max
+
+    if not AVAILABLE:
+        pytest.skip("numba is not installed")
+    for hm in _stress_batches():
+        tm = _tile_max(hm.float())
+        pts, count = _blur_argmax_windowed(hm.float(), 9, tm)
+        kp, kc, many = windowed_argmax(hm.float().numpy(), tm.numpy(), 9, _TILE, _BLOCK, _MAX_EXTRA)
+        assert torch.equal(torch.from_numpy(kc), count)
+        ok = ~torch.from_numpy(many)
+        assert torch.equal(torch.from_numpy(kp)[ok], pts[ok])

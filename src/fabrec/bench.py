@@ -1,8 +1,12 @@
 """Speed of the landmark path: faces/s and latency for torch or onnxruntime, with achieved
-GFLOP/s beside a large-matmul ceiling measured in the same run."""
+GFLOP/s beside three ceilings measured in the same run: the CPU's FMA peak (a compiled
+register-only kernel, :mod:`fabrec.peak`), a plain stack of 3x3 convolutions of the same FLOPs
+and batch, and a large matmul."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import platform
 import statistics
 import tempfile
@@ -16,7 +20,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from fabrec.errors import FabrecError
+from fabrec.heatmaps import native_decoder_available
 from fabrec.landmark_model import LandmarkModel
+from fabrec.peak import Peak, fma_peak
 from fabrec.runtime import memory_format, resolve_device
 from fabrec.sample import face_crops
 
@@ -57,6 +63,30 @@ def matmul_ceiling(device: torch.device, dtype: torch.dtype = torch.float32, n: 
     return 2 * n**3 / statistics.median(timed(mm, reps, warmup=2)) / 1e9
 
 
+def conv_stack_gflops(device: torch.device, batch_size: int, flops_per_face: float, precision: str = "fp32",
+                      channels: int = 64, side: int = 32, reps: int = 5) -> float:
+    """GFLOP/s of a plain stack of ``channels``-wide 3x3 convolutions (ReLU between) on
+    ``side x side`` maps, as deep as needed to match ``flops_per_face``, at ``batch_size``:
+    what the convolution library reaches on the friendliest network of the same work."""
+    per_layer = 2 * side * side * channels * channels * 9
+    layers = max(1, round(flops_per_face / per_layer))
+    mods: list[torch.nn.Module] = []
+    for _ in range(layers):
+        mods += [torch.nn.Conv2d(channels, channels, 3, 1, 1, bias=False), torch.nn.ReLU(inplace=True)]
+    net = torch.nn.Sequential(*mods).eval().to(device, memory_format=memory_format(device))
+    x = torch.randn(batch_size, channels, side, side, device=device).contiguous(memory_format=memory_format(device))
+    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+
+    @torch.inference_mode()
+    def run() -> None:
+        with ctx:
+            net(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return layers * per_layer * batch_size / statistics.median(timed(run, reps, warmup=2)) / 1e9
+
+
 def landmark_flops(model: LandmarkModel) -> float:
     """FLOPs (2 per multiply-add) of the landmark path for one face."""
     s = model.image_size
@@ -75,25 +105,34 @@ def bench(model_name: str = "default", backend: str = "torch", batch_size: int =
     s = model.image_size
     flops = landmark_flops(model) * batch_size
     x = face_crops(s, batch_size)  # real face content: decoding cost depends on the heatmaps
-    def decode(hm: torch.Tensor) -> None:
-        model.decode(hm)
 
+    if dtype not in ("fp32", "bf16", "fp16"):
+        raise FabrecError(f"dtype must be fp32, bf16 or fp16, got '{dtype}'")
+    if dev.type == "cpu" and dtype == "fp16":
+        raise FabrecError("fp16 runs on CUDA only; on the CPU use fp32 or bf16")
+    if backend != "torch" and dtype != "fp32":
+        raise FabrecError(f"the {backend} backend runs fp32 only")
     tdtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
     if backend == "torch":
         model = model.placed(dev)
         if dev.type == "cuda" and tdtype != torch.float32:
-            model.net.to(tdtype)
+            model.net.to(tdtype)  # whole network in the low precision (CUDA)
+        elif dtype == "bf16":
+            model = dataclasses.replace(model, precision="bf16")  # bf16 autocast (CPU)
         xd = x.to(dev, dtype=tdtype if dev.type == "cuda" else torch.float32).contiguous(memory_format=memory_format(dev))
 
         @torch.inference_mode()
-        def network() -> torch.Tensor:
-            hm = model.heatmaps(xd)
+        def network() -> None:  # the prediction path without its decoding
+            for _ in model.heatmap_chunks(xd):
+                pass
             if dev.type == "cuda":
                 torch.cuda.synchronize()
-            return hm
 
-        def run() -> None:
-            decode(network().float())
+        @torch.inference_mode()
+        def run() -> None:  # what predict and eval run: LandmarkModel.locate
+            model.locate(xd)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
     elif backend == "onnxruntime":
         if dev.type != "cpu":
             raise FabrecError("the onnxruntime benchmark runs on the CPU")
@@ -108,7 +147,7 @@ def bench(model_name: str = "default", backend: str = "torch", batch_size: int =
             return torch.from_numpy(sess.heatmaps(xn))
 
         def run() -> None:
-            decode(network())
+            model.decode(network())
     else:
         raise FabrecError(f"backend must be torch or onnxruntime, got '{backend}'")
     ts = timed(run, reps, warmup)
@@ -116,15 +155,29 @@ def bench(model_name: str = "default", backend: str = "torch", batch_size: int =
     tn = timed(network, max(3, reps // 2), warmup=0)
     net_med = statistics.median(tn)
     ceiling = matmul_ceiling(dev, tdtype if dev.type == "cuda" else torch.float32)
+    threads = torch.get_num_threads()
+    if dev.type == "cpu":
+        peak = fma_peak(threads, "bf16" if dtype == "bf16" else "fp32")
+        stack = conv_stack_gflops(dev, batch_size, flops / batch_size, dtype)
+    else:
+        peak, stack = Peak(None, None, threads, "measured on CPUs only"), None
+    achieved, end_to_end = flops / net_med / 1e9, flops / med / 1e9
     return {
         "model": model_name, "backend": backend, "device": str(dev), "dtype": dtype, "batch_size": batch_size,
         "image_size": s, "faces_per_s": batch_size / med,
         "latency_ms_median": 1000 * med, "latency_ms_p90": 1000 * float(np.percentile(ts, 90)),
         "network_faces_per_s": batch_size / net_med,
         "decode_ms_per_face": 1000 * max(med - net_med, 0.0) / batch_size,
+        "decoder": model.decoder,
+        "decoder_kernel": "compiled (numba)" if dev.type == "cpu" and native_decoder_available() else "torch",
         "gflop_per_face": flops / batch_size / 1e9,
-        "gflops_achieved": flops / net_med / 1e9, "gflops_ceiling": ceiling,
-        "ratio_to_ceiling": flops / net_med / 1e9 / ceiling, "reps": reps,
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
+        "gflops_achieved": achieved, "gflops_end_to_end": end_to_end,
+        "fma_peak_kind": "bf16 dot product" if dtype == "bf16" else "fp32 FMA",
+        "fma_peak_gflops": peak.total, "fma_peak_gflops_per_thread": peak.per_thread, "fma_peak_note": peak.note,
+        "ratio_to_fma_peak": achieved / peak.total if peak.total else None,
+        "end_to_end_ratio_to_fma_peak": end_to_end / peak.total if peak.total else None,
+        "conv_stack_gflops": stack,
+        "gflops_ceiling": ceiling, "ratio_to_ceiling": achieved / ceiling, "reps": reps,
+        "threads": threads, "torch": torch.__version__, "python": platform.python_version(),
         "cpu": platform.processor() or platform.machine(),
     }

@@ -230,7 +230,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
     if not a.dataset or not a.root:
         raise FabrecError("eval: give --dataset and --root")
     m = evaluate(load_landmarks(a.model), a.dataset, a.root, a.split or "test", a.out, a.scheme,
-                 a.decoder, a.batch_size, a.device)
+                 a.decoder, a.batch_size, a.device, precision=a.dtype)
     rows = [("all", m)] + list(m.get("subsets", {}).items())
     print(f"{'subset':<14}{'count':>7}{'NME %':>9}{'FR@10 %':>10}{'AUC@10':>9}")
     for name, r in rows:
@@ -259,7 +259,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
     if a.batch_size < 1 or a.refine < 0:
         raise FabrecError("--batch-size must be >= 1 and --refine >= 0")
     pred = LandmarkPredictor.from_pretrained(a.model, detector=a.detector, device=a.device, decoder=a.decoder,
-                                             quality=not a.no_quality)
+                                             quality=not a.no_quality, precision=a.dtype)
     boxes = read_boxes_file(a.boxes) if a.boxes else None
     if boxes is None:
         pred.detector  # noqa: B018  (a missing optional detector fails here, before any work)
@@ -290,8 +290,16 @@ def cmd_bench(a: argparse.Namespace) -> int:
     else:
         print(f"{r['model']} {r['backend']} {r['device']} {r['dtype']} batch {r['batch_size']}, {r['threads']} thread(s): "
               f"{r['faces_per_s']:.1f} faces/s, latency median {r['latency_ms_median']:.2f} ms, "
-              f"p90 {r['latency_ms_p90']:.2f} ms, {r['gflops_achieved']:.1f} GFLOP/s "
-              f"({100 * r['ratio_to_ceiling']:.0f}% of a {r['gflops_ceiling']:.0f} GFLOP/s matmul)")
+              f"p90 {r['latency_ms_p90']:.2f} ms; network {r['gflops_achieved']:.1f} GFLOP/s "
+              f"({100 * r['ratio_to_ceiling']:.0f}% of a {r['gflops_ceiling']:.0f} GFLOP/s matmul); "
+              f"decoding {r['decode_ms_per_face']:.2f} ms/face ({r['decoder_kernel']} kernel)")
+        if r["fma_peak_gflops"]:
+            print(f"  {r['fma_peak_kind']} peak {r['fma_peak_gflops']:.0f} GFLOP/s ({r['fma_peak_gflops_per_thread']:.0f} "
+                  f"per thread): network at {100 * r['ratio_to_fma_peak']:.0f}%, end to end at "
+                  f"{100 * r['end_to_end_ratio_to_fma_peak']:.0f}%; a plain 3x3-conv stack of the same FLOPs "
+                  f"reaches {r['conv_stack_gflops']:.0f} GFLOP/s")
+        elif r["fma_peak_note"]:
+            print(f"  {r['fma_peak_note']}")
     return 0
 
 
@@ -350,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--smooth-min-cutoff", type=float, default=1.0)
     pr.add_argument("--smooth-beta", type=float, default=0.05)
     pr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    pr.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"),
+                    help="fp32 (the published points) or bf16 autocast (faster on AVX-512 BF16 CPUs and GPUs; points move slightly)")
     pr.add_argument("--no-progress", action="store_true")
     be = sub.add_parser("bench", help="speed of the landmark path")
     be.add_argument("--model", default="default", help="default, paper-256, a .safetensors or a .pt")
@@ -391,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--decoder", choices=("reference", "subpixel"))
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    e.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"),
+                    help="fp32 (the published points) or bf16 autocast (faster on AVX-512 BF16 CPUs and GPUs; points move slightly)")
     b = sub.add_parser("boxes", help="write a box CSV from .pts landmark files (top/bottom margins)")
     b.add_argument("--pts", required=True, help="folder of images with same-stem .pts files")
     b.add_argument("--out", required=True)

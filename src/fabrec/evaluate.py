@@ -31,6 +31,7 @@ def evaluate(
     batch_size: int = 32,
     device: str = "auto",
     grid_count: int = 6,
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """Run ``model`` over a split and write ``metrics.json``, ``predictions.npz``, ``ced.png``
     and ``grid.png`` (Fig. 5 style: input, reconstruction, prediction, ground truth, heatmaps)
@@ -44,6 +45,8 @@ def evaluate(
         if decoder not in DECODERS:
             raise FabrecError(f"decoder must be one of {', '.join(DECODERS)}")
         model = replace(model, decoder=decoder)
+    if precision is not None:
+        model = replace(model, precision=precision)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     res = read_dataset(dataset, root, split, sch)
@@ -58,7 +61,7 @@ def evaluate(
     metrics: dict[str, Any] = {
         **summarize(err),
         "normaliser": sch.normaliser,
-        "dataset": dataset, "split": split, "decoder": model.decoder,
+        "dataset": dataset, "split": split, "decoder": model.decoder, "precision": model.precision,
         "skipped": len(res.samples) - len(idx), "problems": res.problems[:50],
         "auc_integration": "exact (step-function CED integrated from 0 to 10%)",
     }

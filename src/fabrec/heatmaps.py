@@ -137,18 +137,23 @@ def _blur_region(x: torch.Tensor, m: torch.Tensor, ty: torch.Tensor, tx: torch.T
     """
     _, k, h, w = x.shape
     r, side = blur // 2, tiles * _TILE
-    ar = torch.arange(side + 2 * r, device=x.device)
-    ys = (ty * _TILE - r).unsqueeze(-1) + ar  # (P, side + 2r): the raw rows the windows read
-    xs = (tx * _TILE - r).unsqueeze(-1) + ar
+    n = side + 2 * r  # the raw rows (and columns) the windows read
+    ar = torch.arange(n, device=x.device)
+    y0, x0 = ty * _TILE - r, tx * _TILE - r
+    ys, xs = y0.unsqueeze(-1) + ar, x0.unsqueeze(-1) + ar  # (P, n)
     vy, vx = (ys >= 0) & (ys < h), (xs >= 0) & (xs < w)
-    n = ys.shape[-1]
-    yc, xc = ys.clamp(0, h - 1), xs.clamp(0, w - 1)
-    if x.is_contiguous():  # whole rows first (contiguous copies), then the columns
-        rows = x.reshape(-1, w).index_select(0, (m.unsqueeze(-1) * h + yc).flatten()).view(-1, n, w)
-        patch = rows.gather(2, xc.unsqueeze(1).expand(-1, n, n))
-    else:  # channels-last: read the pixels in place rather than copy every map
+    if h >= n and w >= n:
+        # read an n x n window that lies inside the map (strided views, one gather), then shift
+        # it by at most r so that it starts at (y0, x0), zeros where that leaves the map: the
+        # same values, in the same places, as reading pixel by pixel
+        py, px = y0.clamp(0, h - n), x0.clamp(0, w - n)
+        inner = x.unfold(2, n, 1).unfold(3, n, 1)[m // k, m % k, py, px]
+        padded = F.pad(inner, [r, r, r, r]).unfold(1, n, 1).unfold(2, n, 1)
+        patch = padded[torch.arange(len(m), device=x.device), y0 - py + r, x0 - px + r]
+    else:
+        yc, xc = ys.clamp(0, h - 1), xs.clamp(0, w - 1)
         patch = x[(m // k).view(-1, 1, 1), (m % k).view(-1, 1, 1), yc.unsqueeze(-1), xc.unsqueeze(-2)]
-    patch = patch * (vy.unsqueeze(-1) & vx.unsqueeze(-2))
+        patch = patch * (vy.unsqueeze(-1) & vx.unsqueeze(-2))
     val, at = _window_max(patch, vy, vx, blur)
     return val, (ty * _TILE + at // side) * w + tx * _TILE + at % side
 
@@ -204,19 +209,43 @@ def _blur_argmax_windowed(x: torch.Tensor, blur: int, tmax: torch.Tensor) -> tup
     return pts.view(n, k, 2), count.view(n, k)
 
 
-def decode_reference(heatmaps: torch.Tensor, blur: int = 9) -> tuple[torch.Tensor, torch.Tensor]:
+def _blur_argmax_native(x: torch.Tensor, blur: int, tmax: torch.Tensor) -> torch.Tensor:
+    """``_blur_argmax_windowed``'s points from the compiled kernel (CPU maps, all finite)."""
+    from fabrec.heatmap_kernels import windowed_argmax
+
+    n, k = x.shape[:2]
+    pts, _, many = windowed_argmax(x.numpy(), tmax.numpy(), blur, _TILE, _BLOCK, _MAX_EXTRA)
+    out = torch.from_numpy(pts)
+    if many.any():
+        sel = torch.from_numpy(many).flatten().nonzero().squeeze(-1)
+        out.view(n * k, 2)[sel] = _blur_argmax_full(x[sel // k, sel % k].unsqueeze(0), blur)[0]
+    return out
+
+
+def native_decoder_available() -> bool:
+    """True when the compiled reference-decoder kernel (numba) can be used."""
+    from fabrec.heatmap_kernels import AVAILABLE
+
+    return AVAILABLE
+
+
+def decode_reference(heatmaps: torch.Tensor, blur: int = 9, native: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The authors' decoder: ``blur x blur`` box filter, then the integer argmax.
 
     Only the tiles that can hold the argmax are blurred (see ``_blur_argmax_windowed``), read
     in place from contiguous or channels-last maps; maps with non-finite values and maps not
     tiled by 8 get the full blur. Same points as blurring
-    every map in full (tested), up to float rounding in exact ties.
+    every map in full (tested), up to float rounding in exact ties. On the CPU the windowed
+    search runs in a compiled kernel (:mod:`fabrec.heatmap_kernels`) when numba is installed
+    (``native=None``: if available; ``False``: torch operations only): bit-identical points.
 
     Returns points ``(N, K, 2)`` in heatmap pixels and confidence ``(N, K)`` (the raw
     heatmap's peak value).
     """
     n, k, h, w = heatmaps.shape
     x = heatmaps.float()
+    if native is None:
+        native = native_decoder_available()
     if not (x.is_contiguous() or _channels_last(x)):
         x = x.contiguous()
     if h % _TILE or w % _TILE or min(h, w) < _TILE * _BLOCK or blur // 2 >= _TILE or n * k == 0:
@@ -227,6 +256,8 @@ def decode_reference(heatmaps: torch.Tensor, blur: int = 9) -> tuple[torch.Tenso
     if bad.all():
         return _blur_argmax_full(x, blur).float(), conf
     if not bad.any():
+        if native and x.device.type == "cpu":
+            return _blur_argmax_native(x, blur, tmax).float(), conf
         return _blur_argmax_windowed(x, blur, tmax)[0].float(), conf
     keep = bad[..., None, None]  # NaN/Inf maps: windowed pass on zeros, then the full blur
     pts, _ = _blur_argmax_windowed(torch.where(keep, 0.0, x), blur, torch.where(keep, 0.0, tmax))

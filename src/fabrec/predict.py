@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -87,13 +88,14 @@ class LandmarkPredictor:
 
     @staticmethod
     def from_pretrained(name_or_path: str | Path = "default", detector: str = "opencv", device: str = "auto",
-                        decoder: str | None = None, quality: bool = True) -> LandmarkPredictor:
-        """Bundled weights by name (``default``), a ``.safetensors`` file or a training ``.pt``."""
+                        decoder: str | None = None, quality: bool = True,
+                        precision: str = "fp32") -> LandmarkPredictor:
+        """Bundled weights by name (``default``), a ``.safetensors`` file or a training ``.pt``;
+        ``precision`` ``fp32`` (default) or ``bf16`` (see :class:`LandmarkModel`)."""
         from fabrec.hub import load_landmarks
 
         model = load_landmarks(name_or_path)
-        if decoder is not None:
-            model.decoder = decoder
+        model = dataclasses.replace(model, decoder=decoder or model.decoder, precision=precision)
         return LandmarkPredictor(model, detector, device, quality)
 
     @property
@@ -132,7 +134,7 @@ class LandmarkPredictor:
         for i in range(0, len(crops), batch_size):
             x = torch.stack([to_tensor(c) for c in crops[i : i + batch_size]]).to(self.device)
             x = x.contiguous(memory_format=memory_format(self.device))
-            pts, conf, _, rec = self.model.predict_crops(x, reconstruct=self.quality)
+            pts, conf, rec = self.model.locate(x, reconstruct=self.quality)
             err = (rec.float() - x).abs().flatten(1).mean(1).mul(255).cpu().numpy() if rec is not None else None
             recs = to_uint8(rec) if rec is not None else None
             for j in range(x.shape[0]):

@@ -50,11 +50,16 @@ class TransferLayers(nn.Module):
         nn.init.kaiming_normal_(self.heatmap.weight, mode="fan_out", nonlinearity="relu")
         self.num_landmarks = num_landmarks
 
-    def forward(self, generator: Generator, z: torch.Tensor) -> torch.Tensor:
-        """Latent codes ``(N, D)`` -> heatmaps ``(N, L, H, H)`` (H = 128 at 128/256 px)."""
+    def features(self, generator: Generator, z: torch.Tensor) -> torch.Tensor:
+        """Latent codes ``(N, D)`` -> what the heatmap layer reads: the last generator block's
+        output after its ITL, ``(N, C, H/2, H/2)``."""
         x = generator.start(z)
         for i in range(self.num_blocks):
             x = generator.blocks[i](x)
             if i + 1 in self.active:
                 x = self.layers[i](x)
-        return self.heatmap(x)
+        return x
+
+    def forward(self, generator: Generator, z: torch.Tensor) -> torch.Tensor:
+        """Latent codes ``(N, D)`` -> heatmaps ``(N, L, H, H)`` (H = 128 at 128/256 px)."""
+        return self.heatmap(self.features(generator, z))
