@@ -137,3 +137,24 @@ def test_default_threads_leave_busy_cores_alone(monkeypatch) -> None:
         assert default_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_predict_says_how_it_runs_and_takes_the_speed_options(tmp_path, capsys) -> None:
+    import json
+
+    from fabrec.sample import SAMPLE_IMAGE
+
+    runs = {}
+    for name, extra in (("plain", []), ("fast", ["--dtype", "bf16", "--fold-bn"])):
+        out = tmp_path / name
+        assert main(["predict", str(SAMPLE_IMAGE), "--out", str(out), "--no-progress", "--device", "cpu",
+                     "--no-images", "--no-quality", *extra]) == 0
+        runs[name] = capsys.readouterr().out
+        face = json.loads(next(out.glob("*.json")).read_text())["faces"][0]
+        runs[name + "_pts"] = face["points"]
+    assert "torch fp32 on cpu" in runs["plain"] and "reference decoder" in runs["plain"]
+    assert "torch bf16 on cpu" in runs["fast"] and "BatchNorm folded" in runs["fast"]
+    import numpy as np
+
+    d = np.linalg.norm(np.array(runs["plain_pts"]) - np.array(runs["fast_pts"]), axis=1)
+    assert d.mean() < 1.5  # original-image pixels: the options move points by rounding only

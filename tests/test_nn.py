@@ -70,3 +70,25 @@ def test_growth_128_to_256_loads_every_old_tensor() -> None:
 def test_mismatched_widths_refuse_to_load() -> None:
     with pytest.raises(FabrecError, match="shapes differ"):
         load_matching(Encoder(128, width=0.25), Encoder(128, width=0.125).state_dict(), "enc")
+
+
+def test_folding_batchnorm_keeps_the_outputs_and_leaves_the_original_alone() -> None:
+    from fabrec.nn.fold import fold_batchnorm
+
+    torch.manual_seed(0)
+    m = FabRec(image_size=64, num_landmarks=5, width=0.125)
+    for bn in (x for x in m.modules() if isinstance(x, torch.nn.BatchNorm2d)):  # trained-looking statistics
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.2, 0.2)
+    m.eval()
+    f = fold_batchnorm(m)
+    bns = lambda net: sum(isinstance(x, torch.nn.BatchNorm2d) for x in net.modules())  # noqa: E731
+    assert bns(f.encoder) == 0 and bns(f.generator) == 0
+    assert bns(m.encoder) > 0  # the original keeps its BatchNorms
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(f.heatmaps(x), m.heatmaps(x), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(f(x, reconstruct=True).reconstruction, m(x, reconstruct=True).reconstruction,
+                                   atol=1e-4, rtol=1e-4)

@@ -229,7 +229,10 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
     if not a.dataset or not a.root:
         raise FabrecError("eval: give --dataset and --root")
-    m = evaluate(load_landmarks(a.model), a.dataset, a.root, a.split or "test", a.out, a.scheme,
+    model = load_landmarks(a.model)
+    if a.fold_bn:
+        model = model.with_folded_batchnorm()
+    m = evaluate(model, a.dataset, a.root, a.split or "test", a.out, a.scheme,
                  a.decoder, a.batch_size, a.device, precision=a.dtype)
     rows = [("all", m)] + list(m.get("subsets", {}).items())
     print(f"{'subset':<14}{'count':>7}{'NME %':>9}{'FR@10 %':>10}{'AUC@10':>9}")
@@ -259,7 +262,9 @@ def cmd_predict(a: argparse.Namespace) -> int:
     if a.batch_size < 1 or a.refine < 0:
         raise FabrecError("--batch-size must be >= 1 and --refine >= 0")
     pred = LandmarkPredictor.from_pretrained(a.model, detector=a.detector, device=a.device, decoder=a.decoder,
-                                             quality=not a.no_quality, precision=a.dtype)
+                                             quality=not a.no_quality, precision=a.dtype,
+                                             fold_batchnorm=a.fold_bn)
+    print(f"predict: {pred.model.describe()}")
     boxes = read_boxes_file(a.boxes) if a.boxes else None
     if boxes is None:
         pred.detector  # noqa: B018  (a missing optional detector fails here, before any work)
@@ -284,7 +289,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
     from fabrec.bench import bench
 
-    r = bench(a.model, a.backend, a.batch_size, a.reps, a.device, a.dtype)
+    r = bench(a.model, a.backend, a.batch_size, a.reps, a.device, a.dtype, fold_bn=a.fold_bn)
     if a.json:
         print(json.dumps(r))
     else:
@@ -360,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     pr.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"),
                     help="fp32 (the published points) or bf16 autocast (faster on AVX-512 BF16 CPUs and GPUs; points move slightly)")
+    pr.add_argument("--fold-bn", action="store_true",
+                    help="fold BatchNorm into the convolutions (faster; points equal up to float rounding)")
     pr.add_argument("--no-progress", action="store_true")
     be = sub.add_parser("bench", help="speed of the landmark path")
     be.add_argument("--model", default="default", help="default, paper-256, a .safetensors or a .pt")
@@ -368,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--reps", type=int, default=20)
     be.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     be.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
+    be.add_argument("--fold-bn", action="store_true",
+                    help="fold BatchNorm into the convolutions (faster; points equal up to float rounding)")
     be.add_argument("--json", action="store_true")
     ex = sub.add_parser("export", help="ONNX (landmark path) or fp16 safetensors weights")
     ex.add_argument("--model", required=True)
@@ -403,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     e.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"),
                     help="fp32 (the published points) or bf16 autocast (faster on AVX-512 BF16 CPUs and GPUs; points move slightly)")
+    e.add_argument("--fold-bn", action="store_true",
+                    help="fold BatchNorm into the convolutions (faster; points equal up to float rounding)")
     b = sub.add_parser("boxes", help="write a box CSV from .pts landmark files (top/bottom margins)")
     b.add_argument("--pts", required=True, help="folder of images with same-stem .pts files")
     b.add_argument("--out", required=True)

@@ -62,6 +62,8 @@ class OnnxLandmarks:
         if threads:
             so.intra_op_num_threads = threads
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # no busy-waiting pool threads after a run: they would take the cores from decoding
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         self.image_size, self.decoder = image_size, decoder
 

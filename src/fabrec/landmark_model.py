@@ -100,6 +100,30 @@ class LandmarkModel:
         net = copy.deepcopy(self.net).to(device, memory_format=mf).eval()
         return LandmarkModel(net, self.scheme, self.decoder, self.precision)
 
+    def with_folded_batchnorm(self) -> LandmarkModel:
+        """A copy whose BatchNorms are folded into the convolutions before them
+        (:func:`fabrec.nn.fold.fold_batchnorm`): faster, points equal up to float rounding."""
+        from fabrec.nn.fold import fold_batchnorm
+
+        net = fold_batchnorm(self.net).to(memory_format=memory_format(self.device))
+        return LandmarkModel(net, self.scheme, self.decoder, self.precision)
+
+    @property
+    def batchnorm_folded(self) -> bool:
+        """True when no BatchNorm is left in the landmark path."""
+        return not any(isinstance(m, torch.nn.BatchNorm2d) for part in (self.net.encoder, self.net.generator)
+                       for m in part.modules())
+
+    def describe(self) -> str:
+        """One line on how this model runs: device, precision, threads, decoder and kernels."""
+        from fabrec.heatmaps import native_decoder_available
+
+        kernel = "compiled" if self.device.type == "cpu" and native_decoder_available() else "torch"
+        threads = f", {torch.get_num_threads()} thread(s)" if self.device.type == "cpu" else ""
+        fold = ", BatchNorm folded" if self.batchnorm_folded else ""
+        return (f"torch {self.precision} on {self.device.type}{threads}{fold}; {self.decoder} decoder "
+                f"({kernel} kernel); heatmaps made and decoded {TAIL_FACES} faces at a time")
+
     def autocast(self) -> contextlib.AbstractContextManager:
         """The precision context the network runs in (a no-op for ``fp32``)."""
         if self.precision == "fp32":

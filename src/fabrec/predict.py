@@ -89,13 +89,16 @@ class LandmarkPredictor:
     @staticmethod
     def from_pretrained(name_or_path: str | Path = "default", detector: str = "opencv", device: str = "auto",
                         decoder: str | None = None, quality: bool = True,
-                        precision: str = "fp32") -> LandmarkPredictor:
+                        precision: str = "fp32", fold_batchnorm: bool = False) -> LandmarkPredictor:
         """Bundled weights by name (``default``), a ``.safetensors`` file or a training ``.pt``;
-        ``precision`` ``fp32`` (default) or ``bf16`` (see :class:`LandmarkModel`)."""
+        ``precision`` ``fp32`` (default) or ``bf16``, ``fold_batchnorm`` (see
+        :class:`LandmarkModel`)."""
         from fabrec.hub import load_landmarks
 
         model = load_landmarks(name_or_path)
         model = dataclasses.replace(model, decoder=decoder or model.decoder, precision=precision)
+        if fold_batchnorm:
+            model = model.with_folded_batchnorm()
         return LandmarkPredictor(model, detector, device, quality)
 
     @property
