@@ -1,5 +1,8 @@
-"""Landmark-path speed table: fabrec (torch / onnxruntime, batch 1 and 32, default and the
-256-px paper model) and, where installed, dlib's 68-point predictor on the same crops.
+"""Landmark-path speed table: fabrec (default and the 256-px paper model; torch fp32 -- the
+default path --, onnxruntime, and the speed options bf16 and folded BatchNorm; batch 1 and 32)
+and, where installed, dlib's 68-point predictor, all in one process. Every fabrec row carries
+the ceilings measured beside it (fp32 FMA or bf16 dot-product peak, a same-FLOPs conv stack,
+a 2048^2 matmul).
 
     python benchmarks/bench_landmarks.py --json benchmarks/results/landmarks_cpu.json
 """
@@ -14,9 +17,19 @@ from pathlib import Path
 import numpy as np
 
 from fabrec.bench import bench, timed
+from fabrec.runtime import set_threads
+
+# (backend, dtype, fold BatchNorm)
+CONFIGS = {
+    "torch": ("torch", "fp32", False),
+    "onnxruntime": ("onnxruntime", "fp32", False),
+    "torch-foldbn": ("torch", "fp32", True),
+    "torch-bf16": ("torch", "bf16", False),
+    "torch-bf16-foldbn": ("torch", "bf16", True),
+}
 
 
-def dlib_speed(reps: int = 200) -> dict | None:
+def dlib_speed(reps: int = 2000) -> dict | None:
     try:
         import dlib
     except ImportError:
@@ -35,27 +48,33 @@ def dlib_speed(reps: int = 200) -> dict | None:
     ts = timed(lambda: sp(img, rect), reps, warmup=10)
     med = statistics.median(ts)
     return {"model": "dlib shape_predictor_68", "backend": "dlib", "batch_size": 1, "faces_per_s": 1 / med,
-            "latency_ms_median": 1000 * med, "latency_ms_p90": 1000 * float(np.percentile(ts, 90))}
+            "latency_ms_median": 1000 * med, "latency_ms_p90": 1000 * float(np.percentile(ts, 90)),
+            "latency_ms_min": 1000 * min(ts), "latency_ms_max": 1000 * max(ts)}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="default,paper-256")
-    ap.add_argument("--backends", default="torch,onnxruntime")
+    ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--batches", default="1,32")
-    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--reps", type=int, default=6, help="batches timed at batch > 1 (5x as many at batch 1)")
+    ap.add_argument("--threads", type=int)
     ap.add_argument("--json", default="")
     a = ap.parse_args()
+    set_threads(a.threads)
     rows = []
+    d = dlib_speed()  # first, on the idle machine (PyTorch's pool threads spin for a while after use)
     for m in a.models.split(","):
-        for be in a.backends.split(","):
+        for name in a.configs.split(","):
+            backend, dtype, fold = CONFIGS[name]
             for b in (int(v) for v in a.batches.split(",")):
-                r = bench(m, be, b, reps=a.reps if b > 1 else 5 * a.reps)
+                r = bench(m, backend, b, reps=a.reps if b > 1 else 5 * a.reps, device="cpu", dtype=dtype, fold_bn=fold)
+                r["config"] = name
                 rows.append(r)
-                print(json.dumps({k: r[k] for k in ("model", "backend", "batch_size", "faces_per_s",
-                                                   "latency_ms_median", "latency_ms_p90", "gflops_achieved",
-                                                   "gflops_ceiling")}))
-    d = dlib_speed()
+                print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items() if k in (
+                    "model", "config", "batch_size", "faces_per_s", "latency_ms_median", "latency_ms_p90",
+                    "decode_ms_per_face", "gflops_achieved", "fma_peak_gflops", "ratio_to_fma_peak",
+                    "end_to_end_ratio_to_fma_peak", "conv_stack_gflops")}), flush=True)
     if d:
         rows.append(d)
         print(json.dumps(d))

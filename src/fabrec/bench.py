@@ -183,6 +183,7 @@ def bench(model_name: str = "default", backend: str = "torch", batch_size: int =
         "batchnorm_folded": fold_bn,
         "image_size": s, "faces_per_s": batch_size / med,
         "latency_ms_median": 1000 * med, "latency_ms_p90": 1000 * float(np.percentile(ts, 90)),
+        "latency_ms_min": 1000 * min(ts), "latency_ms_max": 1000 * max(ts),
         "network_faces_per_s": batch_size / net_med,
         "decode_ms_per_face": 1000 * dec_med / batch_size,
         "decoder": model.decoder,

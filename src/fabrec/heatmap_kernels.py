@@ -13,9 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 try:
+    import numba
     from numba import njit, prange
 except ImportError:  # pragma: no cover - numba is a dependency; the torch path stays correct
-    njit, prange = None, range
+    numba, njit, prange = None, None, range
 
 AVAILABLE = njit is not None
 
@@ -141,9 +142,11 @@ if AVAILABLE:
 
 
 def windowed_argmax(x: np.ndarray, tmax: np.ndarray, blur: int, tile: int, block: int,
-                    max_extra: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    max_extra: int, threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Points ``(N, K, 2)`` int64 (x, y), candidate tiles beyond the block ``(N, K)`` and the
-    maps left for the full blur ``(N, K)`` bool; see :func:`_windowed`."""
+    maps left for the full blur ``(N, K)`` bool; see :func:`_windowed`. The maps are shared
+    among ``threads`` threads (at most numba's pool size)."""
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     n, k = x.shape[:2]
     pts = np.zeros((n, k, 2), np.int64)
     count = np.zeros((n, k), np.int64)

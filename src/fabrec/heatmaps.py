@@ -214,7 +214,7 @@ def _blur_argmax_native(x: torch.Tensor, blur: int, tmax: torch.Tensor) -> torch
     from fabrec.heatmap_kernels import windowed_argmax
 
     n, k = x.shape[:2]
-    pts, _, many = windowed_argmax(x.numpy(), tmax.numpy(), blur, _TILE, _BLOCK, _MAX_EXTRA)
+    pts, _, many = windowed_argmax(x.numpy(), tmax.numpy(), blur, _TILE, _BLOCK, _MAX_EXTRA, torch.get_num_threads())
     out = torch.from_numpy(pts)
     if many.any():
         sel = torch.from_numpy(many).flatten().nonzero().squeeze(-1)

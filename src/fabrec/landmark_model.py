@@ -24,7 +24,7 @@ from fabrec.runtime import memory_format
 from fabrec.schemes import Scheme
 
 PRECISIONS = ("fp32", "bf16")
-TAIL_FACES = 4  # faces per heatmap-layer + decoding chunk (4 x 68 x 128^2 floats = 18 MB)
+TAIL_FACES = 4  # faces per last-block + heatmap-layer + decoding chunk (68 x 128^2 floats: 18 MB)
 
 
 @dataclass
@@ -130,35 +130,40 @@ class LandmarkModel:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
-    def _heatmap_layer(self, feats: torch.Tensor) -> torch.Tensor:
-        """The last layer (in the model's precision), heatmaps returned as float32."""
-        with self.autocast():
-            return self.net.itl.heatmap(feats).float()
-
-    def _features(self, x: torch.Tensor, reconstruct: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Crops -> heatmap-layer input ``(N, C, H/2, H/2)`` and the reconstruction or None."""
+    def _trunk(self, x: torch.Tensor, reconstruct: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Crops -> the input of the last generator block ``(N, C, H/4, H/4)`` (whole batch) and
+        the reconstruction or None."""
         net = self.net
         if net.itl is None:
             raise FabrecError("this model has no transfer layers (autoencoder only)")
         with self.autocast():
             z = net.encode(x)
-            feats = net.itl.features(net.generator, z)
+            h = net.itl.run_blocks(net.generator, net.generator.start(z), 0, net.itl.num_blocks - 1)
             rec = None
             if reconstruct:
                 rec = net.decode(net.ae_encoder(x) if net.ae_encoder is not None else z).float()
-        return feats, rec
+        return h, rec
 
-    def heatmaps(self, x: torch.Tensor) -> torch.Tensor:
-        """Crops ``(N, 3, S, S)`` (model space) -> heatmaps ``(N, K, H, H)`` float32."""
-        return self._heatmap_layer(self._features(x)[0])
+    def _tail(self, h: torch.Tensor) -> torch.Tensor:
+        """The last generator block, its ITL and the heatmap layer: ``(n, C, H/4, H/4)`` ->
+        heatmaps ``(n, K, H, H)`` float32."""
+        itl = self.net.itl
+        with self.autocast():
+            h = itl.run_blocks(self.net.generator, h, itl.num_blocks - 1, itl.num_blocks)
+            return itl.heatmap(h).float()
 
     def heatmap_chunks(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
-        """The heatmaps of crops ``(N, 3, S, S)`` in chunks of at most :data:`TAIL_FACES` faces:
-        the network up to the heatmap layer runs on the whole batch, the 128x128 maps are made
-        a few faces at a time (see :meth:`locate`)."""
-        feats, _ = self._features(x)
-        for f in feats.split(TAIL_FACES):
-            yield self._heatmap_layer(f)
+        """The heatmaps of crops ``(N, 3, S, S)``, :data:`TAIL_FACES` faces at a time: the
+        network up to its last generator block runs on the whole batch, the last block (64x64
+        maps), its ITL and the 128x128 heatmaps a few faces at a time (see :meth:`locate`)."""
+        h, _ = self._trunk(x)
+        for c in h.split(TAIL_FACES):
+            yield self._tail(c)
+
+    def heatmaps(self, x: torch.Tensor) -> torch.Tensor:
+        """Crops ``(N, 3, S, S)`` (model space) -> heatmaps ``(N, K, H, H)`` float32 (the same
+        values as :meth:`heatmap_chunks`, in one tensor)."""
+        return torch.cat(list(self.heatmap_chunks(x)))
 
     def decode(self, hm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Heatmaps ``(N, K, H, H)`` -> points ``(N, K, 2)`` in crop pixels, confidence ``(N, K)``."""
@@ -169,17 +174,17 @@ class LandmarkModel:
         """Crops ``(N, 3, S, S)`` (model space) -> points ``(N, K, 2)`` in crop pixels,
         confidence ``(N, K)`` and the reconstruction ``(N, 3, S, S)`` or None.
 
-        The fast path that prediction and evaluation use: the heatmaps (1.1 M floats per face
-        for 68 points) are made and decoded :data:`TAIL_FACES` faces at a time, so they stay
-        in cache and their buffers are reused instead of mapping fresh memory for every
-        batch; the points are the same as decoding :meth:`heatmaps` of the whole batch.
+        The fast path that prediction and evaluation use: the largest maps -- the last
+        generator block's 64x64 features and the heatmaps (1.1 M floats per face for 68
+        points) -- are made and decoded :data:`TAIL_FACES` faces at a time, so they stay in
+        cache and their buffers are reused instead of mapping fresh memory for every batch.
         """
-        feats, rec = self._features(x, reconstruct)
+        h, rec = self._trunk(x, reconstruct)
         pts, conf = [], []
-        for f in feats.split(TAIL_FACES):
-            p, c = self.decode(self._heatmap_layer(f))
+        for c in h.split(TAIL_FACES):
+            p, k = self.decode(self._tail(c))
             pts.append(p)
-            conf.append(c)
+            conf.append(k)
         return torch.cat(pts), torch.cat(conf), rec
 
     @torch.no_grad()
@@ -188,8 +193,8 @@ class LandmarkModel:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Crops ``(N, 3, S, S)`` (model space) -> points ``(N, K, 2)`` in crop pixels,
         confidence ``(N, K)``, heatmaps ``(N, K, H, H)``, reconstruction or None."""
-        feats, rec = self._features(x, reconstruct)
-        hm = self._heatmap_layer(feats)
+        h, rec = self._trunk(x, reconstruct)
+        hm = torch.cat([self._tail(c) for c in h.split(TAIL_FACES)])
         pts, conf = self.decode(hm)
         return pts, conf, hm, rec
 

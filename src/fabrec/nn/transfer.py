@@ -50,15 +50,19 @@ class TransferLayers(nn.Module):
         nn.init.kaiming_normal_(self.heatmap.weight, mode="fan_out", nonlinearity="relu")
         self.num_landmarks = num_landmarks
 
-    def features(self, generator: Generator, z: torch.Tensor) -> torch.Tensor:
-        """Latent codes ``(N, D)`` -> what the heatmap layer reads: the last generator block's
-        output after its ITL, ``(N, C, H/2, H/2)``."""
-        x = generator.start(z)
-        for i in range(self.num_blocks):
+    def run_blocks(self, generator: Generator, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Generator blocks ``start..stop-1`` (0-based), each followed by its ITL when active:
+        ``(N, C, h, h)`` -> ``(N, C', h * 2^(stop-start), ...)``."""
+        for i in range(start, stop):
             x = generator.blocks[i](x)
             if i + 1 in self.active:
                 x = self.layers[i](x)
         return x
+
+    def features(self, generator: Generator, z: torch.Tensor) -> torch.Tensor:
+        """Latent codes ``(N, D)`` -> what the heatmap layer reads: the last generator block's
+        output after its ITL, ``(N, C, H/2, H/2)``."""
+        return self.run_blocks(generator, generator.start(z), 0, self.num_blocks)
 
     def forward(self, generator: Generator, z: torch.Tensor) -> torch.Tensor:
         """Latent codes ``(N, D)`` -> heatmaps ``(N, L, H, H)`` (H = 128 at 128/256 px)."""
