@@ -76,10 +76,44 @@ def _region(x: np.ndarray, n: int, k: int, ty: int, tx: int, tiles: int, r: int,
     return best, (ty * tile + at // side) * w + tx * tile + at % side
 
 
+def _full(x: np.ndarray, n: int, k: int, r: int, rows: np.ndarray, c: np.ndarray) -> int:
+    """Flat index ``y * W + x`` of the first maximum of map ``(n, k)`` blurred in full, with
+    :func:`fabrec.heatmaps.box_blur`'s arithmetic (separable: along x, then along y; running
+    sums in float64 stored as float32; window sums over valid pixels divided by their count).
+    ``rows`` is ``(H, W)`` float32 scratch, ``c`` float32 scratch of ``max(H, W) + 1``."""
+    h, w = x.shape[2], x.shape[3]
+    for y in range(h):
+        acc = 0.0
+        c[0] = np.float32(0.0)
+        for j in range(w):
+            acc += np.float64(x[n, k, y, j])
+            c[j + 1] = np.float32(acc)
+        for j in range(w):
+            hi, lo = min(j + r + 1, w), max(j - r, 0)
+            rows[y, j] = (c[hi] - c[lo]) / np.float32(hi - lo)
+    best = np.float32(-np.inf)
+    at = 0
+    for j in range(w):
+        acc = 0.0
+        c[0] = np.float32(0.0)
+        for y in range(h):
+            acc += np.float64(rows[y, j])
+            c[y + 1] = np.float32(acc)
+        for y in range(h):
+            hi, lo = min(y + r + 1, h), max(y - r, 0)
+            rows[y, j] = (c[hi] - c[lo]) / np.float32(hi - lo)
+    for y in range(h):
+        for j in range(w):
+            if rows[y, j] > best:
+                best = rows[y, j]
+                at = y * w + j
+    return at
+
+
 def _windowed(x: np.ndarray, tmax: np.ndarray, blur: int, tile: int, block: int, max_extra: int,
               pts: np.ndarray, extra_count: np.ndarray, many: np.ndarray) -> None:
     """Fill ``pts (N, K, 2)`` (x, y), ``extra_count (N, K)`` and ``many (N, K)`` (maps with
-    more than ``max_extra`` candidate tiles, left for the full blur) from finite maps
+    more than ``max_extra`` candidate tiles, blurred in full) from finite maps
     ``x (N, K, H, W)`` float32 (any strides) and their tile maxima ``tmax (N, K, H/t, W/t)``."""
     nn, kk, h, w = x.shape
     th, tw = tmax.shape[2], tmax.shape[3]
@@ -116,8 +150,9 @@ def _windowed(x: np.ndarray, tmax: np.ndarray, blur: int, tile: int, block: int,
                 if m3 >= thr:
                     count += 1
         extra_count[n, k] = count
-        if count > max_extra:
+        if count > max_extra:  # no useful bound: blur the whole map
             many[n, k] = True
+            pos = _full(x, n, k, r, np.empty((h, w), np.float32), np.empty(max(h, w) + 1, np.float32))
         elif count:
             for i in range(th):
                 for j in range(tw):
@@ -138,13 +173,14 @@ def _windowed(x: np.ndarray, tmax: np.ndarray, blur: int, tile: int, block: int,
 
 if AVAILABLE:
     _region = njit(cache=True, nogil=True)(_region)
+    _full = njit(cache=True, nogil=True)(_full)
     _windowed = njit(cache=True, nogil=True, parallel=True)(_windowed)
 
 
 def windowed_argmax(x: np.ndarray, tmax: np.ndarray, blur: int, tile: int, block: int,
                     max_extra: int, threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Points ``(N, K, 2)`` int64 (x, y), candidate tiles beyond the block ``(N, K)`` and the
-    maps left for the full blur ``(N, K)`` bool; see :func:`_windowed`. The maps are shared
+    maps that were blurred in full ``(N, K)`` bool; see :func:`_windowed`. The maps are shared
     among ``threads`` threads (at most numba's pool size)."""
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     n, k = x.shape[:2]

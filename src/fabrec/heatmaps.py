@@ -210,16 +210,12 @@ def _blur_argmax_windowed(x: torch.Tensor, blur: int, tmax: torch.Tensor) -> tup
 
 
 def _blur_argmax_native(x: torch.Tensor, blur: int, tmax: torch.Tensor) -> torch.Tensor:
-    """``_blur_argmax_windowed``'s points from the compiled kernel (CPU maps, all finite)."""
+    """``_blur_argmax_windowed``'s points (and the full blur's where it falls back to it) from
+    the compiled kernel: CPU maps, all finite."""
     from fabrec.heatmap_kernels import windowed_argmax
 
-    n, k = x.shape[:2]
-    pts, _, many = windowed_argmax(x.numpy(), tmax.numpy(), blur, _TILE, _BLOCK, _MAX_EXTRA, torch.get_num_threads())
-    out = torch.from_numpy(pts)
-    if many.any():
-        sel = torch.from_numpy(many).flatten().nonzero().squeeze(-1)
-        out.view(n * k, 2)[sel] = _blur_argmax_full(x[sel // k, sel % k].unsqueeze(0), blur)[0]
-    return out
+    pts, _, _ = windowed_argmax(x.numpy(), tmax.numpy(), blur, _TILE, _BLOCK, _MAX_EXTRA, torch.get_num_threads())
+    return torch.from_numpy(pts)
 
 
 def native_decoder_available() -> bool:
