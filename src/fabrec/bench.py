@@ -173,6 +173,7 @@ def bench(model_name: str = "default", backend: str = "torch", batch_size: int =
     ceiling = matmul_ceiling(dev, tdtype if dev.type == "cuda" else torch.float32)
     threads = torch.get_num_threads()
     if dev.type == "cpu":
+        time.sleep(0.2)  # let the pool threads of the runs above go idle first
         peak = fma_peak(threads, "bf16" if dtype == "bf16" else "fp32")
         stack = conv_stack_gflops(dev, batch_size, flops / batch_size, dtype)
     else:
