@@ -18,7 +18,6 @@ import hashlib
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import tempfile
 import threading
@@ -75,7 +74,7 @@ _KERNELS = {
 
 @dataclass(frozen=True)
 class Peak:
-    """Measured fp32 FMA throughput in GFLOP/s (medians), or why it is missing."""
+    """Measured peak throughput in GFLOP/s (best runs), or why it is missing."""
 
     per_thread: float | None
     total: float | None
@@ -138,9 +137,11 @@ def _run(fn: ctypes._CFuncPtr, threads: int, iters: int, flop_per_iter: int) -> 
     return flop_per_iter * iters * threads / (time.perf_counter() - t) / 1e9
 
 
-def fma_peak(threads: int, kind: str = "fp32", seconds: float = 0.2, reps: int = 3) -> Peak:
+def fma_peak(threads: int, kind: str = "fp32", seconds: float = 0.1, reps: int = 5) -> Peak:
     """Measure the ``fp32`` FMA peak (or the ``bf16`` dot-product peak, AVX-512 BF16 CPUs only)
-    with one thread and with ``threads`` threads: medians of ``reps`` runs of about ``seconds``."""
+    with one thread and with ``threads`` threads: the best of ``reps`` runs of about ``seconds``
+    each (a peak is an upper bound: anything else running can only lower a run, e.g. another
+    library's pool threads still spinning on a core)."""
     if kind == "bf16" and not _cpu_has("avx512_bf16"):
         return Peak(None, None, threads, "this CPU has no AVX-512 BF16 instructions")
     lib = _compile(kind)
@@ -151,6 +152,6 @@ def fma_peak(threads: int, kind: str = "fp32", seconds: float = 0.2, reps: int =
     flop = _KERNELS[kind][2]
     probe = _run(fn, 1, 200_000, flop)  # warm up and size the runs
     iters = max(10_000, int(seconds * probe * 1e9 / flop))
-    one = statistics.median(_run(fn, 1, iters, flop) for _ in range(reps))
-    every = statistics.median(_run(fn, threads, iters, flop) for _ in range(reps)) if threads > 1 else one
+    one = max(_run(fn, 1, iters, flop) for _ in range(reps))
+    every = max(_run(fn, threads, iters, flop) for _ in range(reps)) if threads > 1 else one
     return Peak(one, every, threads)
