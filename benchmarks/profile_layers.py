@@ -2,8 +2,9 @@
 onnxruntime).
 
 Times each part of the model's landmark path separately on its real input -- the encoder, the
-generator's first layer, each generator block, each ITL, the heatmap layer (on 4 faces at a
-time, as the prediction path runs it), and the reference decoder (compiled kernel and torch
+generator's first layer, each generator block, each ITL, the heatmap layer (the last block,
+its ITL and the heatmap layer on 4 faces at a time, as the prediction path runs them), and the
+reference decoder (compiled kernel and torch
 operations) -- at batch 1 and 32, channels-last for torch, medians; with its FLOPs
 (FlopCounterMode, 2 per multiply-add), so each row says GFLOP/s, and the fp32 FMA peak measured
 in the same process (fabrec.peak). For onnxruntime each part is exported alone and run in its
@@ -84,15 +85,18 @@ def profile(model_name: str, batch: int, reps: int, threads: int, backends: list
     h = net.generator.start(z)
     parts.append(("generator fc + first transposed conv", net.generator.start, z))
     for i in range(itl.num_blocks):
+        if i == itl.num_blocks - 1:
+            h = h[:TAIL_FACES]  # the last block, its ITL and the heatmaps run a few faces at a time
         blk = net.generator.blocks[i]
         parts.append((f"generator block {i + 1}", blk, h))
         h = blk(h)
         if i + 1 in itl.active:
             parts.append((f"ITL {i + 1}", itl.layers[i], h))
             h = itl.layers[i](h)
-    chunk = h[:TAIL_FACES]
-    parts.append((f"heatmap layer ({len(chunk)} faces at a time)", itl.heatmap, chunk))
-    hm = itl.heatmap(chunk)
+    parts.append(("heatmap layer", itl.heatmap, h))
+    hm = itl.heatmap(h)
+    for _ in range(5):  # warm up: oneDNN primitives, allocator, clocks
+        model.locate(x)
     rows = []
     tmp = Path(tempfile.mkdtemp())
     for backend in backends:
@@ -105,7 +109,7 @@ def profile(model_name: str, batch: int, reps: int, threads: int, backends: list
         for name, fn, arg in bparts:
             faces = len(arg)
             run = (lambda fn=fn, arg=arg: fn(arg)) if backend == "torch" else ort_timer(fn, arg, threads, net, tmp)
-            med = statistics.median(timed(run, reps, warmup=2))
+            med = statistics.median(timed(run, reps, warmup=3))
             f = flops(fn, arg) if "decoder" not in name else 0.0
             # the heatmap layer and the decoder run once per chunk: scale to the whole batch
             ms = 1000 * med / faces
