@@ -195,3 +195,15 @@ def test_compiled_decoder_kernel_counts_candidates_like_the_torch_search() -> No
         assert torch.equal(torch.from_numpy(kc), count)
         assert torch.equal(torch.from_numpy(many), count > _MAX_EXTRA)
         assert torch.equal(torch.from_numpy(kp), pts)  # incl. the maps blurred in full
+
+
+def test_decoding_leaves_pytorchs_thread_count_alone() -> None:
+    """The compiled kernel must not change torch's OpenMP thread count (numba's OpenMP layer
+    shares PyTorch's runtime: it did)."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        decode_reference(torch.rand(4, 68, 64, 64))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
