@@ -10,14 +10,13 @@ time per face. Used automatically when numba is installed and the maps are on th
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 try:
-    from numba import njit
+    import numba
+    from numba import njit, prange
 except ImportError:  # pragma: no cover - numba is a dependency; the torch path stays correct
-    njit = None
+    numba, njit, prange = None, None, range
 
 AVAILABLE = njit is not None
 
@@ -112,7 +111,7 @@ def _full(x: np.ndarray, n: int, k: int, r: int, rows: np.ndarray, c: np.ndarray
 
 
 def _windowed(x: np.ndarray, tmax: np.ndarray, blur: int, tile: int, block: int, max_extra: int,
-              pts: np.ndarray, extra_count: np.ndarray, many: np.ndarray, start: int, stop: int) -> None:
+              pts: np.ndarray, extra_count: np.ndarray, many: np.ndarray) -> None:
     """Fill ``pts (N, K, 2)`` (x, y), ``extra_count (N, K)`` and ``many (N, K)`` (maps with
     more than ``max_extra`` candidate tiles, blurred in full) from finite maps
     ``x (N, K, H, W)`` float32 (any strides) and their tile maxima ``tmax (N, K, H/t, W/t)``."""
@@ -121,7 +120,7 @@ def _windowed(x: np.ndarray, tmax: np.ndarray, blur: int, tile: int, block: int,
     r = blur // 2
     side = block * tile + 2 * r + 1
     eps_rel, eps_abs = np.float32(1e-5), np.float32(1e-12)
-    for m in range(start, stop):  # maps n * K + k
+    for m in prange(nn * kk):  # maps n * K + k
         n, k = m // kk, m % kk
         buf = np.empty((side, side), np.float32)
         c = np.empty((side, side), np.float32)
@@ -175,31 +174,21 @@ def _windowed(x: np.ndarray, tmax: np.ndarray, blur: int, tile: int, block: int,
 if AVAILABLE:
     _region = njit(cache=True, nogil=True)(_region)
     _full = njit(cache=True, nogil=True)(_full)
-    _windowed = njit(cache=True, nogil=True)(_windowed)
+    _windowed = njit(cache=True, nogil=True, parallel=True)(_windowed)
 
 
 def windowed_argmax(x: np.ndarray, tmax: np.ndarray, blur: int, tile: int, block: int,
                     max_extra: int, threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Points ``(N, K, 2)`` int64 (x, y), candidate tiles beyond the block ``(N, K)`` and the
-    maps that were blurred in full ``(N, K)`` bool; see :func:`_windowed`. The maps are split
-    among ``threads`` Python threads (the kernel releases the GIL); numba's own threading
-    layers are not used, because the OpenMP one shares PyTorch's runtime and would change
-    PyTorch's thread count."""
+    maps that were blurred in full ``(N, K)`` bool; see :func:`_windowed`. The maps are shared
+    among ``threads`` threads of numba's pool (with its OpenMP layer, the pool PyTorch uses:
+    its threads are the ones already awake after the network ran -- measured faster than
+    separate threads, which compete with them for the cores). Starting that pool can reset
+    OpenMP's thread count: callers that use PyTorch restore theirs (``fabrec.heatmaps``)."""
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     n, k = x.shape[:2]
     pts = np.zeros((n, k, 2), np.int64)
     count = np.zeros((n, k), np.int64)
     many = np.zeros((n, k), np.bool_)
-    tm = np.ascontiguousarray(tmax)
-    maps = n * k
-    parts = max(1, min(threads, maps // 128))  # a thread per 128 maps at least: a pool costs ~0.2 ms
-    bounds = [maps * i // parts for i in range(parts + 1)]
-
-    def run(i: int) -> None:
-        _windowed(x, tm, blur, tile, block, max_extra, pts, count, many, bounds[i], bounds[i + 1])
-
-    if parts == 1:
-        run(0)
-    else:
-        with ThreadPoolExecutor(parts) as pool:
-            list(pool.map(run, range(parts)))
+    _windowed(x, np.ascontiguousarray(tmax), blur, tile, block, max_extra, pts, count, many)
     return pts, count, many

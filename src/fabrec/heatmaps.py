@@ -214,7 +214,10 @@ def _blur_argmax_native(x: torch.Tensor, blur: int, tmax: torch.Tensor) -> torch
     the compiled kernel: CPU maps, all finite."""
     from fabrec.heatmap_kernels import windowed_argmax
 
-    pts, _, _ = windowed_argmax(x.numpy(), tmax.numpy(), blur, _TILE, _BLOCK, _MAX_EXTRA, torch.get_num_threads())
+    threads = torch.get_num_threads()
+    pts, _, _ = windowed_argmax(x.numpy(), tmax.numpy(), blur, _TILE, _BLOCK, _MAX_EXTRA, threads)
+    if torch.get_num_threads() != threads:  # numba's OpenMP pool started: keep the caller's count
+        torch.set_num_threads(threads)
     return torch.from_numpy(pts)
 
 
