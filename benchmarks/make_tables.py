@@ -24,22 +24,22 @@ def afw() -> None:
 
 def speed() -> None:
     rows = json.loads((R / "landmarks_cpu.json").read_text())
-    names = {"torch": "torch fp32 (default path)", "onnxruntime": "onnxruntime fp32", "torch-foldbn": "torch fp32, --fold-bn",
-             "torch-bf16": "torch --dtype bf16", "torch-bf16-foldbn": "torch --dtype bf16 --fold-bn"}
-    print("| model | path | batch | faces/s end to end | latency median ms (min–max) | p90 ms | decoding ms/face "
-          "| network GFLOP/s | share of the FMA peak: network / end to end | conv stack GFLOP/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    names = {"torch": "torch fp32 (default path)", "onnxruntime": "onnxruntime fp32", "torch-foldbn": "torch fp32 `--fold-bn`",
+             "torch-bf16": "torch `--dtype bf16`", "torch-bf16-foldbn": "torch `--dtype bf16 --fold-bn`"}
+    print("| model | path | batch | faces/s | latency median ms (min–max) | p90 ms | decoding ms/face "
+          "| GFLOP/s end to end (share of the FMA peak) | same-FLOPs conv stack GFLOP/s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if r["backend"] == "dlib":
-            print(f"| {r['model']} | dlib | 1 | {r['faces_per_s']:.0f} | {r['latency_ms_median']:.2f} "
-                  f"({r['latency_ms_min']:.2f}–{r['latency_ms_max']:.2f}) | {r['latency_ms_p90']:.2f} | – | – | – | – |")
+            print(f"| {r['model']} | dlib | 1 | {r['faces_per_s']:,.0f} | {r['latency_ms_median']:.2f} "
+                  f"({r['latency_ms_min']:.2f}–{r['latency_ms_max']:.2f}) | {r['latency_ms_p90']:.2f} | – | – | – |")
             continue
-        peak = (f"{100 * r['ratio_to_fma_peak']:.0f}% / {100 * r['end_to_end_ratio_to_fma_peak']:.0f}% "
-                f"of {r['fma_peak_gflops']:.0f}" if r.get("fma_peak_gflops") else "–")
+        kind = "bf16" if r["dtype"] == "bf16" else "fp32"
+        peak = (f"{r['gflops_end_to_end']:.0f} ({100 * r['end_to_end_ratio_to_fma_peak']:.0f}% of {kind} "
+                f"{r['fma_peak_gflops']:.0f})" if r.get("fma_peak_gflops") else f"{r['gflops_end_to_end']:.0f}")
         print(f"| {r['model']} | {names.get(r.get('config'), r['backend'])} | {r['batch_size']} | {r['faces_per_s']:.1f} | "
               f"{r['latency_ms_median']:.2f} ({r['latency_ms_min']:.2f}–{r['latency_ms_max']:.2f}) | "
-              f"{r['latency_ms_p90']:.2f} | {r['decode_ms_per_face']:.2f} | {r['gflops_achieved']:.0f} | {peak} | "
-              f"{r['conv_stack_gflops']:.0f} |")
+              f"{r['latency_ms_p90']:.2f} | {r['decode_ms_per_face']:.2f} | {peak} | {r['conv_stack_gflops']:.0f} |")
 
 
 def profile() -> None:

@@ -160,7 +160,7 @@ def bench(model_name: str = "default", backend: str = "torch", batch_size: int =
         raise FabrecError(f"backend must be torch or onnxruntime, got '{backend}'")
     ts = timed(run, reps, warmup)
     med = statistics.median(ts)
-    tn = timed(network, max(3, reps // 2), warmup=0)
+    tn = timed(network, max(3, reps // 2), warmup=1)
     net_med = statistics.median(tn)
 
     def decode_all() -> None:
