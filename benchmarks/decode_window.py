@@ -43,10 +43,11 @@ def median_ms(fn, x: torch.Tensor, reps: int) -> float:
 
 
 def end_to_end(model: LandmarkModel, crops: torch.Tensor, reps: int) -> dict[str, float]:
-    """Network + decoding per face on real crops, as the predictor runs it (channels-last on
-    the CPU, so the heatmaps come out channels-last), before and after this decoder: "before"
-    blurs every pixel (the previous decoder), "after" is the current code. Interleaved reps."""
-    net = model.net.eval().to(memory_format=torch.channels_last)
+    """Network + decoding per face on real crops (channels-last on the CPU, so the heatmaps
+    come out channels-last): "before" runs the whole batch and blurs every pixel (the first
+    decoder), "after" is the prediction path now (``LandmarkModel.locate``). Interleaved reps."""
+    model = model.placed(torch.device("cpu"))
+    net = model.net
     itl, gen = net.itl, net.generator
 
     def before(x: torch.Tensor) -> None:
@@ -54,7 +55,7 @@ def end_to_end(model: LandmarkModel, crops: torch.Tensor, reps: int) -> dict[str
         _blur_argmax_full(hm, 9), hm.reshape(hm.shape[0], hm.shape[1], -1).amax(-1)
 
     def after(x: torch.Tensor) -> None:
-        decode_reference(itl(gen, net.encoder(x)).float())
+        model.locate(x)
 
     out = {}
     for bs in (1, 32):
@@ -84,7 +85,8 @@ def peakless(reps: int) -> dict[str, float]:
     _, extra = _blur_argmax_windowed(hm, 9, _tile_max(hm))
     return {"peakless_maps_blurred_in_full_pct": 100 * (extra > _MAX_EXTRA).float().mean().item(),
             "peakless_ms_per_face_full_b4": median_ms(lambda t: _blur_argmax_full(t, 9), hm, reps) / 4,
-            "peakless_ms_per_face_windowed_b4": median_ms(decode_reference, hm, reps) / 4}
+            "peakless_ms_per_face_windowed_b4": median_ms(lambda t: decode_reference(t, native=False), hm, reps) / 4,
+            "peakless_ms_per_face_kernel_b4": median_ms(lambda t: decode_reference(t, native=True), hm, reps) / 4}
 
 
 @torch.no_grad()
@@ -108,7 +110,8 @@ def main() -> int:
     hm = torch.cat(maps)
     full = _blur_argmax_full(hm, 9)
     win, extra = _blur_argmax_windowed(hm, 9, _tile_max(hm))
-    fast, _ = decode_reference(hm)
+    fast, _ = decode_reference(hm, native=False)
+    kernel, _ = decode_reference(hm, native=True)
     row = {
         "model": a.model, "faces": hm.shape[0], "maps": hm.shape[0] * hm.shape[1],
         "maps_decided_by_first_block_pct": 100 * (extra == 0).float().mean().item(),
@@ -117,12 +120,14 @@ def main() -> int:
         "pixels_blurred_pct": 100 * ((extra <= _MAX_EXTRA) * (_BLOCK**2 + extra) * 64 + (extra > _MAX_EXTRA) * 128**2)
         .float().mean().item() / 128**2,
         "decoder_points_equal_to_full_blur": bool(torch.equal(fast, full.float()) and torch.equal(win, full)),
+        "kernel_points_equal_to_full_blur": bool(torch.equal(kernel, full.float())),
         "machine": f"{platform.machine()} {torch.get_num_threads()} threads", "torch": torch.__version__,
     }
     for bs in (1, 32):
         x = hm[:bs].contiguous()
         row[f"ms_per_face_full_b{bs}"] = median_ms(lambda t: _blur_argmax_full(t, 9), x, a.reps) / bs
-        row[f"ms_per_face_windowed_b{bs}"] = median_ms(decode_reference, x, a.reps) / bs
+        row[f"ms_per_face_windowed_b{bs}"] = median_ms(lambda t: decode_reference(t, native=False), x, a.reps) / bs
+        row[f"ms_per_face_kernel_b{bs}"] = median_ms(lambda t: decode_reference(t, native=True), x, a.reps) / bs
     row.update(end_to_end(model, torch.cat(crops), a.reps))
     row.update(peakless(a.reps))
     print(json.dumps(row, indent=2))
