@@ -24,7 +24,7 @@ from fabrec.runtime import memory_format
 from fabrec.schemes import Scheme
 
 PRECISIONS = ("fp32", "bf16")
-TAIL_FACES = 4  # faces per last-block + heatmap-layer + decoding chunk (68 x 128^2 floats: 18 MB)
+TAIL_FACES = 4  # CPU: faces per last-block + heatmap-layer + decoding chunk (68 x 128^2 floats: 18 MB)
 
 
 @dataclass
@@ -121,8 +121,9 @@ class LandmarkModel:
         kernel = "compiled" if self.device.type == "cpu" and native_decoder_available() else "torch"
         threads = f", {torch.get_num_threads()} thread(s)" if self.device.type == "cpu" else ""
         fold = ", BatchNorm folded" if self.batchnorm_folded else ""
+        chunk = f"; heatmaps made and decoded {TAIL_FACES} faces at a time" if self.device.type == "cpu" else ""
         return (f"torch {self.precision} on {self.device.type}{threads}{fold}; {self.decoder} decoder "
-                f"({kernel} kernel); heatmaps made and decoded {TAIL_FACES} faces at a time")
+                f"({kernel} kernel){chunk}")
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The precision context the network runs in (a no-op for ``fp32``)."""
@@ -152,12 +153,17 @@ class LandmarkModel:
             h = itl.run_blocks(self.net.generator, h, itl.num_blocks - 1, itl.num_blocks)
             return itl.heatmap(h).float()
 
+    def _chunk(self, n: int) -> int:
+        """Faces per tail chunk: :data:`TAIL_FACES` on the CPU (cache), the whole batch on a
+        GPU (parallelism)."""
+        return TAIL_FACES if self.device.type == "cpu" else max(n, 1)
+
     def heatmap_chunks(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
         """The heatmaps of crops ``(N, 3, S, S)``, :data:`TAIL_FACES` faces at a time: the
         network up to its last generator block runs on the whole batch, the last block (64x64
         maps), its ITL and the 128x128 heatmaps a few faces at a time (see :meth:`locate`)."""
         h, _ = self._trunk(x)
-        for c in h.split(TAIL_FACES):
+        for c in h.split(self._chunk(len(h))):
             yield self._tail(c)
 
     def heatmaps(self, x: torch.Tensor) -> torch.Tensor:
@@ -174,14 +180,14 @@ class LandmarkModel:
         """Crops ``(N, 3, S, S)`` (model space) -> points ``(N, K, 2)`` in crop pixels,
         confidence ``(N, K)`` and the reconstruction ``(N, 3, S, S)`` or None.
 
-        The fast path that prediction and evaluation use: the largest maps -- the last
-        generator block's 64x64 features and the heatmaps (1.1 M floats per face for 68
+        The fast path that prediction and evaluation use: on the CPU the largest maps -- the
+        last generator block's 64x64 features and the heatmaps (1.1 M floats per face for 68
         points) -- are made and decoded :data:`TAIL_FACES` faces at a time, so they stay in
         cache and their buffers are reused instead of mapping fresh memory for every batch.
         """
         h, rec = self._trunk(x, reconstruct)
         pts, conf = [], []
-        for c in h.split(TAIL_FACES):
+        for c in h.split(self._chunk(len(h))):
             p, k = self.decode(self._tail(c))
             pts.append(p)
             conf.append(k)
@@ -194,7 +200,7 @@ class LandmarkModel:
         """Crops ``(N, 3, S, S)`` (model space) -> points ``(N, K, 2)`` in crop pixels,
         confidence ``(N, K)``, heatmaps ``(N, K, H, H)``, reconstruction or None."""
         h, rec = self._trunk(x, reconstruct)
-        hm = torch.cat([self._tail(c) for c in h.split(TAIL_FACES)])
+        hm = torch.cat([self._tail(c) for c in h.split(self._chunk(len(h)))])
         pts, conf = self.decode(hm)
         return pts, conf, hm, rec
 
