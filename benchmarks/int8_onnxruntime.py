@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from fabrec.bench import timed
-from fabrec.export import export_onnx
+from fabrec.export import export_onnx, ort_session
 from fabrec.heatmaps import decode_reference
 from fabrec.hub import load_landmarks
 from fabrec.runtime import set_threads
@@ -59,11 +59,7 @@ def main() -> int:
            "python": platform.python_version()}
     ref = None
     for name in ("fp32", "int8"):
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        sess = ort.InferenceSession(str(tmp / f"{name}.onnx"), so, providers=["CPUExecutionProvider"])
+        sess = ort_session(tmp / f"{name}.onnx", threads)
         hm = sess.run(None, {"images": x})[0]
         t = statistics.median(timed(lambda: sess.run(None, {"images": x}), a.reps, warmup=2))
         pts, _ = decode_reference(torch.from_numpy(hm))

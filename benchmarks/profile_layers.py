@@ -29,6 +29,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from fabrec.bench import timed
+from fabrec.export import ort_session
 from fabrec.heatmaps import decode_reference
 from fabrec.hub import load_landmarks
 from fabrec.landmark_model import TAIL_FACES
@@ -56,18 +57,12 @@ class _Call(nn.Module):
 
 def ort_timer(fn, x: torch.Tensor, threads: int, owner: nn.Module, tmp: Path):
     """A zero-argument callable running ``fn`` exported to ONNX on ``x`` in onnxruntime."""
-    import onnxruntime as ort
-
     path = tmp / f"part{len(list(tmp.iterdir()))}.onnx"
     mod = _Call(fn)
     mod.owner = owner  # registers the weights the part uses
     torch.onnx.export(mod.eval(), (x.contiguous(),), str(path), input_names=["x"], output_names=["y"],
                       opset_version=17, dynamo=False)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    sess = ort_session(path, threads)
     xn = np.ascontiguousarray(x.numpy())
     return lambda: sess.run(None, {"x": xn})
 

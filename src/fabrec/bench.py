@@ -35,6 +35,12 @@ def resolve_model(name: str) -> LandmarkModel:
     return load_landmarks(name)
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously); a no-op on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def timed(fn: Callable[[], object], reps: int, warmup: int = 1) -> list[float]:
     """Seconds per call of ``fn`` for ``reps`` calls, after ``warmup`` untimed calls. ``fn``
     must finish its work before returning (synchronise CUDA inside it)."""
@@ -55,11 +61,9 @@ def matmul_ceiling(device: torch.device, dtype: torch.dtype = torch.float32, n: 
 
     def mm() -> None:
         a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
 
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     return 2 * n**3 / statistics.median(timed(mm, reps, warmup=2)) / 1e9
 
 
@@ -81,8 +85,7 @@ def conv_stack_gflops(device: torch.device, batch_size: int, flops_per_face: flo
     def run() -> None:
         with ctx:
             net(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
 
     return layers * per_layer * batch_size / statistics.median(timed(run, reps, warmup=2)) / 1e9
 
@@ -128,14 +131,12 @@ def bench(model_name: str = "default", backend: str = "torch", batch_size: int =
         def network() -> None:  # the prediction path without its decoding
             for _ in model.heatmap_chunks(xd):
                 pass
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
+            synchronize(dev)
 
         @torch.inference_mode()
         def run() -> None:  # what predict and eval run: LandmarkModel.locate
             model.locate(xd)
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
+            synchronize(dev)
 
         with torch.inference_mode():
             maps = list(model.heatmap_chunks(xd))
@@ -166,8 +167,7 @@ def bench(model_name: str = "default", backend: str = "torch", batch_size: int =
     def decode_all() -> None:
         for hm in maps:
             model.decode(hm)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(dev)
 
     dec_med = statistics.median(timed(decode_all, max(3, reps // 2), warmup=1))
     ceiling = matmul_ceiling(dev, tdtype if dev.type == "cuda" else torch.float32)

@@ -328,6 +328,15 @@ def cmd_export(a: argparse.Namespace) -> int:
 THREADED = ("train-ae", "train-landmarks", "sweep", "eval", "predict", "bench")  # take --threads
 
 
+def _add_speed_flags(p: argparse.ArgumentParser, dtypes: tuple[str, ...] = ("fp32", "bf16")) -> None:
+    """``--dtype`` and ``--fold-bn``: the inference speed options of predict, eval and bench."""
+    p.add_argument("--dtype", default="fp32", choices=dtypes,
+                   help="fp32 (the published points) or bf16 autocast (faster on AVX-512 BF16 CPUs and GPUs; "
+                        "points move slightly)" + ("; fp16: CUDA only" if "fp16" in dtypes else ""))
+    p.add_argument("--fold-bn", action="store_true",
+                   help="fold BatchNorm into the convolutions (faster; points equal up to float rounding)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fabrec", description="3FabRec face alignment: train, evaluate and predict.")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
@@ -363,10 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--smooth-min-cutoff", type=float, default=1.0)
     pr.add_argument("--smooth-beta", type=float, default=0.05)
     pr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    pr.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"),
-                    help="fp32 (the published points) or bf16 autocast (faster on AVX-512 BF16 CPUs and GPUs; points move slightly)")
-    pr.add_argument("--fold-bn", action="store_true",
-                    help="fold BatchNorm into the convolutions (faster; points equal up to float rounding)")
+    _add_speed_flags(pr)
     pr.add_argument("--no-progress", action="store_true")
     be = sub.add_parser("bench", help="speed of the landmark path")
     be.add_argument("--model", default="default", help="default, paper-256, a .safetensors or a .pt")
@@ -374,9 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--batch-size", type=int, default=1)
     be.add_argument("--reps", type=int, default=20)
     be.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    be.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
-    be.add_argument("--fold-bn", action="store_true",
-                    help="fold BatchNorm into the convolutions (faster; points equal up to float rounding)")
+    _add_speed_flags(be, ("fp32", "bf16", "fp16"))
     be.add_argument("--json", action="store_true")
     ex = sub.add_parser("export", help="ONNX (landmark path) or fp16 safetensors weights")
     ex.add_argument("--model", required=True)
@@ -410,10 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--decoder", choices=("reference", "subpixel"))
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    e.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"),
-                    help="fp32 (the published points) or bf16 autocast (faster on AVX-512 BF16 CPUs and GPUs; points move slightly)")
-    e.add_argument("--fold-bn", action="store_true",
-                    help="fold BatchNorm into the convolutions (faster; points equal up to float rounding)")
+    _add_speed_flags(e)
     b = sub.add_parser("boxes", help="write a box CSV from .pts landmark files (top/bottom margins)")
     b.add_argument("--pts", required=True, help="folder of images with same-stem .pts files")
     b.add_argument("--out", required=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -12,6 +13,9 @@ from fabrec.errors import FabrecError
 from fabrec.heatmaps import decode_heatmaps
 from fabrec.io import atomic_write
 from fabrec.landmark_model import LandmarkModel
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 
 class _LandmarkPath(nn.Module):
@@ -49,22 +53,28 @@ def export_onnx(model: LandmarkModel, out: str | Path, reconstruction: bool = Fa
     atomic_write(out, write)
 
 
+def ort_session(path: str | Path, threads: int = 0) -> onnxruntime.InferenceSession:
+    """An onnxruntime CPU session for ``path`` with every graph optimisation, ``threads``
+    intra-op threads (0: onnxruntime's default) and no busy-waiting pool threads after a run
+    (they would take the cores from what runs next, e.g. decoding)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise FabrecError("the onnxruntime backend needs: pip install 'fabrec[onnx]'") from None
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
 class OnnxLandmarks:
     """onnxruntime session for an exported landmark path; same outputs as
     :meth:`LandmarkModel.predict_crops` (points in crop pixels, confidence)."""
 
     def __init__(self, path: str | Path, image_size: int, decoder: str = "reference", threads: int = 0) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise FabrecError("the onnxruntime backend needs: pip install 'fabrec[onnx]'") from None
-        so = ort.SessionOptions()
-        if threads:
-            so.intra_op_num_threads = threads
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # no busy-waiting pool threads after a run: they would take the cores from decoding
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.sess = ort_session(path, threads)
         self.image_size, self.decoder = image_size, decoder
 
     def heatmaps(self, x: np.ndarray) -> np.ndarray:

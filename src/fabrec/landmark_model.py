@@ -158,13 +158,16 @@ class LandmarkModel:
         GPU (parallelism)."""
         return TAIL_FACES if self.device.type == "cpu" else max(n, 1)
 
+    def _tails(self, h: torch.Tensor) -> Iterator[torch.Tensor]:
+        """:meth:`_tail` over ``h`` in chunks of :meth:`_chunk` faces: heatmaps, chunk by chunk."""
+        for c in h.split(self._chunk(len(h))):
+            yield self._tail(c)
+
     def heatmap_chunks(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
         """The heatmaps of crops ``(N, 3, S, S)``, :data:`TAIL_FACES` faces at a time: the
         network up to its last generator block runs on the whole batch, the last block (64x64
         maps), its ITL and the 128x128 heatmaps a few faces at a time (see :meth:`locate`)."""
-        h, _ = self._trunk(x)
-        for c in h.split(self._chunk(len(h))):
-            yield self._tail(c)
+        yield from self._tails(self._trunk(x)[0])
 
     def heatmaps(self, x: torch.Tensor) -> torch.Tensor:
         """Crops ``(N, 3, S, S)`` (model space) -> heatmaps ``(N, K, H, H)`` float32 (the same
@@ -187,8 +190,8 @@ class LandmarkModel:
         """
         h, rec = self._trunk(x, reconstruct)
         pts, conf = [], []
-        for c in h.split(self._chunk(len(h))):
-            p, k = self.decode(self._tail(c))
+        for hm in self._tails(h):
+            p, k = self.decode(hm)
             pts.append(p)
             conf.append(k)
         return torch.cat(pts), torch.cat(conf), rec
@@ -200,7 +203,7 @@ class LandmarkModel:
         """Crops ``(N, 3, S, S)`` (model space) -> points ``(N, K, 2)`` in crop pixels,
         confidence ``(N, K)``, heatmaps ``(N, K, H, H)``, reconstruction or None."""
         h, rec = self._trunk(x, reconstruct)
-        hm = torch.cat([self._tail(c) for c in h.split(self._chunk(len(h)))])
+        hm = torch.cat(list(self._tails(h)))
         pts, conf = self.decode(hm)
         return pts, conf, hm, rec
 
