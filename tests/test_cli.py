@@ -68,7 +68,8 @@ def test_landmark_cli_and_sweep(tmp_path: Path, face_folder: Path) -> None:
     data = tmp_path / "300w"
     make_300w(data)
     common = ["--autoencoder", str(ae / "last.pt"), "--dataset", "300w", "--root", str(data), "--split", "train",
-              "--batch-size", "2", "--max-steps", "2", "--no-progress", "--device", "cpu", "--set", "num_workers=0"]
+              "--batch-size", "2", "--max-steps", "2", "--no-progress", "--device", "cpu", "--set", "num_workers=0",
+              "--set", "framing=landmarks"]  # synthetic faces: no detector finds them
     assert main(["train-landmarks", *common, "--train-count", "2", "--out", str(tmp_path / "lm"), "--itl", "2,3"]) == 0
     assert main(["eval", "--model", str(tmp_path / "lm" / "best.pt"), "--dataset", "300w", "--root", str(data),
                  "--split", "challenging", "--out", str(tmp_path / "ev"), "--device", "cpu"]) == 0

@@ -65,12 +65,12 @@ def test_generate_and_interpolate_take_every_kind_of_model(specs, kind: str, tmp
 def test_training_commands_take_every_kind_of_model(specs, kind: str, tmp_path: Path) -> None:
     model, data = str(specs[kind]), specs["data"]
     common = ["--dataset", "300w", "--root", str(data), "--split", "train", "--batch-size", "2",
-              "--workers", "0", "--no-progress"]
+              "--workers", "0", "--no-progress", "--set", "framing=landmarks"]  # synthetic faces
     assert main(["train-landmarks", "--autoencoder", model, "--max-steps", "1", "--out", str(tmp_path / "lm"),
                  *common]) == 0
     assert main(["sweep", "--autoencoder", model, "--counts", "2", "--seeds", "1", "--max-steps", "1",
                  "--eval-split", "afw", "--out", str(tmp_path / "sw"), "--dataset", "300w", "--root", str(data),
-                 "--batch-size", "2", "--no-progress"]) == 0
+                 "--batch-size", "2", "--no-progress", "--set", "framing=landmarks"]) == 0
     assert main(["train-ae", "--data", str(specs["faces"]), "--init-from", model, "--image-size", "64",
                  "--width", "0.125", "--max-steps", "1", "--batch-size", "4", "--workers", "0",
                  "--out", str(tmp_path / "ae"), "--no-progress"]) == 0
@@ -83,7 +83,7 @@ def test_train_landmarks_and_train_ae_accept_the_bundled_default(specs, tmp_path
     data = specs["data"]
     assert main(["train-landmarks", "--autoencoder", "default", "--init-from", "default", "--dataset", "300w",
                  "--root", str(data), "--split", "train", "--max-steps", "1", "--batch-size", "2",
-                 "--workers", "0", "--out", str(tmp_path / "lm"), "--no-progress"]) == 0
+                 "--workers", "0", "--out", str(tmp_path / "lm"), "--no-progress", "--framing", "landmarks"]) == 0
     assert main(["train-ae", "--data", str(specs["faces"]), "--init-from", "default", "--image-size", "128",
                  "--width", "0.5", "--max-steps", "1", "--batch-size", "2", "--workers", "0",
                  "--set", "data.val_permille=0", "--out", str(tmp_path / "ae"), "--no-progress"]) == 0
@@ -160,10 +160,10 @@ def test_opencv_detector_finds_the_sample_face_and_maps_it_to_the_framing() -> N
     det = get_detector("opencv")
     boxes = det.detect(read_image(SAMPLE_IMAGE))
     assert len(boxes) == 1
-    x, y, w, h = boxes[0]
+    x, y, w, h = boxes[0].box
     sx, sy, sw, sh = SAMPLE_BOX
     assert abs((x + w / 2) - (sx + sw / 2)) < 0.15 * sw and abs(w - sw) < 0.35 * sw
-    cb = crop_box(boxes[0], det.calibration, (0.18, 0.01))
+    cb = crop_box(boxes[0].box, det.calibration, (0.18, 0.01))
     assert cb.side > 0 and abs(cb.cx - (x + w / 2)) < 0.3 * w
     assert det.detect(np.zeros((120, 160, 3), np.uint8)) == []
     with pytest.raises(FabrecError, match="unknown detector"):

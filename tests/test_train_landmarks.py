@@ -33,7 +33,8 @@ def tiny_ae(face_folder: Path, tmp_path: Path) -> Path:
 
 def lm_cfg(root: Path, **kw) -> LMTrainConfig:
     base = LMTrainConfig(dataset="300w", root=str(root), split="train", batch_size=4, max_steps=4,
-                         val_permille=300, val_every=2, checkpoint_every=2, log_every=1, num_workers=0)
+                         val_permille=300, val_every=2, checkpoint_every=2, log_every=1, num_workers=0,
+                         framing="landmarks")  # synthetic faces: no detector finds them
     return replace(base, **kw)
 
 

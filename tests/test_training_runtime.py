@@ -117,7 +117,7 @@ def test_autoencoder_weights_export_and_train_landmarks_from_them(tiny_ae: Path,
     out = tmp_path / "lm"
     assert main(["train-landmarks", "--autoencoder", str(st), "--dataset", "300w", "--root", str(data),
                  "--split", "train", "--max-steps", "2", "--batch-size", "2", "--out", str(out),
-                 "--workers", "0", "--no-progress"]) == 0
+                 "--workers", "0", "--no-progress", "--framing", "landmarks"]) == 0
     lm = load_checkpoint(out / "best.pt")
     for k, v in b.nets["generator"].items():
         torch.testing.assert_close(lm["nets"]["generator"][k], v)
@@ -126,7 +126,7 @@ def test_autoencoder_weights_export_and_train_landmarks_from_them(tiny_ae: Path,
     assert main(["train-landmarks", "--autoencoder", str(st), "--init-from", str(out / "best.pt"),
                  "--dataset", "300w", "--root", str(data), "--split", "train", "--max-steps", "1",
                  "--finetune-encoder", "--finetune-steps", "2", "--batch-size", "2", "--out", str(ft),
-                 "--workers", "0", "--no-progress"]) == 0
+                 "--workers", "0", "--no-progress", "--framing", "landmarks"]) == 0
     pub = tmp_path / "ft.safetensors"
     export_weights(ft / "last.pt", pub)
     back = load_autoencoder_state(pub)
@@ -154,7 +154,7 @@ def test_train_landmarks_from_the_bundled_default(tmp_path: Path, capsys, monkey
     out = tmp_path / "run"
     assert main(["train-landmarks", "--autoencoder", "default", "--dataset", "folder", "--root", str(five),
                  "--scheme", str(scheme), "--train-count", "3", "--out", str(out), "--workers", "0",
-                 "--set", "val_permille=300", "--no-progress"]) == 0
+                 "--set", "val_permille=300", "--no-progress", "--framing", "landmarks"]) == 0
     err = capsys.readouterr().err
     assert "2 ITL steps for 3 training images" in err
     st = load_checkpoint(out / "last.pt")

@@ -152,7 +152,7 @@ def _lm_config(a: argparse.Namespace):
     cfg = load_yaml(LMTrainConfig, a.config) if a.config else LMTrainConfig()
     sets = list(a.set)
     for flag in ("dataset", "root", "split", "scheme", "train_count", "sample", "seed", "batch_size",
-                 "max_steps", "epochs", "decoder", "finetune_steps", "workers"):
+                 "max_steps", "epochs", "decoder", "finetune_steps", "workers", "framing"):
         v = getattr(a, flag, None)
         if v is not None:
             key = "num_workers" if flag == "workers" else flag
@@ -203,6 +203,10 @@ def _add_train_lm(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--max-steps", type=int)
     g.add_argument("--epochs", type=int)
     p.add_argument("--decoder", choices=("reference", "subpixel"))
+    p.add_argument("--framing", choices=("detector", "landmarks"),
+                   help="how training faces are cropped: 'detector' (default; the YuNet detector on each "
+                   "photo, exactly as predict crops faces) or 'landmarks' (the paper's: the labelled "
+                   "points' extent)")
     p.add_argument("--workers", type=int)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -253,6 +257,19 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     return 0
 
 
+def _rotations(text: str) -> tuple[int, ...]:
+    """``--rotations 0,90,180,270`` -> (0, 90, 180, 270); multiples of 90 only."""
+    if text.strip() == "all":
+        return (0, 90, 180, 270)
+    try:
+        rot = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        rot = ()
+    if not rot or any(r % 90 for r in rot):
+        raise FabrecError(f"--rotations expects multiples of 90 degrees such as 0,90,180,270, got '{text}'")
+    return rot
+
+
 def cmd_predict(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -263,7 +280,8 @@ def cmd_predict(a: argparse.Namespace) -> int:
         raise FabrecError("--batch-size must be >= 1 and --refine >= 0")
     pred = LandmarkPredictor.from_pretrained(a.model, detector=a.detector, device=a.device, decoder=a.decoder,
                                              quality=not a.no_quality, precision=a.dtype,
-                                             fold_batchnorm=a.fold_bn)
+                                             fold_batchnorm=a.fold_bn, min_score=a.min_score,
+                                             min_face=a.min_face, rotations=_rotations(a.rotations))
     print(f"predict: {pred.model.describe()}")
     boxes = read_boxes_file(a.boxes) if a.boxes else None
     if boxes is None:
@@ -359,7 +377,17 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", default="default", help="'default', a .safetensors file or a training .pt")
     pr.add_argument("--out", default="fabrec_out")
     pr.add_argument("--format", choices=("json", "jsonl", "csv"), default="json")
-    pr.add_argument("--detector", choices=("opencv", "dlib"), default="opencv")
+    pr.add_argument("--detector", choices=("yunet", "opencv", "dlib"), default="yunet",
+                    help="face detector: yunet (bundled, finds rotated faces too), opencv (Haar cascade) "
+                    "or dlib (pip install 'fabrec[dlib]')")
+    pr.add_argument("--min-score", type=float, default=0.6,
+                    help="YuNet: drop detections scoring below this (0..1)")
+    pr.add_argument("--min-face", type=float, default=0.0,
+                    help="drop faces smaller than this many pixels (mean box side)")
+    pr.add_argument("--rotations", default="0",
+                    help="YuNet: photo orientations searched, degrees, e.g. 0,90,180,270 or 'all' for "
+                    "photos with sideways or upside-down faces (each face keeps the orientation the "
+                    "model is most sure of; about 2x slower, more false detections)")
     pr.add_argument("--boxes", help="JSON {name: [[x,y,w,h],...]} or CSV path,x,y,w,h (skips the detector)")
     pr.add_argument("--refine", type=int, default=0, help="re-crop from the predicted points N times")
     pr.add_argument("--batch-size", type=int, default=32, help="faces of one image per network batch")

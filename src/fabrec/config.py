@@ -24,6 +24,11 @@ class ModelConfig:
     ``h`` is grown by ``crop_top * h`` above and ``crop_bottom * h`` below, then squared. The
     paper's rule is 0.25 / 0.15; a model trained on other framings (e.g. UTKFace chips:
     0.18 / 0.01, measured with dlib on 233 chips) carries its own.
+
+    ``framing``: how a landmark model's training crops were made (:mod:`fabrec.framing`):
+    ``landmarks`` (the paper's: from the labelled points' extent) or ``detector`` (from the
+    face detector's five points on each training photo, the way ``predict`` frames faces).
+    Files written before this field existed were framed by ``landmarks``.
     """
 
     image_size: int = 128
@@ -32,6 +37,7 @@ class ModelConfig:
     num_landmarks: int = 68
     crop_top: float = 0.25
     crop_bottom: float = 0.15
+    framing: str = "landmarks"
 
 
 @dataclass(frozen=True)
@@ -253,6 +259,9 @@ class LMTrainConfig:
     # bundled autoencoder, validation NME 16.8% (small) against 121.6% (he, no peaks yet).
     heatmap_init: str = "small"
     decoder: str = "reference"
+    # "detector": training crops from the face detector's five points (as predict frames every
+    # face; fabrec's default); "landmarks": from the labelled points' extent (the paper's way).
+    framing: str = "detector"
     augment: AugmentConfig = field(default_factory=landmark_augment)
     val_permille: int = 100
     val_max: int = 100

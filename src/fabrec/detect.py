@@ -1,22 +1,32 @@
-"""Face detectors behind one small protocol, and detector-box -> model-crop calibration.
+"""Face detectors behind one small protocol, and detection -> model-crop framing.
 
-A detector returns boxes ``(x, y, w, h)`` in pixels. Detector boxes frame faces differently
-from the landmark-extent boxes a model was trained with, so each detector carries a
-calibration measured on 300-W HELEN-train (870 faces, ``benchmarks/calibrate_detector.py``):
-the landmark extent's centre offset and size in units of the detector box side. From that
-virtual extent the model's own framing rule (``crop_top``, ``crop_bottom``) makes the crop.
+A detector returns :class:`Detection` s: a box ``(x, y, w, h)`` in pixels, a score and, for
+YuNet (the default, bundled in the package), five points. :func:`crop_for` turns a detection
+into a model crop through :mod:`fabrec.framing`: the five-point frame when points are given,
+else the detector's box calibration, measured on 300-W HELEN-train (870 faces,
+``benchmarks/calibrate_detector.py``) -- the 68-point landmark extent's centre offset and
+size in units of the detector box side.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
 
 from fabrec.errors import FabrecError
+from fabrec.framing import box_from_five
 from fabrec.transforms import Box
+
+log = logging.getLogger(__name__)
+
+BoxXYWH = tuple[float, float, float, float]
+YUNET_PATH = Path(__file__).resolve().parent / "assets" / "yunet" / "face_detection_yunet_2023mar.onnx"
 
 
 @dataclass(frozen=True)
@@ -30,73 +40,247 @@ class Calibration:
     h: float
 
 
+@dataclass(frozen=True)
+class Detection:
+    """One face found by a detector.
+
+    Attributes:
+        box: ``(x, y, w, h)`` pixels, as the detector frames the face.
+        score: the detector's confidence (YuNet: 0..1; detectors without one: NaN).
+        points: ``(5, 2)`` the face's right eye, left eye, nose tip, right and left mouth
+            corner (image-left first in an upright face), or None for detectors without points.
+        alternatives: the same face as found in other orientations of the photo (YuNet's
+            rotation search), each with its own points; the detector cannot tell which
+            orientation is right (its scores barely differ), the landmark model can: see
+            :meth:`candidates`.
+    """
+
+    box: BoxXYWH
+    score: float = float("nan")
+    points: np.ndarray | None = None
+    alternatives: tuple[Detection, ...] = ()
+
+    @property
+    def candidates(self) -> tuple[Detection, ...]:
+        """This detection and its alternatives, best score first."""
+        return (self, *self.alternatives)
+
+    @property
+    def size(self) -> float:
+        """The face's size in pixels: the mean of the box's sides."""
+        return (self.box[2] + self.box[3]) / 2.0
+
+
 class Detector(Protocol):
     name: str
     calibration: Calibration
 
-    def detect(self, rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
-        """Face boxes ``(x, y, w, h)`` in an RGB ``uint8 (H, W, 3)`` image, largest first."""
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Faces in an RGB ``uint8 (H, W, 3)`` image, largest first."""
         ...
+
+
+def crop_for(det: Detection, cal: Calibration, framing: tuple[float, float]) -> Box:
+    """The model crop for a detection under the model's ``(crop_top, crop_bottom)``: from its
+    five points (rolled upright) when it has them, else from its box through ``cal``."""
+    if det.points is not None:
+        return box_from_five(det.points, det.box, *framing)
+    return crop_box(det.box, cal, framing)
+
+
+def crop_box(det_box: BoxXYWH, cal: Calibration, framing: tuple[float, float]) -> Box:
+    """Model crop box from a detector box via the detector's calibration and the model's
+    framing (``crop_top``, ``crop_bottom`` as in :meth:`Box.from_landmarks`)."""
+    x, y, w, h = det_box
+    s = (w + h) / 2.0
+    return Box.from_extent(x + s * cal.cx, y + s * cal.cy, s * cal.w, s * cal.h, 0.0, *framing)
+
+
+class YuNet:
+    """YuNet (MIT licence, bundled: ``fabrec/assets/yunet``) through ``cv2.FaceDetectorYN``:
+    boxes, five points and a score per face.
+
+    Photos are shrunk so their longer side is at most ``max_side`` (YuNet is trained for faces
+    of about 10-300 px); when nothing is found, a padded half-size copy is tried (faces that
+    fill the photo). ``rotations`` (degrees, multiples of 90) are searched too: a face found
+    in several orientations is one :class:`Detection` (the best score) with the others as
+    ``alternatives``. YuNet scores a face seen upside down or sideways nearly as high as upright
+    (measured on AFW rotated by 30-60 degrees), so the choice between them is left to the
+    caller: the predictor keeps the candidate its landmark model is most confident about
+    (right on 99-100% of AFW faces at 0-180 degrees), labelled photos the one that fits their
+    labels.
+
+    Args:
+        score: minimum detector score (YuNet's own threshold).
+        min_face: minimum face size in pixels (mean box side, original photo).
+        rotations: orientations searched, e.g. ``(0,)`` or ``(0, 90, 180, 270)``.
+        max_side: the longer side a photo is shrunk to before detection.
+    """
+
+    name = "yunet"
+    # measured by benchmarks/calibrate_detector.py on HELEN-train; used only where a caller
+    # passes YuNet boxes without points (boxes_as="yunet")
+    calibration = Calibration(cx=0.497, cy=0.593, w=0.892, h=0.867)
+
+    def __init__(self, score: float = 0.6, min_face: float = 0.0, rotations: tuple[int, ...] = (0,),
+                 max_side: int = 640, nms: float = 0.3) -> None:
+        """``nms``: YuNet's own overlap threshold within one orientation."""
+        if not YUNET_PATH.is_file():
+            raise FabrecError(f"{YUNET_PATH}: the bundled YuNet detector is missing (reinstall fabrec)")
+        if any(r % 90 for r in rotations) or not rotations:
+            raise FabrecError(f"rotations must be multiples of 90 degrees, got {rotations}")
+        self.score, self.min_face, self.max_side, self.nms = score, min_face, max_side, nms
+        self.rotations = tuple(dict.fromkeys(r % 360 for r in rotations))
+        self.net = cv2.FaceDetectorYN.create(str(YUNET_PATH), "", (320, 320), score, nms, 5000)
+
+    def _raw(self, bgr: np.ndarray) -> np.ndarray:
+        """YuNet's rows ``(N, 15)`` for a BGR image as it is."""
+        h, w = bgr.shape[:2]
+        self.net.setInputSize((w, h))
+        _, faces = self.net.detect(bgr)
+        return np.zeros((0, 15), np.float32) if faces is None else faces
+
+    def _scaled(self, bgr: np.ndarray) -> np.ndarray:
+        """Rows in this image's pixels, shrunk for detection; a padded half-size retry."""
+        h, w = bgr.shape[:2]
+        f = min(1.0, self.max_side / max(h, w))
+        small = bgr if f == 1.0 else cv2.resize(bgr, (max(1, round(w * f)), max(1, round(h * f))),
+                                                 interpolation=cv2.INTER_AREA)
+        rows = _rescale(self._raw(small), w / small.shape[1], h / small.shape[0], 0.0, 0.0)
+        if len(rows):
+            return rows
+        pad = max(small.shape[:2]) // 2
+        padded = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+        half = cv2.resize(padded, (max(1, padded.shape[1] // 2), max(1, padded.shape[0] // 2)),
+                          interpolation=cv2.INTER_AREA)
+        fx, fy = padded.shape[1] / half.shape[1], padded.shape[0] / half.shape[0]
+        rows = _rescale(self._raw(half), fx, fy, -pad, -pad)
+        return _rescale(rows, w / small.shape[1], h / small.shape[0], 0.0, 0.0)
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        bgr = np.ascontiguousarray(rgb[..., ::-1])
+        found: list[np.ndarray] = []
+        h, w = bgr.shape[:2]
+        for r in self.rotations:
+            rows = self._scaled(_rotate(bgr, r))
+            found.append(_unrotate(rows, r, w, h))
+        rows = np.concatenate(found) if found else np.zeros((0, 15), np.float32)
+        dets = [Detection(tuple(float(v) for v in r[:4]), float(r[14]), r[4:14].reshape(5, 2).astype(np.float64))
+                for r in rows]
+        dets = _group(sorted((d for d in dets if d.size >= self.min_face), key=lambda d: -d.score))
+        return sorted(dets, key=lambda d: -d.box[2] * d.box[3])  # type: ignore[misc]
+
+
+def _rescale(rows: np.ndarray, fx: float, fy: float, dx: float, dy: float) -> np.ndarray:
+    """YuNet rows from a resized (and shifted) copy back to the source's pixels (pixel centres:
+    ``p = (q + 0.5) * f - 0.5``; sizes scale by ``f``)."""
+    out = rows.astype(np.float64).copy()
+    xs, ys = [0, 4, 6, 8, 10, 12], [1, 5, 7, 9, 11, 13]
+    out[:, xs] = (out[:, xs] + 0.5) * fx - 0.5 + dx
+    out[:, ys] = (out[:, ys] + 0.5) * fy - 0.5 + dy
+    out[:, 2] *= fx
+    out[:, 3] *= fy
+    return out
+
+
+_ROTATE = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+
+
+def _rotate(img: np.ndarray, deg: int) -> np.ndarray:
+    return img if deg == 0 else cv2.rotate(img, _ROTATE[deg])
+
+
+def _unrotate(rows: np.ndarray, deg: int, w: int, h: int) -> np.ndarray:
+    """Rows found in the image rotated clockwise by ``deg`` back to the ``w x h`` original:
+    points map exactly (pixel centres), the box becomes the axis-aligned box of its corners."""
+    if deg == 0 or not len(rows):
+        return rows
+    out = rows.astype(np.float64).copy()
+
+    def back(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if deg == 90:  # clockwise: original (x, y) -> (h - 1 - y, x)
+            return y, h - 1 - x
+        if deg == 180:
+            return w - 1 - x, h - 1 - y
+        return w - 1 - y, x  # 270
+
+    for i in range(5):
+        out[:, 4 + 2 * i], out[:, 5 + 2 * i] = back(rows[:, 4 + 2 * i], rows[:, 5 + 2 * i])
+    x0, y0 = rows[:, 0], rows[:, 1]
+    x1, y1 = x0 + rows[:, 2] - 1, y0 + rows[:, 3] - 1  # last pixel inside the box
+    ax, ay = back(x0, y0)
+    bx, by = back(x1, y1)
+    out[:, 0], out[:, 1] = np.minimum(ax, bx), np.minimum(ay, by)
+    out[:, 2], out[:, 3] = np.abs(bx - ax) + 1, np.abs(by - ay) + 1
+    return out
+
+
+def _group(dets: list[Detection]) -> list[Detection]:
+    """Detections (best score first) of one face in several orientations -> one detection with
+    the others as ``alternatives``: the same face when the centre of one's five points lies
+    within half a face size of the other's."""
+    groups: list[list[Detection]] = []
+    for d in dets:
+        c = d.points.mean(0)  # type: ignore[union-attr]
+        for g in groups:
+            if np.linalg.norm(c - g[0].points.mean(0)) < 0.5 * min(d.size, g[0].size):  # type: ignore[union-attr]
+                g.append(d)
+                break
+        else:
+            groups.append([d])
+    return [Detection(g[0].box, g[0].score, g[0].points, tuple(g[1:])) for g in groups]
 
 
 class OpenCVCascade:
     """OpenCV's bundled Haar cascade (``haarcascade_frontalface_alt2``); weights ship with
-    opencv-python, nothing is downloaded."""
+    opencv-python, nothing is downloaded. No score and no points."""
 
     name = "opencv"
     # measured by benchmarks/calibrate_detector.py on HELEN-train (see module docstring)
     calibration = Calibration(cx=0.504, cy=0.648, w=0.877, h=0.850)
 
-    def __init__(self, min_size: int = 24) -> None:
+    def __init__(self, min_face: float = 24.0, **_: object) -> None:
         path = cv2.data.haarcascades + "haarcascade_frontalface_alt2.xml"
         self.cascade = cv2.CascadeClassifier(path)
         if self.cascade.empty():
             raise FabrecError(f"{path}: cannot load OpenCV's face cascade")
-        self.min_size = min_size
+        self.min_size = max(1, int(math.ceil(min_face)))
 
-    def detect(self, rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
         gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
         found = self.cascade.detectMultiScale(gray, 1.1, 4, minSize=(self.min_size, self.min_size))
-        boxes = [tuple(float(v) for v in b) for b in found]
-        return sorted(boxes, key=lambda b: -b[2] * b[3])  # type: ignore[return-value]
+        dets = [Detection(tuple(float(v) for v in b)) for b in found]  # type: ignore[arg-type]
+        return sorted(dets, key=lambda d: -d.box[2] * d.box[3])
 
 
 class DlibHOG:
-    """dlib's HOG frontal face detector (``pip install fabrec[dlib]``)."""
+    """dlib's HOG frontal face detector (``pip install fabrec[dlib]``); score: dlib's."""
 
     name = "dlib"
     calibration = Calibration(cx=0.508, cy=0.600, w=0.986, h=0.940)
 
-    def __init__(self) -> None:
+    def __init__(self, min_face: float = 0.0, **_: object) -> None:
         try:
             import dlib
         except ImportError:
             raise FabrecError("the dlib detector needs: pip install 'fabrec[dlib]'") from None
         self.det = dlib.get_frontal_face_detector()
+        self.min_face = min_face
 
-    def detect(self, rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
-        rects = self.det(np.ascontiguousarray(rgb), 1)
-        boxes = [(float(r.left()), float(r.top()), float(r.width()), float(r.height())) for r in rects]
-        return sorted(boxes, key=lambda b: -b[2] * b[3])
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        rects, scores, _ = self.det.run(np.ascontiguousarray(rgb), 1, 0.0)
+        dets = [Detection((float(r.left()), float(r.top()), float(r.width()), float(r.height())), float(s))
+                for r, s in zip(rects, scores)]
+        return sorted((d for d in dets if d.size >= self.min_face), key=lambda d: -d.box[2] * d.box[3])
 
 
-DETECTORS = {"opencv": OpenCVCascade, "dlib": DlibHOG}
+DETECTORS = {"yunet": YuNet, "opencv": OpenCVCascade, "dlib": DlibHOG}
+DEFAULT_DETECTOR = "yunet"
 
 
-def get_detector(name: str) -> Detector:
-    """``opencv`` (default) or ``dlib``."""
+def get_detector(name: str, **options: object) -> Detector:
+    """A detector by name (:data:`DETECTORS`; ``yunet`` is the default). ``options``: YuNet's
+    ``score``, ``min_face``, ``rotations``; ``min_face`` for the others."""
     if name not in DETECTORS:
         raise FabrecError(f"unknown detector '{name}' (use {', '.join(DETECTORS)})")
-    return DETECTORS[name]()  # type: ignore[return-value]
-
-
-def crop_box(det_box: tuple[float, float, float, float], cal: Calibration, framing: tuple[float, float]) -> Box:
-    """Model crop box from a detector box via the detector's calibration and the model's
-    framing (``crop_top``, ``crop_bottom`` as in :meth:`Box.from_landmarks`)."""
-    x, y, w, h = det_box
-    s = (w + h) / 2.0
-    ecx, ecy = x + s * cal.cx, y + s * cal.cy
-    ew, eh = s * cal.w, s * cal.h
-    top, bottom = framing
-    y0, y1 = ecy - eh / 2 - top * eh, ecy + eh / 2 + bottom * eh
-    return Box(ecx, (y0 + y1) / 2.0, float(max(ew, y1 - y0)))
+    return DETECTORS[name](**options)  # type: ignore[return-value,arg-type]

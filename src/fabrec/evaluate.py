@@ -10,9 +10,11 @@ import numpy as np
 import torch
 
 from fabrec.datasets.landmarks import LandmarkDataset, read_dataset
+from fabrec.detect import DEFAULT_DETECTOR, get_detector
 from fabrec.errors import FabrecError
 from fabrec.heatmaps import DECODERS, heatmap_size
 from fabrec.io import atomic_write, write_image_atomic, write_json_atomic
+from fabrec.label_framing import frame_labels
 from fabrec.landmark_model import LandmarkModel, predict_dataset
 from fabrec.metrics import ced, nme, summarize
 from fabrec.runtime import resolve_device
@@ -53,8 +55,9 @@ def evaluate(
     if not res.samples:
         raise FabrecError(f"{root}: split '{split}' has no usable samples")
     model = model.placed(dev)
+    boxes, framing_note = _eval_crops(model, res.samples)
     ds = LandmarkDataset(res.samples, sch, model.image_size, heatmap_size(model.image_size), model.framing, None,
-                         heatmaps=False)
+                         heatmaps=False, boxes=boxes)
     pts, conf, norms, idx = predict_dataset(model, ds, batch_size)
     gt = np.stack([ds.samples[i].points for i in idx]) if idx else np.zeros((0, sch.num_points, 2))
     err = nme(pts, gt, norms) if idx else np.zeros(0)
@@ -64,6 +67,7 @@ def evaluate(
         "dataset": dataset, "split": split, "decoder": model.decoder, "precision": model.precision,
         "skipped": len(res.samples) - len(idx), "problems": res.problems[:50],
         "auc_integration": "exact (step-function CED integrated from 0 to 10%)",
+        "framing": framing_note,
     }
     tags = sorted({t for s in res.samples for t in s.subsets})
     if tags:
@@ -82,6 +86,19 @@ def evaluate(
     if idx and grid_count > 0:
         write_image_atomic(out / "grid.png", fig5_grid(model.net, ds, pts, idx[:grid_count], model.device))
     return metrics
+
+
+def _eval_crops(model: LandmarkModel, samples: list) -> tuple[list | None, str]:
+    """The crops a model is evaluated on, framed as it was trained: ``landmarks`` models on the
+    ground-truth landmark extent (the paper's protocol), ``detector`` models by the detector on
+    each photo (the crop ``predict`` makes), faces it misses by the model's mean shape."""
+    if model.framing_rule != "detector":
+        top, bottom = model.framing
+        return None, f"ground-truth landmark extent grown {top:g} above / {bottom:g} below, squared"
+    det = get_detector(DEFAULT_DETECTOR, rotations=(0, 90, 180, 270))
+    fr = frame_labels(samples, det, model.framing, model.mean_shape)
+    return fr.boxes, (f"{det.name} detector's five points, as predict frames faces ({fr.detected} of "
+                      f"{len(samples)} found; the others by their labels' fit to the model's mean shape)")
 
 
 @torch.no_grad()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,12 +39,15 @@ class LandmarkModel:
         precision: ``fp32`` (default: the published points) or ``bf16`` (the network under
             bfloat16 autocast: about twice as fast on CPUs with AVX-512 BF16 and on GPUs; points
             move slightly, see the README's speed table).
+        mean_shape: ``(K, 2)`` mean training points in crop units (``detector``-framed models:
+            what re-cropping from points fits; see :mod:`fabrec.framing`), or None.
     """
 
     net: FabRec
     scheme: Scheme
     decoder: str = "reference"
     precision: str = "fp32"
+    mean_shape: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -59,7 +63,13 @@ class LandmarkModel:
 
     @property
     def framing(self) -> tuple[float, float]:
+        """``(crop_top, crop_bottom)`` of the model's framing."""
         return (self.net.config.crop_top, self.net.config.crop_bottom)
+
+    @property
+    def framing_rule(self) -> str:
+        """``landmarks`` or ``detector``: how its training crops were made (:mod:`fabrec.framing`)."""
+        return self.net.config.framing
 
     @property
     def device(self) -> torch.device:
@@ -81,7 +91,10 @@ class LandmarkModel:
                 net.ae_encoder.load_state_dict(state["nets"]["ae_encoder"])
         except (RuntimeError, KeyError) as e:
             raise FabrecError(f"{where}: weights do not fit the model ({str(e).splitlines()[0][:120]})") from None
-        return LandmarkModel(net.eval(), scheme, state.get("decoder", "reference"))
+        shape = state.get("mean_shape")
+        if shape is not None:
+            shape = np.asarray(shape, np.float64).reshape(scheme.num_points, 2)
+        return LandmarkModel(net.eval(), scheme, state.get("decoder", "reference"), mean_shape=shape)
 
     @staticmethod
     def load(spec: str | Path, device: str | torch.device = "cpu") -> LandmarkModel:
@@ -98,7 +111,7 @@ class LandmarkModel:
         if self.device == device and not self.net.training and w.is_contiguous(memory_format=mf):
             return self
         net = copy.deepcopy(self.net).to(device, memory_format=mf).eval()
-        return LandmarkModel(net, self.scheme, self.decoder, self.precision)
+        return dataclasses.replace(self, net=net)
 
     def with_folded_batchnorm(self) -> LandmarkModel:
         """A copy whose BatchNorms are folded into the convolutions before them
@@ -106,7 +119,7 @@ class LandmarkModel:
         from fabrec.nn.fold import fold_batchnorm
 
         net = fold_batchnorm(self.net).to(memory_format=memory_format(self.device))
-        return LandmarkModel(net, self.scheme, self.decoder, self.precision)
+        return dataclasses.replace(self, net=net)
 
     @property
     def batchnorm_folded(self) -> bool:

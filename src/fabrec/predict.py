@@ -7,13 +7,14 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-from fabrec.detect import Detector, crop_box, get_detector
+from fabrec.detect import DEFAULT_DETECTOR, Detector, crop_box, crop_for, get_detector
 from fabrec.errors import FabrecError
+from fabrec.framing import recrop
 from fabrec.io import read_image
 from fabrec.landmark_model import LandmarkModel, crop_to_image
 from fabrec.normalization import to_tensor
@@ -22,6 +23,17 @@ from fabrec.transforms import Box, crop_matrix, warp
 from fabrec.visualize import to_uint8
 
 BoxXYWH = tuple[float, float, float, float]
+ROTATIONS = (0,)  # upright photos; (0, 90, 180, 270) also finds sideways and upside-down faces
+
+
+class Region(NamedTuple):
+    """A face to crop: its box, the model crop, where it came from, the detector's score."""
+
+    box: BoxXYWH
+    crop: Box
+    source: str
+    score: float = float("nan")
+    group: int = -1  # regions of one group are one face in several orientations: the model keeps one
 
 
 @dataclass
@@ -37,6 +49,8 @@ class FaceResult:
             autoencoder reproduces the crop perfectly; low = not face-like or badly framed).
         reconstruction_error: mean absolute reconstruction error, 0-255 units.
         source: ``detector``, ``given``, ``tracked`` or ``refined``.
+        score: the detector's score for the face (NaN when no detector scored it).
+        crop: the model crop (centre, side, roll) the points were found in.
     """
 
     box: BoxXYWH
@@ -46,6 +60,7 @@ class FaceResult:
     reconstruction_error: float = float("nan")
     source: str = "detector"
     crop: Box | None = field(default=None, repr=False)
+    score: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (lists of floats)."""
@@ -57,6 +72,8 @@ class FaceResult:
             "quality": None if math.isnan(self.quality) else round(self.quality, 4),
             "reconstruction_error": None if math.isnan(self.reconstruction_error) else round(self.reconstruction_error, 3),
             "source": self.source,
+            "score": None if math.isnan(self.score) else round(self.score, 4),
+            "roll_degrees": None if self.crop is None else round(math.degrees(self.crop.angle), 2),
         }
 
 
@@ -79,27 +96,35 @@ class LandmarkPredictor:
     >>> faces[0].points.shape                   # (68, 2)
     """
 
-    def __init__(self, model: LandmarkModel, detector: str | Detector = "opencv", device: str = "auto",
-                 quality: bool = True) -> None:
+    def __init__(self, model: LandmarkModel, detector: str | Detector = DEFAULT_DETECTOR, device: str = "auto",
+                 quality: bool = True, min_score: float = 0.6, min_face: float = 0.0,
+                 rotations: tuple[int, ...] = ROTATIONS) -> None:
+        """``detector``: a name (``yunet``, ``opencv``, ``dlib``) or a detector object;
+        ``min_score``: YuNet's score threshold; ``min_face``: smallest face kept (pixels, mean
+        box side); ``rotations``: orientations YuNet searches (degrees)."""
         self.device = resolve_device(device)
         self.model = model.placed(self.device)
         self._detector = detector
+        self._detector_options = {"min_face": min_face}
+        if detector == "yunet":
+            self._detector_options.update(score=min_score, rotations=tuple(rotations))
         self.quality = quality
 
     @staticmethod
-    def from_pretrained(name_or_path: str | Path = "default", detector: str = "opencv", device: str = "auto",
+    def from_pretrained(name_or_path: str | Path = "default", detector: str = DEFAULT_DETECTOR, device: str = "auto",
                         decoder: str | None = None, quality: bool = True,
-                        precision: str = "fp32", fold_batchnorm: bool = False) -> LandmarkPredictor:
+                        precision: str = "fp32", fold_batchnorm: bool = False, min_score: float = 0.6,
+                        min_face: float = 0.0, rotations: tuple[int, ...] = ROTATIONS) -> LandmarkPredictor:
         """Bundled weights by name (``default``), a ``.safetensors`` file or a training ``.pt``;
         ``precision`` ``fp32`` (default) or ``bf16``, ``fold_batchnorm`` (see
-        :class:`LandmarkModel`)."""
+        :class:`LandmarkModel`); detector options as in :meth:`__init__`."""
         from fabrec.hub import load_landmarks
 
         model = load_landmarks(name_or_path)
         model = dataclasses.replace(model, decoder=decoder or model.decoder, precision=precision)
         if fold_batchnorm:
             model = model.with_folded_batchnorm()
-        return LandmarkPredictor(model, detector, device, quality)
+        return LandmarkPredictor(model, detector, device, quality, min_score, min_face, rotations)
 
     @property
     def scheme(self):
@@ -108,26 +133,28 @@ class LandmarkPredictor:
     @property
     def detector(self) -> Detector:
         if isinstance(self._detector, str):
-            self._detector = get_detector(self._detector)
+            self._detector = get_detector(self._detector, **self._detector_options)
         return self._detector
 
     # ------------------------------------------------------------------ core
-    def crops_for(self, rgb: np.ndarray, boxes: Sequence[BoxXYWH] | None, boxes_as: str = "crop") -> list[tuple[BoxXYWH, Box, str]]:
-        """Face boxes -> (box, crop box, source). ``boxes=None`` runs the detector;
+    def crops_for(self, rgb: np.ndarray, boxes: Sequence[BoxXYWH] | None, boxes_as: str = "crop") -> list[Region]:
+        """Face boxes -> regions (box, crop, source, score). ``boxes=None`` runs the detector;
         given boxes are used as crop regions (``boxes_as="crop"``) or as boxes of a named
         detector whose calibration then applies."""
         if boxes is None:
             det = self.detector
-            return [(b, crop_box(b, det.calibration, self.model.framing), "detector") for b in det.detect(rgb)]
+            return [Region(c.box, crop_for(c, det.calibration, self.model.framing), "detector", c.score, g)
+                    for g, d in enumerate(det.detect(rgb)) for c in d.candidates]
         out = []
         for b in boxes:
             x, y, w, h = (float(v) for v in b)
             if not (w > 0 and h > 0 and np.isfinite([x, y, w, h]).all()):
                 raise FabrecError(f"bad face box {tuple(b)}: width and height must be positive numbers")
             if boxes_as == "crop":
-                out.append(((x, y, w, h), Box.from_xywh(x, y, w, h), "given"))
+                out.append(Region((x, y, w, h), Box.from_xywh(x, y, w, h), "given"))
             else:
-                out.append(((x, y, w, h), crop_box((x, y, w, h), get_detector(boxes_as).calibration, self.model.framing), "given"))
+                cal = get_detector(boxes_as).calibration if boxes_as != "yunet" else _yunet_calibration()
+                out.append(Region((x, y, w, h), crop_box((x, y, w, h), cal, self.model.framing), "given"))
         return out
 
     @torch.no_grad()
@@ -146,7 +173,7 @@ class LandmarkPredictor:
                             recs[j] if recs is not None else None))
         return res
 
-    def _faces_many(self, rgbs: Sequence[np.ndarray], regions: Sequence[list[tuple[BoxXYWH, Box, str]]],
+    def _faces_many(self, rgbs: Sequence[np.ndarray], regions: Sequence[list[Region]],
                     batch_size: int) -> list[list[FaceResult]]:
         """Faces of several images, all crops batched through the network together."""
         s = self.model.image_size
@@ -154,24 +181,23 @@ class LandmarkPredictor:
         mats = [crop_matrix(reg[1], s) for _, reg in flat]
         crops = [warp(rgbs[i], m, s) for (i, _), m in zip(flat, mats)]
         out: list[list[FaceResult]] = [[] for _ in rgbs]
-        for (i, (box, cb, src)), m, (p, conf, err, _) in zip(flat, mats, self._run(crops, batch_size)):
+        for (i, reg), m, (p, conf, err, _) in zip(flat, mats, self._run(crops, batch_size)):
             q = float(np.clip(1.0 - err / 50.0, 0.0, 1.0)) if not math.isnan(err) else float("nan")
-            out[i].append(FaceResult(box, crop_to_image(p, m), conf, q, err, src, cb))
-        return out
+            out[i].append(FaceResult(reg.box, crop_to_image(p, m), conf, q, err, reg.source, reg.crop, reg.score))
+        return [_most_confident(faces, [reg.group for reg in regs]) for faces, regs in zip(out, regions)]
 
     def _crop_of(self, face: FaceResult) -> Box:
-        """The crop the model's framing draws around a face's points (refining, tracking)."""
-        return Box.from_landmarks(face.points, *self.model.framing)
+        """The crop the model's framing draws around a face's points (refining, tracking),
+        keeping the roll of the crop they were found in (:func:`fabrec.framing.recrop`)."""
+        prev = face.crop if face.crop is not None else Box(0.0, 0.0, 1.0)
+        return recrop(face.points, prev, self.model.framing_rule, *self.model.framing, self.model.mean_shape)
 
-    def _faces(self, rgb: np.ndarray, regions: list[tuple[BoxXYWH, Box, str]], batch_size: int) -> list[FaceResult]:
+    def _faces(self, rgb: np.ndarray, regions: list[Region], batch_size: int) -> list[FaceResult]:
         return self._faces_many([rgb], [regions], batch_size)[0]
 
     def _refined(self, rgb: np.ndarray, faces: list[FaceResult], refine: int, batch_size: int) -> list[FaceResult]:
         for _ in range(refine):
-            regions = []
-            for f in faces:
-                cb = self._crop_of(f)
-                regions.append((cb.to_xywh(), cb, "refined"))
+            regions = [Region(f.box, self._crop_of(f), "refined", f.score) for f in faces]
             if not regions:
                 break
             faces = self._faces(rgb, regions, batch_size)
@@ -233,7 +259,7 @@ class LandmarkPredictor:
             if prev is not None:
                 cb = self._crop_of(prev)
                 if _inside(cb, w, h) >= 0.5:
-                    (face,) = self._faces(rgb, [(cb.to_xywh(), cb, "tracked")], 1)
+                    (face,) = self._faces(rgb, [Region(prev.box, cb, "tracked", prev.score)], 1)
                     if face.confidence.mean() < min_confidence:
                         face = None
             if face is None or (redetect_every and t % redetect_every == 0):
@@ -241,11 +267,12 @@ class LandmarkPredictor:
                 mine = self._crop_of(face) if face is not None else None
                 if not regions and mine is not None and _inside(mine, w, h) < 0.75:
                     face = None  # leaving the frame, and the detector sees no face
-                elif regions and (mine is None or max(_iou(mine, r[1]) for r in regions) < min_overlap):
+                elif regions and (mine is None or max(_iou(mine, r.crop) for r in regions) < min_overlap):
                     ref = face or prev
                     near = self._crop_of(ref) if ref is not None else None
                     region = _nearest(regions, near)
-                    (face,) = self._faces(rgb, [region], 1)
+                    group = [r for r in regions if r.group == region.group] if region.group >= 0 else [region]
+                    (face,) = self._faces(rgb, group, len(group))  # its most confident orientation
                     if smoothing is not None:
                         smoothing.reset()
             if face is not None and smoothing is not None:
@@ -273,11 +300,41 @@ def _iou(a: Box, b: Box) -> float:
     return inter / (a.side**2 + b.side**2 - inter) if inter > 0 else 0.0
 
 
-def _nearest(regions: list[tuple[BoxXYWH, Box, str]], ref: Box | None) -> tuple[BoxXYWH, Box, str]:
+def _nearest(regions: list[Region], ref: Box | None) -> Region:
     """The detected region whose crop is nearest ``ref`` (centre distance), else the largest."""
     if ref is None:
-        return max(regions, key=lambda r: r[1].side)
-    return min(regions, key=lambda r: math.hypot(r[1].cx - ref.cx, r[1].cy - ref.cy))
+        return max(regions, key=lambda r: r.crop.side)
+    return min(regions, key=lambda r: math.hypot(r.crop.cx - ref.cx, r.crop.cy - ref.cy))
+
+
+def orientation_score(face: FaceResult) -> float:
+    """How right a candidate orientation of a detected face looks: the model's mean point
+    confidence (an upside-down or sideways crop gives flat heatmaps) + 0.3 x the detector's
+    score + 0.02 x cos(roll) (a slight preference for upright faces). Weights chosen on 300-W
+    HELEN-train photos rotated by 0-270 degrees (1,526 faces, 3.7 candidates each): the right
+    orientation in 99.7% (mean confidence alone: 99.5%, detector score alone: 96.9%)."""
+    score = 0.0 if math.isnan(face.score) else face.score
+    roll = face.crop.angle if face.crop is not None else 0.0
+    return float(face.confidence.mean()) + 0.3 * score + 0.02 * math.cos(roll)
+
+
+def _most_confident(faces: list[FaceResult], groups: list[int]) -> list[FaceResult]:
+    """One face per group (the candidate orientations of one detection): the one with the
+    highest :func:`orientation_score`. Faces outside any group (``-1``) are all kept; the
+    order of first appearance is kept."""
+    best: dict[int, int] = {}
+    for k, (f, g) in enumerate(zip(faces, groups)):
+        if g < 0:
+            continue
+        if g not in best or orientation_score(f) > orientation_score(faces[best[g]]):
+            best[g] = k
+    return [f for k, (f, g) in enumerate(zip(faces, groups)) if g < 0 or best[g] == k]
+
+
+def _yunet_calibration():
+    from fabrec.detect import YuNet
+
+    return YuNet.calibration
 
 
 class OneEuro:

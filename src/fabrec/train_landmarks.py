@@ -31,10 +31,13 @@ from fabrec.datasets.landmarks import (
     read_dataset,
     target_heatmaps,
 )
+from fabrec.detect import DEFAULT_DETECTOR, get_detector
 from fabrec.errors import FabrecError, NonFiniteLoss
+from fabrec.framing import FRAMINGS
 from fabrec.heatmaps import DECODERS, heatmap_size
 from fabrec.hub import load_autoencoder_state, read_spec
 from fabrec.io import write_text_atomic
+from fabrec.label_framing import frame_labels
 from fabrec.landmark_model import LandmarkModel, predict_dataset
 from fabrec.losses import heatmap_loss
 from fabrec.metrics import nme
@@ -205,7 +208,9 @@ def train_landmarks(
 
     state = load_checkpoint(last) if (resume and last.exists()) else None
     ae = load_autoencoder_state(autoencoder)
-    mc = replace(ae.model, num_landmarks=scheme.num_points)
+    if cfg.framing not in FRAMINGS:
+        raise FabrecError(f"framing must be one of {', '.join(FRAMINGS)}, got '{cfg.framing}'")
+    mc = replace(ae.model, num_landmarks=scheme.num_points, framing=cfg.framing)
 
     # ---- data
     res = read_dataset(cfg.dataset, cfg.root, cfg.split, scheme)
@@ -217,9 +222,11 @@ def train_landmarks(
     train = choose_training(pool, parse_count(cfg.train_count), cfg.sample, cfg.seed)
     hm_size = heatmap_size(mc.image_size)
     framing = (mc.crop_top, mc.crop_bottom)
+    train_boxes, val_boxes, shape = _frames(train, val, mc, say)
     train_ds = LandmarkDataset(train, scheme, mc.image_size, hm_size, framing, cfg.augment, cfg.sigma, cfg.seed,
-                               heatmaps=False)
-    val_ds = LandmarkDataset(val, scheme, mc.image_size, hm_size, framing, None, cfg.sigma, heatmaps=False)
+                               heatmaps=False, boxes=train_boxes)
+    val_ds = LandmarkDataset(val, scheme, mc.image_size, hm_size, framing, None, cfg.sigma, heatmaps=False,
+                             boxes=val_boxes)
     bs = min(cfg.batch_size, len(train))
     sampler = StepBatches(len(train), bs, cfg.seed, SAMPLER_SALT, drop_last=False)
     spe = sampler.steps_per_epoch
@@ -294,6 +301,7 @@ def train_landmarks(
             "nets": nets, "optim": opt.state_dict(), "stage": stage, "stage3_start": stage3_start,
             "step": step, "best_nme": best_nme, "rng": {"torch": torch.get_rng_state()},
             "train_keys": [s.key for s in train], "val_keys": [s.key for s in val],
+            "mean_shape": None if shape is None else shape.tolist(),
         }
 
     def end_step() -> int:
@@ -371,6 +379,23 @@ def train_landmarks(
     if skipped:
         say(f"train-landmarks: {skipped} unreadable image(s) skipped")
     return LandmarkRun(step, best_nme, last_nme, out, len(train), len(val), time.time() - t0, stopped, n2, n3)
+
+
+def _frames(train: list, val: list, mc: Any, say: Callable[[str], None]) -> tuple[Any, Any, np.ndarray | None]:
+    """Crops of the training and validation faces under ``mc.framing``: ``detector`` runs the
+    default detector on every photo (:mod:`fabrec.label_framing`) and returns the mean shape
+    too; ``landmarks`` leaves the crops to the points' extent (None, None, None)."""
+    if mc.framing != "detector":
+        return None, None, None
+    det = get_detector(DEFAULT_DETECTOR, rotations=(0, 90, 180, 270))
+    framing = (mc.crop_top, mc.crop_bottom)
+    tr = frame_labels(train, det, framing)
+    va = frame_labels(val, det, framing, tr.shape) if val else None
+    say(f"train-landmarks: framing by the {det.name} detector, as predict frames faces: "
+        f"{tr.detected} of {len(train)} training faces found"
+        + (f", {va.detected} of {len(val)} validation faces" if va else "")
+        + " (the others framed by their labels' fit to the mean shape)")
+    return tr.boxes, (va.boxes if va else None), tr.shape
 
 
 SAMPLER_SALT = 104729  # keeps the batch order of runs made before the shared sampler

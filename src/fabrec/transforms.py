@@ -23,11 +23,15 @@ _BORDERS = {
 
 @dataclass(frozen=True)
 class Box:
-    """A square face crop: centre ``(cx, cy)`` in pixel-centre coordinates and ``side``."""
+    """A square face crop: centre ``(cx, cy)`` in pixel-centre coordinates, ``side`` and
+    ``angle``, the face's roll in the image in radians (the crop's x axis points along
+    ``(cos angle, sin angle)``; 0 = an axis-aligned crop). The crop is made upright: a face
+    rolled by ``angle`` appears level in it."""
 
     cx: float
     cy: float
     side: float
+    angle: float = 0.0
 
     @staticmethod
     def from_xywh(x: float, y: float, w: float, h: float) -> Box:
@@ -49,6 +53,27 @@ class Box:
         y0, y1 = y0 - top * h, y1 + bottom * h
         return Box((x0 + x1) / 2.0, (y0 + y1) / 2.0, float(max(x1 - x0, y1 - y0)))
 
+    @staticmethod
+    def from_extent(cx: float, cy: float, w: float, h: float, angle: float, top: float, bottom: float) -> Box:
+        """The crop around a landmark extent ``w x h`` centred at ``(cx, cy)`` and rolled by
+        ``angle`` (its own axes): grown ``top * h`` above and ``bottom * h`` below, squared."""
+        shift = (top - bottom) * h / 2.0  # the grown box's centre moves up the face's own y axis
+        c, s = math.cos(angle), math.sin(angle)
+        return Box(cx + s * shift, cy - c * shift, float(max(w, h * (1.0 + top + bottom))), angle)
+
+    @staticmethod
+    def from_landmarks_rolled(points: np.ndarray, angle: float, top: float, bottom: float) -> Box:
+        """:meth:`from_landmarks` measured in a frame rolled by ``angle`` (the landmarks' extent
+        along the face's own axes); identical to it for ``angle == 0``."""
+        if angle == 0.0:
+            return Box.from_landmarks(points, top, bottom)
+        c, s = math.cos(angle), math.sin(angle)
+        pts = points[np.isfinite(points).all(1)]
+        u = pts @ np.array([[c, -s], [s, c]])  # coordinates along the rolled axes
+        (u0, v0), (u1, v1) = u.min(0), u.max(0)
+        mu, mv = (u0 + u1) / 2.0, (v0 + v1) / 2.0
+        return Box.from_extent(c * mu - s * mv, s * mu + c * mv, u1 - u0, v1 - v0, angle, top, bottom)
+
     def to_xywh(self) -> tuple[float, float, float, float]:
         """Top-left edge and size, the inverse of :meth:`from_xywh` for a square."""
         return (self.cx + 0.5 - self.side / 2, self.cy + 0.5 - self.side / 2, self.side, self.side)
@@ -58,7 +83,11 @@ def crop_matrix(box: Box, size: int) -> np.ndarray:
     """3x3 matrix mapping source pixel coords to the ``size x size`` crop of ``box``."""
     k = size / box.side
     c = (size - 1) / 2.0
-    return np.array([[k, 0, c - k * box.cx], [0, k, c - k * box.cy], [0, 0, 1]], np.float64)
+    if box.angle == 0.0:
+        return np.array([[k, 0, c - k * box.cx], [0, k, c - k * box.cy], [0, 0, 1]], np.float64)
+    co, si = k * math.cos(box.angle), k * math.sin(box.angle)  # rotate by -angle, then scale
+    return np.array([[co, si, c - co * box.cx - si * box.cy], [-si, co, c + si * box.cx - co * box.cy], [0, 0, 1]],
+                    np.float64)
 
 
 def augment_matrix(rng: np.random.Generator, size: int, cfg: AugmentConfig) -> tuple[np.ndarray, bool]:

@@ -58,6 +58,8 @@ def export_weights(source: str | Path | dict[str, Any], out: str | Path, extra: 
     if kind == "landmarks":
         meta = {"format": FORMAT, "version": VERSION, "kind": kind, "model": state["model"],
                 "scheme": state["scheme"], "itl": state["itl"], "decoder": state.get("decoder", "reference")}
+        if state.get("mean_shape") is not None:
+            meta["mean_shape"] = [[float(v) for v in row] for row in state["mean_shape"]]
     else:
         model = state["model"] if "model" in state else state["config"]["model"]
         meta = {"format": FORMAT, "version": VERSION, "kind": kind, "model": model}

@@ -70,6 +70,8 @@ class LandmarkDataset(Dataset):
     trainer draws them on its device from the points), ``points (K, 2)``
     (crop pixels), ``matrix (3, 3)`` (original -> crop), ``norm`` (normaliser in original
     pixels), ``index``; or None if the image cannot be read (dropped by the collate function).
+    ``boxes`` (one per sample, None = the default rule) override the crops, e.g. detector
+    framing (:mod:`fabrec.label_framing`).
     """
 
     def __init__(
@@ -83,8 +85,10 @@ class LandmarkDataset(Dataset):
         sigma: float = 7.0,
         seed: int = 0,
         heatmaps: bool = True,
+        boxes: list[Box | None] | None = None,
     ) -> None:
         self.with_heatmaps = heatmaps
+        self.boxes = boxes
         self.samples, self.scheme = samples, scheme
         self.image_size, self.heatmap_size = image_size, heatmap_size
         self.framing, self.augment, self.sigma, self.seed = framing, augment, sigma, seed
@@ -93,6 +97,10 @@ class LandmarkDataset(Dataset):
         return len(self.samples)
 
     def box(self, i: int) -> Box:
+        """The crop of sample ``i``: a given crop (``boxes``), the sample's box, or the framing
+        rule around its landmarks."""
+        if self.boxes is not None and self.boxes[i] is not None:
+            return self.boxes[i]  # type: ignore[return-value]
         s = self.samples[i]
         return s.box if s.box is not None else Box.from_landmarks(s.points, *self.framing)
 

@@ -1,0 +1,155 @@
+"""How a face is framed into a model crop, the same way for every point scheme.
+
+Two framings exist, recorded in each model file (``ModelConfig.framing``):
+
+``landmarks`` (the paper's): a training crop is the labelled points' extent grown by
+    ``crop_top`` / ``crop_bottom`` and squared. Only a 68-point model can be framed so from a
+    photo, so detectors are mapped to it through a measured calibration (below).
+``detector`` (fabrec's default for new models): a training crop is made from the face
+    detector's five points on the training photo -- exactly the crop ``predict`` will make of
+    the same face. Any scheme then sees the same framing in training and in use.
+
+Both start from the **five-point frame**: a similarity fit (scale, roll, shift) of the
+detector's five points -- the eyes, the nose tip, the mouth corners -- to a template, the
+median position of YuNet's five points relative to the 68-point iBUG landmark extent on 300-W
+HELEN-train (870 faces, all found; ``benchmarks/calibrate_detector.py``), made left-right
+symmetric so that level eyes give an unrolled crop. A linear map calibrated on the same faces
+turns the points' residual offsets (yaw moves the nose off the eyes' midline) and the
+detector's box into a virtual
+68-point extent (centre, width, height, rolled like the face), from which the model's
+``crop_top`` / ``crop_bottom`` make the crop. Detectors without points (the Haar cascade, dlib) map their box to the same
+virtual extent through their own calibration (:class:`fabrec.detect.Calibration`).
+
+Re-cropping from predicted points (``--refine``, video tracking) keeps the crop's roll and
+uses the model's own rule: the points' extent for ``landmarks`` models, a similarity fit of
+the points to the model's mean shape (recorded at training) for ``detector`` models.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from fabrec.errors import FabrecError
+from fabrec.transforms import Box
+
+log = logging.getLogger(__name__)
+
+FRAMINGS = ("detector", "landmarks")
+
+FRAME_FILE = Path(__file__).resolve().parent / "assets" / "five_point_frame.json"
+
+
+@functools.cache
+def five_point_frame() -> tuple[np.ndarray, np.ndarray]:
+    """The five-point frame's calibration (``assets/five_point_frame.json``): the template
+    ``(5, 2)`` -- YuNet's points in units of the 68-point extent, left-right symmetric -- and
+    the ridge weights ``(11, 4)`` from the points' offsets to the template (after the fit) to
+    the extent's centre, width and height in template units. Fitted on HELEN-train by
+    ``benchmarks/calibrate_detector.py``."""
+    data = json.loads(FRAME_FILE.read_text())
+    return np.asarray(data["template"], np.float64), np.asarray(data["weights"], np.float64)
+
+
+def fit_similarity(src: np.ndarray, dst: np.ndarray) -> tuple[complex, np.ndarray]:
+    """Least-squares similarity ``dst ~ a * src + t`` for point sets ``(N, 2)`` (N >= 2).
+
+    Returns ``a`` as a complex number (``abs(a)`` the scale, ``angle(a)`` the rotation) and
+    ``t`` ``(2,)``. Rows with a non-finite point are left out."""
+    ok = np.isfinite(src).all(1) & np.isfinite(dst).all(1)
+    if ok.sum() < 2:
+        raise FabrecError("a similarity fit needs at least two finite points")
+    zs = src[ok, 0] + 1j * src[ok, 1]
+    zd = dst[ok, 0] + 1j * dst[ok, 1]
+    ms, md = zs.mean(), zd.mean()
+    den = np.vdot(zs - ms, zs - ms)
+    if abs(den) < 1e-12:
+        raise FabrecError("a similarity fit needs points that are not all the same")
+    a = complex(np.vdot(zs - ms, zd - md) / den)
+    t = md - a * ms
+    return a, np.array([t.real, t.imag])
+
+
+def _apply(a: complex, t: np.ndarray, u: float, v: float) -> tuple[float, float]:
+    z = a * complex(u, v)
+    return z.real + float(t[0]), z.imag + float(t[1])
+
+
+def five_point_extent(points5: np.ndarray, box: Sequence[float]) -> tuple[float, float, float, float, float]:
+    """The virtual 68-point landmark extent of a face with five detector points ``(5, 2)`` and
+    box ``(x, y, w, h)``: centre ``x, y``, width, height (along the face's own axes) and roll,
+    in pixels / radians.
+
+    A similarity fit to the template gives the face's scale, roll and position; the points'
+    residual offsets (which carry yaw: a turned head moves the nose off the eyes' midline) and
+    the box predict where the extent sits through the calibrated linear map."""
+    template, weights = five_point_frame()
+    p = np.asarray(points5, np.float64)
+    a, t = fit_similarity(template, p)
+
+    def local(x: np.ndarray, y: np.ndarray) -> np.ndarray:  # image -> template units
+        return ((x - t[0]) + 1j * (y - t[1])) / a
+
+    z = local(p[:, 0], p[:, 1])
+    bx, by, bw, bh = (float(v) for v in box)
+    zb = complex(local(np.array(bx + (bw - 1) / 2), np.array(by + (bh - 1) / 2)))  # pixel-centre convention
+    roll = math.atan2(a.imag, a.real)
+    if abs(math.sin(roll)) > abs(math.cos(roll)):  # a sideways face: its width is the box's height
+        bw, bh = bh, bw
+    s = abs(a)
+    feats = np.concatenate([z.real - template[:, 0], z.imag - template[:, 1], [zb.real, zb.imag, bw / s, bh / s, 1.0]])
+    cx, cy, w, h = feats @ weights
+    x, y = _apply(a, t, float(cx), float(cy))
+    return x, y, float(w) * s, float(h) * s, roll
+
+
+def box_from_five(points5: np.ndarray, box: Sequence[float], top: float, bottom: float) -> Box:
+    """The crop for a face with five detector points ``(5, 2)`` and box ``(x, y, w, h)`` under
+    a model's ``crop_top`` / ``crop_bottom``: its virtual 68-point extent
+    (:func:`five_point_extent`), rolled upright."""
+    x, y, w, h, angle = five_point_extent(points5, box)
+    return Box.from_extent(x, y, w, h, angle, top, bottom)
+
+
+def mean_shape(points: Sequence[np.ndarray], boxes: Sequence[Box]) -> np.ndarray:
+    """Mean landmark positions ``(K, 2)`` inside their crops, in units of the crop side with
+    the crop centre at the origin (the face's own axes): what a ``detector``-framed model
+    re-crops from (:func:`box_from_shape`)."""
+    rows = []
+    for p, b in zip(points, boxes):
+        c, s = math.cos(b.angle), math.sin(b.angle)
+        d = np.asarray(p, np.float64) - (b.cx, b.cy)
+        rows.append(np.stack([d[:, 0] * c + d[:, 1] * s, -d[:, 0] * s + d[:, 1] * c], 1) / b.side)
+    return np.nanmean(np.stack(rows), 0)
+
+
+def box_from_shape(points: np.ndarray, shape: np.ndarray, keep_angle: float | None = None) -> Box:
+    """The crop that puts ``points (K, 2)`` where the mean ``shape (K, 2)`` (see
+    :func:`mean_shape`) has them: a similarity fit. ``keep_angle`` fixes the roll (the fit
+    then gives only scale and shift)."""
+    src, dst = np.asarray(shape, np.float64), np.asarray(points, np.float64)
+    a, t = fit_similarity(src, dst)
+    if keep_angle is not None:  # least-squares scale and shift for the fixed roll
+        ok = np.isfinite(src).all(1) & np.isfinite(dst).all(1)
+        zs, zd = src[ok, 0] + 1j * src[ok, 1], dst[ok, 0] + 1j * dst[ok, 1]
+        r = complex(math.cos(keep_angle), math.sin(keep_angle))
+        ms, md = zs.mean(), zd.mean()
+        a = r * max(float(np.vdot(r * (zs - ms), zd - md).real / np.vdot(zs - ms, zs - ms).real), 1e-6)
+        tz = md - a * ms
+        t = np.array([tz.real, tz.imag])
+    return Box(float(t[0]), float(t[1]), abs(a), math.atan2(a.imag, a.real))
+
+
+def recrop(points: np.ndarray, previous: Box, framing: str, top: float, bottom: float,
+           shape: np.ndarray | None) -> Box:
+    """The next crop from predicted points (``--refine``, tracking), keeping ``previous``'s
+    roll: the points' extent (``landmarks`` framing) or the mean-shape fit (``detector``)."""
+    if framing == "detector" and shape is not None:
+        return box_from_shape(points, shape, keep_angle=previous.angle)
+    return Box.from_landmarks_rolled(points, previous.angle, top, bottom)
