@@ -8,7 +8,7 @@ Data (all real photos, ../shared/data):
   68-point extent); UTKFace chips of children aged 0-2 (the face fills the photo; the
   nearest thing to infant photos here);
 - face-free images: from every HELEN-train photo, the strips left and right of the face (its
-  68-point extent grown by 15% of its width), when at least 96 x 96 px. A few may hold part of
+  68-point extent grown by 30% of its width), when at least 64 x 96 px. A few may hold part of
   another person; ``false_examples.jpg`` shows what was detected.
 Writes ``detectors.json``, ``roc.png`` and ``false_examples.jpg`` into ``--out``.
 """
@@ -39,9 +39,9 @@ def face_free_strips(limit: int) -> list[np.ndarray]:
     for s in read_folder(SHARED / "300w/helen/trainset", BUILTIN["68"]).samples:
         img = read_image(s.path)
         (x0, _), (x1, _) = s.points.min(0), s.points.max(0)
-        g = 0.15 * (x1 - x0)
+        g = 0.3 * (x1 - x0)  # past the cheeks and ears; a few strips still hold a bit of a face
         for a, b in ((0, int(x0 - g)), (int(np.ceil(x1 + g)), img.shape[1])):
-            if b - a >= 96 and img.shape[0] >= 96:
+            if b - a >= 64 and img.shape[0] >= 96:
                 out.append(np.ascontiguousarray(img[:, a:b]))
         if len(out) >= limit:
             break
@@ -91,7 +91,7 @@ def detector_table(faces, infants, negatives) -> tuple[dict, list[np.ndarray]]:
         inf = sum(bool(det.detect(img)) for img in infants)
         false = []
         for img in negatives:
-            for x in det.detect(img):
+            for x in det.detect(img):  # noqa: B007
                 false.append(x.score)
                 if name == "yunet" and len(opt["rotations"]) > 1 and len(examples) < 24:
                     bx, by, bw, bh = (int(v) for v in x.box)
@@ -104,7 +104,8 @@ def detector_table(faces, infants, negatives) -> tuple[dict, list[np.ndarray]]:
             "false_detections": len(false), "face_free_images": len(negatives),
             "false_by_min_score": {f"{t:.1f}": int(sum(s >= t for s in false)) for t in (0.6, 0.7, 0.8, 0.9)}
             if name == "yunet" else None,
-            "afw_scores_p5": round(float(np.percentile(scores, 5)), 3) if scores and name == "yunet" else None,
+            "afw_scores_min_p1_p5": [round(float(np.min(scores)), 3), round(float(np.percentile(scores, 1)), 3),
+                                     round(float(np.percentile(scores, 5)), 3)] if scores and name == "yunet" else None,
         }
         print(label, json.dumps(rows[label]), flush=True)
     return rows, examples
@@ -116,11 +117,12 @@ def auc_of(pos: list[float], neg: list[float]) -> float:
     return float(((p > n).sum() + 0.5 * (p == n).sum()) / (p.size * n.size))
 
 
-def roc(faces, negatives, out: Path) -> dict:
+def roc(faces, infants, negatives, out: Path) -> dict:
     """Landmark confidence / quality on true faces (AFW, YuNet crops) against non-face crops
     (YuNet detections down to score 0.3 and random squares in the face-free images)."""
     pred = LandmarkPredictor.from_pretrained("default", device="cpu", min_score=0.3)
     pos = [f for img, pts in faces for f in pred.predict(img)[:1]]
+    kids = [f for img in infants for f in pred.predict(img)[:1]]
     rng = np.random.default_rng(0)
     neg = []
     for img in negatives:
@@ -143,6 +145,19 @@ def roc(faces, negatives, out: Path) -> dict:
         tpr = [np.mean(np.asarray(p) >= t) for t in th]
         fpr = [np.mean(np.asarray(n) >= t) for t in th]
         ax.plot(fpr, tpr, label=f"{key} (AUC {res[key]['auc']:.3f})")
+    conf = lambda fs: np.array([float(f.confidence.mean()) for f in fs])  # noqa: E731
+    p, k, n = conf(pos), conf(kids), conf(neg)
+    res["mean_confidence_thresholds"] = {
+        f"{t:.2f}": {"afw_kept_pct": round(100 * float((p >= t).mean()), 2),
+                     "infants_kept_pct": round(100 * float((k >= t).mean()), 2) if len(k) else None,
+                     "non_faces_removed_pct": round(100 * float((n < t).mean()), 2)}
+        for t in (0.3, 0.35, 0.4, 0.45, 0.5)}
+    default = LandmarkPredictor.from_pretrained("default", device="cpu")  # min_score 0.6, MIN_CONFIDENCE
+    res["default_predict_faces_on_face_free_images"] = int(sum(len(default.predict(img)) for img in negatives))
+    res["default_predict_afw_found"] = int(sum(any(inside(f.box, pts) for f in default.predict(img)) for img, pts in faces))
+    res["default_predict_infants_found"] = int(sum(bool(default.predict(img)) for img in infants))
+    res["afw_mean_confidence_min_p1"] = [round(float(p.min()), 3), round(float(np.percentile(p, 1)), 3)]
+    res["infant_mean_confidence_min_p1"] = [round(float(k.min()), 3), round(float(np.percentile(k, 1)), 3)] if len(k) else None
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.set_xlabel("non-face crops accepted")
     ax.set_ylabel("AFW faces accepted")
@@ -158,13 +173,14 @@ def main() -> int:
     ap.add_argument("--out", default="benchmarks/results/detectors")
     ap.add_argument("--negatives", type=int, default=400)
     ap.add_argument("--infants", type=int, default=400)
+    ap.add_argument("--roc-only", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(2)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     faces, infants, negatives = afw(), infant_chips(a.infants), face_free_strips(a.negatives)
-    table, examples = detector_table(faces, infants, negatives)
-    result = {"detectors": table, "roc": roc(faces, negatives, out), "available": sorted(DETECTORS)}
+    table, examples = detector_table(faces, infants, negatives) if not a.roc_only else ({}, [])
+    result = {"detectors": table, "roc": roc(faces, infants, negatives, out), "available": sorted(DETECTORS)}
     write_json_atomic(out / "detectors.json", result)
     if examples:
         rows = [np.hstack(examples[i:i + 8] + [np.zeros_like(examples[0])] * (8 - len(examples[i:i + 8])))

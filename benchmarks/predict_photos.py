@@ -1,8 +1,8 @@
 """Accuracy of what users run: `fabrec predict` on labelled photos, scored against their labels.
 
-Runs the command line exactly as a user would (`fabrec predict FOLDER --out DIR ...`), then
+Runs the command line exactly as a user would (`fabrec predict FILES --out DIR ...`), then
 matches each labelled face to the predicted face whose points' centre lies inside the labels'
-extent (closest points if several). A labelled face without such a prediction is *missed*:
+extent grown by half its size each way (closest points if several). A labelled face without such a prediction is *missed*:
 it counts as a failure in FR@10 ("with misses"). NME uses the scheme's normaliser (68 points:
 outer eye corners 36/45; a custom scheme: its ``norm_points``).
 
@@ -87,6 +87,8 @@ def rotated_copies(samples: list, deg: int, dest: Path) -> tuple[list[Path], dic
 def match(faces: list[dict], gt: np.ndarray) -> np.ndarray | None:
     """The predicted points of the face labelled ``gt``, or None if it was missed."""
     (x0, y0), (x1, y1) = gt.min(0), gt.max(0)
+    gx, gy = 0.5 * (x1 - x0), 0.5 * (y1 - y0)  # a few points (5) span less than the face
+    x0, x1, y0, y1 = x0 - gx, x1 + gx, y0 - gy, y1 + gy
     best, best_d = None, np.inf
     for f in faces:
         p = np.asarray(f["points"], np.float64)

@@ -198,3 +198,18 @@ def test_a_custom_scheme_trained_by_detector_framing_predicts_like_it_evaluates(
         faces = json.loads((tmp_path / "pr" / f"{Path(str(key)).stem}.json").read_text())["faces"]
         best = min(np.abs(np.asarray(f["points"]) - pts).max() for f in faces)
         assert best < 0.05  # the same crop, the same points
+
+
+def test_the_face_filter_uses_the_model_confidence_and_is_measured_for_the_default_only() -> None:
+    from fabrec.predict import MIN_CONFIDENCE
+
+    img = read_image(SAMPLE_IMAGE)
+    p = LandmarkPredictor.from_pretrained("default", device="cpu", quality=False)
+    assert p.min_confidence == MIN_CONFIDENCE > 0
+    (face,) = p.predict(img)
+    assert face.confidence.mean() > MIN_CONFIDENCE and face.source == "detector"
+    strict = LandmarkPredictor(p.model, min_confidence=0.99, quality=False)
+    assert strict.predict(img) == []
+    assert len(strict.predict(img, boxes=[face.box])) == 1  # given boxes are never filtered
+    noise = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    assert LandmarkPredictor(p.model, quality=False).predict(noise) == []

@@ -281,7 +281,8 @@ def cmd_predict(a: argparse.Namespace) -> int:
     pred = LandmarkPredictor.from_pretrained(a.model, detector=a.detector, device=a.device, decoder=a.decoder,
                                              quality=not a.no_quality, precision=a.dtype,
                                              fold_batchnorm=a.fold_bn, min_score=a.min_score,
-                                             min_face=a.min_face, rotations=_rotations(a.rotations))
+                                             min_face=a.min_face, rotations=_rotations(a.rotations),
+                                             min_confidence=a.min_confidence)
     print(f"predict: {pred.model.describe()}")
     boxes = read_boxes_file(a.boxes) if a.boxes else None
     if boxes is None:
@@ -384,6 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="YuNet: drop detections scoring below this (0..1)")
     pr.add_argument("--min-face", type=float, default=0.0,
                     help="drop faces smaller than this many pixels (mean box side)")
+    pr.add_argument("--min-confidence", type=float, default=None,
+                    help="drop detected faces whose mean point confidence is below this (non-faces give "
+                    "flat heatmaps); default: 0.35 for the bundled default model (measured), 0 (off) "
+                    "for other models")
     pr.add_argument("--rotations", default="0",
                     help="YuNet: photo orientations searched, degrees, e.g. 0,90,180,270 or 'all' for "
                     "photos with sideways or upside-down faces (each face keeps the orientation the "

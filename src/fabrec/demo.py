@@ -41,7 +41,7 @@ def run_demo(out_dir: str | Path, device: str = "cpu") -> DemoResult:
         raise FabrecError(f"{SAMPLE_IMAGE}: the detector found no face")
     files = [out / "astronaut_landmarks.jpg", out / "astronaut_reconstruction.png", out / "astronaut.json"]
     write_image_atomic(files[0], annotate(rgb, faces))
-    crop, rec = pred.reconstruct(rgb, faces[0].crop.to_xywh() if faces[0].crop else None)
+    crop, rec = pred.reconstruct(rgb, faces[0].crop)
     write_image_atomic(files[1], np.hstack([crop, rec]))
     doc = {"file": SAMPLE_IMAGE.name, "faces": [f.to_dict() for f in faces]}
     write_text_atomic(files[2], json.dumps(doc, indent=1) + "\n")

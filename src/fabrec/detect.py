@@ -113,14 +113,15 @@ class YuNet:
     Args:
         score: minimum detector score (YuNet's own threshold).
         min_face: minimum face size in pixels (mean box side, original photo).
-        rotations: orientations searched, e.g. ``(0,)`` or ``(0, 90, 180, 270)``.
+        rotations: orientations searched: ``(0,)`` (upright photos, the default) or
+            ``(0, 90, 180, 270)`` (sideways and upside-down faces too; 4x the detector time).
         max_side: the longer side a photo is shrunk to before detection.
     """
 
     name = "yunet"
     # measured by benchmarks/calibrate_detector.py on HELEN-train; used only where a caller
     # passes YuNet boxes without points (boxes_as="yunet")
-    calibration = Calibration(cx=0.497, cy=0.593, w=0.892, h=0.867)
+    calibration = Calibration(cx=0.435, cy=0.706, w=0.884, h=0.859)
 
     def __init__(self, score: float = 0.6, min_face: float = 0.0, rotations: tuple[int, ...] = (0,),
                  max_side: int = 640, nms: float = 0.3) -> None:

@@ -1,7 +1,8 @@
 """Labelled faces framed the way ``predict`` will frame them: the detector runs on each
 training (or evaluation) photo, and the detection that holds the labelled face gives the crop
-(:func:`fabrec.detect.crop_for`). A face the detector misses is framed by a similarity fit of
-its labels to the mean shape of the detected faces (:func:`fabrec.framing.box_from_shape`).
+(:func:`fabrec.detect.crop_for`); of its orientations (a rotation-searching detector) the one
+that puts the labels nearest the mean shape. A face the detector misses is framed by a
+similarity fit of its labels to the mean shape (:func:`fabrec.framing.box_from_shape`).
 """
 
 from __future__ import annotations

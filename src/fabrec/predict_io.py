@@ -180,8 +180,7 @@ def _predict_image(predictor: LandmarkPredictor, path: Path, key: str, dest: Pat
     if save_images and faces:
         write_image_atomic(dest.with_name(dest.stem + "_landmarks.jpg"), annotate(rgb, faces))
     if save_reconstruction and faces:
-        x, y, w, h = faces[0].crop.to_xywh() if faces[0].crop else faces[0].box
-        crop, rec_img = predictor.reconstruct(rgb, (x, y, w, h))
+        crop, rec_img = predictor.reconstruct(rgb, faces[0].crop if faces[0].crop else faces[0].box)
         write_image_atomic(dest.with_name(dest.stem + "_reconstruction.png"), np.hstack([crop, rec_img]))
     return rec
 
