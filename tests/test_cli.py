@@ -33,7 +33,8 @@ def test_user_mistakes_give_one_line_errors(tmp_path: Path, face_folder: Path) -
     one_line_error(run(["generate", "--model", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "g.png")]), "nope.pt", "not found")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     one_line_error(run(["generate", "--model", str(tmp_path / "junk.pt"), "--out", str(tmp_path / "g.png")]), "junk.pt")
-    one_line_error(run(["eval", "--model", str(tmp_path / "junk.pt"), "--dataset", "300w", "--root", str(tmp_path / "x"), "--out", str(tmp_path / "e")]), "junk.pt")
+    one_line_error(run(["eval", "--model", str(tmp_path / "junk.pt"), "--dataset", "300w", "--root", str(tmp_path), "--out", str(tmp_path / "e")]), "junk.pt")
+    one_line_error(run(["eval", "--model", str(tmp_path / "junk.pt"), "--dataset", "300w", "--root", str(tmp_path / "x"), "--out", str(tmp_path / "e")]), "--root", "no such folder")
 
 
 def test_train_generate_interpolate_grow_and_size_mismatch(tmp_path: Path, face_folder: Path, capsys) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from conftest import blob_image
 from test_landmark_readers import face_points
 
@@ -58,3 +59,42 @@ def test_dry_run_writes_what_a_gpu_call_returns_and_installs_it(tmp_path: Path) 
     assert (out / "pretrained" / "default.sha256").read_text().split()[0] == sha256(installed)
     summary = json.loads((out / "install" / "summary.json").read_text())
     assert summary["installed"] and summary["new"]["count"] == 6
+
+
+def test_face_parts_travel_in_separate_calls_and_are_all_unpacked(tmp_path: Path) -> None:
+    """The transfer design: prepared faces packed into parts under a size limit; a first call
+    carries and unpacks some parts, the training call the rest; the data on the machine is whole."""
+    sys.path.insert(0, str(ROOT / "tools" / "gpu"))
+    import pack as packing
+    import run_recipe
+
+    src = tmp_path / "prepared"
+    rng = np.random.default_rng(1)
+    for name in ("celeba", "lfw"):
+        for i in range(6):
+            d = src / name / "faces" / f"id{i % 2}"
+            d.mkdir(parents=True, exist_ok=True)
+            ok, buf = cv2.imencode(".webp", blob_image(rng, 128))
+            (d / f"p{i}_0.webp").write_bytes(buf.tobytes())
+    full = tmp_path / "pack_full"
+    full.mkdir()
+    sizes = packing.pack_faces({"celeba": src / "celeba", "lfw": src / "lfw"}, full, part_bytes=6000)
+    assert len(sizes) >= 2 and all(v < 6000 + 2000 for v in sizes.values())
+    call1, call2 = tmp_path / "call1", tmp_path / "call2"
+    call1.mkdir()
+    call2.mkdir()
+    parts = sorted(sizes)
+    for p in parts[:1]:
+        (call1 / p).write_bytes((full / p).read_bytes())
+    for p in parts[1:]:
+        (call2 / p).write_bytes((full / p).read_bytes())
+    work = tmp_path / "work"
+    log = run_recipe.Log(tmp_path / "log.txt")
+    with pytest.raises(SystemExit, match="utk.zip is not on this machine"):
+        run_recipe.unpack(call1, work, log)  # the first call: its part unpacked, no training data yet
+    shared = fake_shared(tmp_path / "shared")
+    packing.pack(shared, call2, limit=4)
+    data, _ = run_recipe.unpack(call2, work, log)
+    got = sorted(str(p.relative_to(data)) for p in (data / "faces").rglob("*.webp"))
+    assert len(got) == 12 and {Path(g).parts[1] for g in got} == {"celeba", "lfw"}
+    assert "2 lfw faces" not in (tmp_path / "log.txt").read_text() and "6 lfw faces" in (tmp_path / "log.txt").read_text()

@@ -138,7 +138,7 @@ def test_predict_cli_on_folder_and_video(tiny_lm: Path, tmp_path: Path) -> None:
     assert main(["predict", str(v), "--model", str(tiny_lm), "--out", str(out / "v"), "--device", "cpu",
                  "--no-progress", "--smooth"]) == 0
     frames = (out / "v" / "clip_frames.jsonl").read_text().splitlines()
-    assert len(frames) == 5 and all(json.loads(f)["face"] is None for f in frames)
+    assert len(frames) == 5 and all(json.loads(f)["faces"] == [] for f in frames)
     (tmp_path / "bad.mp4").write_bytes(b"nonsense")
     assert main(["predict", str(tmp_path / "bad.mp4"), "--model", str(tiny_lm), "--out", str(out / "b"),
                  "--device", "cpu", "--no-progress"]) == 1  # every input failed

@@ -110,6 +110,9 @@ def cmd_interpolate(a: argparse.Namespace) -> int:
 
     if a.steps < 2:
         raise FabrecError("--steps must be at least 2")
+    for face in (a.a, a.b):
+        if not Path(face).is_file():
+            raise FabrecError(f"{face}: no such image")
     ae = Autoencoder.load(a.model)
     row = ae.interpolate(ae.crop(a.a), ae.crop(a.b), a.steps)
     write_image_atomic(a.out, grid([row]))
@@ -233,6 +236,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
     if not a.dataset or not a.root:
         raise FabrecError("eval: give --dataset and --root")
+    if not Path(a.root).exists():
+        raise FabrecError(f"--root {a.root}: no such folder")
     model = load_landmarks(a.model)
     if a.fold_bn:
         model = model.with_folded_batchnorm()
@@ -273,33 +278,64 @@ def _rotations(text: str) -> tuple[int, ...]:
 def cmd_predict(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from fabrec.outputs import parse_shard, shard_of
     from fabrec.predict import LandmarkPredictor, OneEuro
-    from fabrec.predict_io import predict_files, read_boxes_file
+    from fabrec.predict_io import expand_inputs, predict_files, read_boxes_file
 
     if a.batch_size < 1 or a.refine < 0:
         raise FabrecError("--batch-size must be >= 1 and --refine >= 0")
+    rotations = _rotations(a.rotations)
+    files = expand_inputs(a.inputs)  # inputs and options are checked before the model loads
+    if a.shard:
+        k, n = parse_shard(a.shard)
+        files = shard_of(files, k, n)
+    boxes = read_boxes_file(a.boxes) if a.boxes else None
     pred = LandmarkPredictor.from_pretrained(a.model, detector=a.detector, device=a.device, decoder=a.decoder,
                                              quality=not a.no_quality, precision=a.dtype,
                                              fold_batchnorm=a.fold_bn, min_score=a.min_score,
-                                             min_face=a.min_face, rotations=_rotations(a.rotations),
+                                             min_face=a.min_face, rotations=rotations,
                                              min_confidence=a.min_confidence)
-    print(f"predict: {pred.model.describe()}")
-    boxes = read_boxes_file(a.boxes) if a.boxes else None
     if boxes is None:
         pred.detector  # noqa: B018  (a missing optional detector fails here, before any work)
+    print(f"predict: {pred.model.describe()}" + (f"; shard {a.shard}: {len(files)} input(s)" if a.shard else ""))
     smooth = OneEuro(min_cutoff=a.smooth_min_cutoff, beta=a.smooth_beta) if a.smooth else None
-    counts = predict_files(
-        pred, a.inputs, a.out, a.format, boxes, a.refine, save_images=not a.no_images,
+    c = predict_files(
+        pred, files, a.out, a.format, boxes, a.refine, save_images=not a.no_images,
         save_reconstruction=a.save_reconstruction, skip_existing=a.skip_existing, smooth=smooth,
         progress=None if a.no_progress else (lambda it: tqdm(it, desc="predict", unit="file")),
         batch_size=a.batch_size,
     )
-    causes = "".join(f"; {n} x {c}" for c, n in sorted(counts["causes"].items(), key=lambda t: -t[1])[:5])
-    print(f"predict: {counts['files']} file(s), {counts['faces']} face(s), {counts['no_face']} without a face, "
-          f"{counts['errors']} failed{causes}, {counts['skipped']} already done; results in {a.out}")
-    if counts["files"] and counts["errors"] == counts["files"]:
+    causes = "".join(f"; {n} x {e}" for e, n in sorted(c["causes"].items(), key=lambda t: -t[1])[:5])
+    parts = [f"{c['images']} image(s) with {c['faces']} face(s)"]
+    if c["videos"]:
+        parts.append(f"{c['videos']} video(s): {c['frames']} frame(s), {c['frames_with_face']} with a face")
+    print(f"predict: {c['files']} input(s): " + ", ".join(parts) + f"; {c['no_face']} input(s) without a face, "
+          f"{c['errors']} failed{causes}, {c['skipped']} already done; results in {a.out}")
+    if c["files"] and c["errors"] == c["files"]:
         print("fabrec predict: error: every input failed", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_prepare_faces(a: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from fabrec.hub import load_autoencoder_state
+    from fabrec.outputs import parse_shard
+    from fabrec.prepare_faces import PrepareConfig, list_photos, prepare_faces
+
+    list_photos(a.src)  # the source is checked before the autoencoder loads
+    mc = load_autoencoder_state(a.autoencoder).model
+    cfg = PrepareConfig(size=a.size or mc.image_size, top=mc.crop_top, bottom=mc.crop_bottom, fmt=a.format,
+                        quality=a.quality, min_score=a.min_score, min_face=a.min_face, rotations=_rotations(a.rotations))
+    shard = parse_shard(a.shard) if a.shard else None
+    bar = None if a.no_progress else (lambda it, n: tqdm(it, total=n, desc="prepare-faces", unit="photo"))
+    s = prepare_faces(a.src, a.out, cfg, shard, bar)
+    skipped = sum(s["faces_skipped"].values())
+    print(f"prepare-faces: {s['photos']} photo(s), {s['faces_kept']} face(s) kept, {s['photos_without_a_face']} "
+          f"without a face, {sum(s['photos_unreadable'].values())} unreadable, {skipped} face(s) skipped "
+          f"({', '.join(f'{n} x {r}' for r, n in s['faces_skipped'].items()) or 'none'}); "
+          f"{cfg.size} px {cfg.fmt} crops in {a.out}/faces, summary.json")
     return 0
 
 
@@ -344,6 +380,7 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+OUT_FILES = ("generate", "interpolate", "export", "boxes")  # --out names a file; elsewhere a folder
 THREADED = ("train-ae", "train-landmarks", "sweep", "eval", "predict", "bench")  # take --threads
 
 
@@ -401,12 +438,32 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--no-images", action="store_true", help="write no annotated pictures")
     pr.add_argument("--no-quality", action="store_true", help="skip the reconstruction (faster)")
     pr.add_argument("--skip-existing", action="store_true", help="resume: skip inputs already written")
+    pr.add_argument("--shard", metavar="K/N",
+                    help="process only shard K of N (a stable hash of each input's relative name): run "
+                    "K = 1..N as separate processes or machines with the same --out (a Slurm array, "
+                    "indexed jobs, xargs -P); each input falls in exactly one shard")
     pr.add_argument("--smooth", action="store_true", help="One-Euro smoothing of video points")
     pr.add_argument("--smooth-min-cutoff", type=float, default=1.0)
     pr.add_argument("--smooth-beta", type=float, default=0.05)
     pr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     _add_speed_flags(pr)
     pr.add_argument("--no-progress", action="store_true")
+    pf = sub.add_parser("prepare-faces", help="upright face crops from any folder of photos, for train-ae")
+    pf.add_argument("src", help="folder of photos (searched recursively)")
+    pf.add_argument("out", help="folder for faces/, manifest.jsonl and summary.json (created; resumable)")
+    pf.add_argument("--autoencoder", default="default",
+                    help="whose framing (crop_top, crop_bottom) and input size the crops take")
+    pf.add_argument("--size", type=int, help="crop side in pixels (default: the autoencoder's input size)")
+    pf.add_argument("--format", choices=("webp", "jpg", "png"), default="webp", help="image format of the crops")
+    pf.add_argument("--quality", type=int, default=90, help="WebP / JPEG quality, 1-100")
+    pf.add_argument("--min-score", type=float, default=0.6, help="YuNet: drop detections scoring below this")
+    pf.add_argument("--min-face", type=float, default=40.0,
+                    help="skip faces smaller than this many pixels (mean box side): blurry once enlarged")
+    pf.add_argument("--rotations", default="0", help="YuNet: photo orientations searched, degrees, or 'all'")
+    pf.add_argument("--shard", metavar="K/N",
+                    help="only the photos of shard K of N (stable hash of the relative path); run K = 1..N "
+                    "in parallel with the same OUT (each writes its own manifest)")
+    pf.add_argument("--no-progress", action="store_true")
     be = sub.add_parser("bench", help="speed of the landmark path")
     be.add_argument("--model", default="default", help="default, paper-256, a .safetensors or a .pt")
     be.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
@@ -462,10 +519,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--steps", type=int, default=40, help="steps of the tiny fallback training")
     d.add_argument("--train-tiny", action="store_true", help="run the tiny-autoencoder demo")
     d.add_argument("--no-progress", action="store_true")
+    from fabrec.cli_help import document
+
+    document(p)
     return p
 
 
-COMMANDS = {"train-ae": cmd_train_ae, "generate": cmd_generate, "interpolate": cmd_interpolate, "demo": cmd_demo, "boxes": cmd_boxes,
+COMMANDS = {"prepare-faces": cmd_prepare_faces, "train-ae": cmd_train_ae, "generate": cmd_generate, "interpolate": cmd_interpolate, "demo": cmd_demo, "boxes": cmd_boxes,
             "train-landmarks": cmd_train_landmarks, "eval": cmd_eval, "sweep": cmd_sweep,
             "predict": cmd_predict, "bench": cmd_bench, "export": cmd_export}
 
@@ -475,6 +535,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "out", None) is not None:  # every output-path mistake: one line, before any work
+            from fabrec.outputs import check_out
+
+            check_out(args.out, "file" if args.cmd in OUT_FILES else "folder")
         if args.cmd in THREADED:
             from fabrec.runtime import default_threads, set_threads
 

@@ -131,10 +131,11 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
-def write_image_atomic(path: str | Path, rgb: np.ndarray) -> None:
-    """Atomically write an RGB ``uint8 (H, W, 3)`` image; format from the suffix."""
+def write_image_atomic(path: str | Path, rgb: np.ndarray, params: list[int] | None = None) -> None:
+    """Atomically write an RGB ``uint8 (H, W, 3)`` image; format from the suffix, ``params`` as
+    ``cv2.imencode`` takes them (e.g. ``[cv2.IMWRITE_WEBP_QUALITY, 90]``)."""
     p = Path(path)
-    ok, buf = cv2.imencode(p.suffix or ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    ok, buf = cv2.imencode(p.suffix or ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params or [])
     if not ok:
         raise FabrecError(f"{p}: cannot encode image")
     atomic_write(p, lambda t: Path(t).write_bytes(buf.tobytes()))

@@ -81,15 +81,22 @@ class FaceResult:
         }
 
 
-def _as_rgb(image: str | Path | np.ndarray) -> np.ndarray:
+CHANNELS = ("rgb", "bgr")
+
+
+def _as_rgb(image: str | Path | np.ndarray, channels: str = "rgb") -> np.ndarray:
+    """A path or an array (``channels``: ``rgb``, or ``bgr`` as ``cv2.imread`` gives) -> RGB
+    ``uint8 (H, W, 3)``."""
+    if channels not in CHANNELS:
+        raise FabrecError(f"channels must be 'rgb' or 'bgr' (OpenCV's order), got {channels!r}")
     if isinstance(image, (str, Path)):
         return read_image(image)
     a = np.asarray(image)
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, -1)
     if a.ndim != 3 or a.shape[2] not in (3, 4) or a.dtype != np.uint8:
-        raise FabrecError("images must be RGB uint8 arrays (H, W, 3) or file paths")
-    return np.ascontiguousarray(a[..., :3])
+        raise FabrecError("images must be uint8 arrays (H, W, 3) or file paths")
+    return np.ascontiguousarray(a[..., 2::-1] if channels == "bgr" else a[..., :3])
 
 
 class LandmarkPredictor:
@@ -116,6 +123,7 @@ class LandmarkPredictor:
             self._detector_options.update(score=min_score, rotations=tuple(rotations))
         self.quality = quality
         self.min_confidence = min_confidence
+        self.model_name = "custom"  # what result records name the model (from_pretrained: the spec)
 
     @staticmethod
     def from_pretrained(name_or_path: str | Path = "default", detector: str = DEFAULT_DETECTOR, device: str = "auto",
@@ -134,7 +142,9 @@ class LandmarkPredictor:
             model = model.with_folded_batchnorm()
         if min_confidence is None:  # measured for the bundled model; other models' confidence scales differ
             min_confidence = MIN_CONFIDENCE if str(name_or_path) == "default" else 0.0
-        return LandmarkPredictor(model, detector, device, quality, min_score, min_face, rotations, min_confidence)
+        pred = LandmarkPredictor(model, detector, device, quality, min_score, min_face, rotations, min_confidence)
+        pred.model_name = str(name_or_path) if str(name_or_path) == "default" else Path(name_or_path).name
+        return pred
 
     @property
     def scheme(self):
@@ -217,25 +227,30 @@ class LandmarkPredictor:
 
     # ------------------------------------------------------------------ public
     def predict(self, image: str | Path | np.ndarray, boxes: Sequence[BoxXYWH] | None = None,
-                refine: int = 0, boxes_as: str = "crop", batch_size: int = 32) -> list[FaceResult]:
-        """All faces of one image (path or RGB array). ``boxes`` ``[(x, y, w, h), ...]`` skip the
-        detector; ``refine`` re-crops from the predicted points N times. No face -> ``[]``."""
-        rgb = _as_rgb(image)
+                refine: int = 0, boxes_as: str = "crop", batch_size: int = 32, channels: str = "rgb") -> list[FaceResult]:
+        """All faces of one image: a path, or a ``uint8 (H, W, 3)`` array whose colour order
+        ``channels`` names -- ``rgb`` (the default, as PIL, imageio and matplotlib give) or
+        ``bgr`` (as ``cv2.imread`` and ``cv2.VideoCapture`` give). ``boxes``
+        ``[(x, y, w, h), ...]`` skip the detector; ``refine`` re-crops from the predicted points
+        N times. No face -> ``[]``."""
+        rgb = _as_rgb(image, channels)
         faces = self._faces(rgb, self.crops_for(rgb, boxes, boxes_as), batch_size)
         return self._refined(rgb, faces, refine, batch_size)
 
     def predict_batch(self, images: Sequence[str | Path | np.ndarray], boxes: Sequence[Sequence[BoxXYWH] | None] | None = None,
-                      refine: int = 0, batch_size: int = 32) -> list[list[FaceResult]]:
+                      refine: int = 0, batch_size: int = 32, channels: str = "rgb") -> list[list[FaceResult]]:
         """Like :meth:`predict` for many images, batching all their faces through the network."""
-        rgbs = [_as_rgb(im) for im in images]
+        rgbs = [_as_rgb(im, channels) for im in images]
         regions = [self.crops_for(r, boxes[i] if boxes is not None else None) for i, r in enumerate(rgbs)]
         out = self._faces_many(rgbs, regions, batch_size)
         return [self._refined(rgbs[i], f, refine, batch_size) for i, f in enumerate(out)]
 
-    def reconstruct(self, image: str | Path | np.ndarray, box: BoxXYWH | Box | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def reconstruct(self, image: str | Path | np.ndarray, box: BoxXYWH | Box | None = None,
+                    channels: str = "rgb") -> tuple[np.ndarray, np.ndarray]:
         """(crop, reconstruction), both RGB ``uint8 (S, S, 3)``, of the first face, of ``box``
-        ``(x, y, w, h)``, or of a model crop (a :class:`Box`, e.g. ``FaceResult.crop``)."""
-        rgb = _as_rgb(image)
+        ``(x, y, w, h)``, or of a model crop (a :class:`Box`, e.g. ``FaceResult.crop``);
+        ``channels`` as in :meth:`predict`."""
+        rgb = _as_rgb(image, channels)
         if isinstance(box, Box):
             cb = box
         else:
@@ -255,9 +270,9 @@ class LandmarkPredictor:
 
     def track(self, frames: Iterable[np.ndarray], min_confidence: float = 0.25,
               smoothing: OneEuro | None = None, redetect_every: int = 3,
-              min_overlap: float = 0.3) -> Iterator[FaceResult | None]:
-        """One face through video frames (RGB arrays); yields a result per frame (None where
-        no face is found). ``smoothing`` filters the points.
+              min_overlap: float = 0.3, channels: str = "rgb") -> Iterator[FaceResult | None]:
+        """One face through video frames (arrays in ``channels`` order, as in :meth:`predict`);
+        yields a result per frame (None where no face is found). ``smoothing`` filters the points.
 
         Between detections the face is cropped from the previous frame's points. The
         detector runs on the first frame, whenever the tracked face's mean confidence drops
@@ -270,7 +285,7 @@ class LandmarkPredictor:
         """
         prev: FaceResult | None = None
         for t, frame in enumerate(frames):
-            rgb = _as_rgb(frame)
+            rgb = _as_rgb(frame, channels)
             h, w = rgb.shape[:2]
             face = None
             if prev is not None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -13,6 +15,7 @@ from fabrec.datasets.boxes import read_box_rows
 from fabrec.errors import FabrecError
 from fabrec.io import IMAGE_EXTENSIONS, write_image_atomic, write_text_atomic
 from fabrec.predict import BoxXYWH, FaceResult, LandmarkPredictor, OneEuro
+from fabrec.results import csv_header, csv_rows, record
 from fabrec.visualize import draw_points
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -82,7 +85,7 @@ def annotate(rgb: np.ndarray, faces: list[FaceResult]) -> np.ndarray:
 
 def predict_files(
     predictor: LandmarkPredictor,
-    inputs: list[str],
+    inputs: list[str] | list[tuple[Path, Path]],
     out_dir: str | Path,
     fmt: str = "json",
     boxes: dict[str, list[BoxXYWH]] | None = None,
@@ -93,68 +96,94 @@ def predict_files(
     smooth: OneEuro | None = None,
     progress: Callable[[Iterator], Iterator] | None = None,
     batch_size: int = 32,
-) -> dict[str, int]:
-    """Predict every input; writes per-input JSON (or one ``predictions.jsonl``/``.csv``) and
-    annotated pictures into ``out_dir``. Unreadable files are reported in the output, not
-    raised. ``batch_size``: faces of one image per network batch. Returns counts (files,
-    faces, no_face, errors, skipped) and ``causes``: each error message (without its file
-    name) with how many inputs it hit."""
+) -> dict[str, Any]:
+    """Predict every input; writes per-input JSON (or one ``predictions.jsonl``/``.csv``) in the
+    result schema (:mod:`fabrec.results`) and annotated pictures into ``out_dir``. ``inputs``:
+    paths, or the ``(file, relative name)`` pairs of :func:`expand_inputs`. Unreadable files are
+    reported in the output, not raised. ``batch_size``: faces of one image per network batch.
+    Returns counts (files, images, videos, faces, frames, frames_with_face, no_face, errors,
+    skipped) and ``causes``: each error message (without its file name) with how many inputs it
+    hit."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = expand_inputs(inputs)
-    counts: dict = {"files": 0, "faces": 0, "no_face": 0, "errors": 0, "skipped": 0, "causes": {}}
-    agg = out / f"predictions.{fmt}" if fmt in ("jsonl", "csv") else None
-    done: set[str] = set()
-    if agg is not None and skip_existing and agg.exists():
-        keep = []
-        for line in agg.read_text().splitlines(keepends=True):
-            if not line.endswith("\n"):
-                continue  # a line cut by an interruption: drop it and redo that file
-            try:
-                done.add(json.loads(line)["file"] if fmt == "jsonl" else line.split(",", 1)[0])
-            except (json.JSONDecodeError, KeyError):
-                continue
-            keep.append(line)
-        if fmt == "csv":
-            keep = ["file,face,quality,points...\n"] + [ln for ln in keep if not ln.startswith("file,")]
-        write_text_atomic(agg, "".join(keep))
-    elif agg is not None:
-        agg.write_text("file,face,quality,points...\n" if fmt == "csv" else "")
+    files = expand_inputs(inputs) if inputs and isinstance(inputs[0], str) else list(inputs)  # type: ignore[arg-type]
+    counts: dict = {k: 0 for k in ("files", "images", "videos", "faces", "frames", "frames_with_face", "no_face",
+                                   "errors", "skipped")}
+    counts["causes"] = {}
+    sink = _Sink(out, fmt, predictor.scheme.num_points, skip_existing)
     it = progress(iter(files)) if progress else iter(files)
     for path, rel in it:
         key = str(rel)
-        json_path = out / rel.with_suffix(".json")
-        if skip_existing and ((agg is None and json_path.exists()) or key in done):
+        if skip_existing and sink.done(key, rel):
             counts["skipped"] += 1
             continue
         counts["files"] += 1
         if path.suffix.lower() in VIDEO_EXTENSIONS:
-            rec = _predict_video(predictor, path, out / rel, smooth, save_images)
+            rec = _predict_video(predictor, path, key, out / rel, smooth, save_images)
         else:
             rec = _predict_image(predictor, path, key, out / rel, boxes, refine, save_images, save_reconstruction,
                                  batch_size)
-        if "error" in rec:
-            counts["errors"] += 1
-            cause = str(rec["error"]).split(": ", 1)[-1] if str(rec["error"]).startswith(str(path)) else str(rec["error"])
-            counts["causes"][cause] = counts["causes"].get(cause, 0) + 1
-        else:
-            n = rec.get("faces_found", len(rec.get("faces", [])))
-            counts["faces"] += n
-            counts["no_face"] += int(n == 0)
-        if agg is None:
-            json_path.parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(json_path, json.dumps(rec) + "\n")
-        else:
-            with open(agg, "a") as f:
-                if fmt == "jsonl":
-                    f.write(json.dumps(rec) + "\n")
-                else:
-                    for i, face in enumerate(rec.get("faces", [])):
-                        flat = ",".join(f"{v:.2f}" for pt in face["points"] for v in pt)
-                        f.write(f"{key},{i},{face['quality']},{flat}\n")
-                    if not rec.get("faces"):
-                        f.write(f"{key},,,{rec.get('error', 'no face')}\n")
+        _count(counts, rec, path)
+        sink.write(rec, rel)
     return counts
+
+
+def _count(counts: dict, rec: dict, path: Path) -> None:
+    if "error" in rec:
+        counts["errors"] += 1
+        cause = str(rec["error"]).split(": ", 1)[-1] if str(rec["error"]).startswith(str(path)) else str(rec["error"])
+        counts["causes"][cause] = counts["causes"].get(cause, 0) + 1
+    elif rec["kind"] == "video":
+        counts["videos"] += 1
+        counts["frames"] += rec["frames"]
+        counts["frames_with_face"] += rec["frames_with_face"]
+        counts["no_face"] += int(rec["frames_with_face"] == 0)
+    else:
+        counts["images"] += 1
+        counts["faces"] += len(rec["faces"])
+        counts["no_face"] += int(not rec["faces"])
+
+
+class _Sink:
+    """Where records go: one JSON file per input, or lines of one ``predictions.jsonl`` /
+    ``predictions.csv`` (resumable: a line cut by an interruption is dropped and redone)."""
+
+    def __init__(self, out: Path, fmt: str, num_points: int, skip_existing: bool) -> None:
+        self.out, self.fmt, self.k = out, fmt, num_points
+        self.agg = out / f"predictions.{fmt}" if fmt in ("jsonl", "csv") else None
+        self.finished: set[str] = set()
+        if self.agg is None:
+            return
+        header = ",".join(csv_header(num_points)) + "\n" if fmt == "csv" else ""
+        keep = [header] if header else []
+        if skip_existing and self.agg.exists():
+            for line in self.agg.read_text().splitlines(keepends=True):
+                if not line.endswith("\n") or line == header:
+                    continue  # a line cut by an interruption: drop it and redo that file
+                try:
+                    name = json.loads(line)["file"] if fmt == "jsonl" else next(csv.reader([line]))[2]
+                except (json.JSONDecodeError, KeyError, IndexError, StopIteration):
+                    continue
+                self.finished.add(name)
+                keep.append(line)
+        write_text_atomic(self.agg, "".join(keep))
+
+    def done(self, key: str, rel: Path) -> bool:
+        return key in self.finished if self.agg is not None else (self.out / rel.with_suffix(".json")).exists()
+
+    def write(self, rec: dict, rel: Path) -> None:
+        if self.agg is None:
+            path = self.out / rel.with_suffix(".json")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(path, json.dumps(rec) + "\n")
+            return
+        with open(self.agg, "a", newline="") as f:
+            if self.fmt == "jsonl":
+                f.write(json.dumps(rec) + "\n")
+            else:
+                w = csv.writer(f, lineterminator="\n")
+                for row in csv_rows(rec, self.k):
+                    w.writerow(row)
 
 
 def _predict_image(predictor: LandmarkPredictor, path: Path, key: str, dest: Path,
@@ -168,12 +197,11 @@ def _predict_image(predictor: LandmarkPredictor, path: Path, key: str, dest: Pat
         if boxes is not None:
             given = boxes.get(key, boxes.get(path.name))
             if given is None:
-                return {"file": key, "error": "no box for this file in --boxes", "faces": []}
+                return _record(predictor, "image", key, error="no box for this file in --boxes")
         faces = predictor.predict(rgb, given, refine=refine, batch_size=batch_size)
     except FabrecError as e:
-        return {"file": key, "error": str(e), "faces": []}
-    rec = {"file": key, "width": rgb.shape[1], "height": rgb.shape[0], "scheme": predictor.scheme.name,
-           "faces": [f.to_dict() for f in faces]}
+        return _record(predictor, "image", key, error=str(e))
+    rec = _record(predictor, "image", key, width=rgb.shape[1], height=rgb.shape[0], faces=[f.to_dict() for f in faces])
     if not faces:
         rec["note"] = "no face found"
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -185,15 +213,23 @@ def _predict_image(predictor: LandmarkPredictor, path: Path, key: str, dest: Pat
     return rec
 
 
-def _predict_video(predictor: LandmarkPredictor, path: Path, dest: Path, smooth: OneEuro | None, save: bool) -> dict:
+def _record(predictor: LandmarkPredictor, kind: str, key: str, **fields: Any) -> dict:
+    return record(kind, key, predictor.model_name, predictor.scheme.name, **fields)
+
+
+def _predict_video(predictor: LandmarkPredictor, path: Path, key: str, dest: Path, smooth: OneEuro | None,
+                   save: bool) -> dict:
+    """Track one face through a video: a frame record per frame in ``<name>_frames.jsonl``
+    (atomic), an annotated ``<name>_landmarks.mp4``, and the summary record returned."""
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
-        return {"file": str(path.name), "error": f"{path}: cannot open video", "faces": []}
+        return _record(predictor, "video", key, error=f"{path}: cannot open video")
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     frames_out = dest.with_name(dest.stem + "_frames.jsonl")
     frames_out.parent.mkdir(parents=True, exist_ok=True)
     writer = None
     n = found = 0
+    size: tuple[int, int] | None = None
 
     def frames() -> Iterator[np.ndarray]:
         while True:
@@ -217,20 +253,20 @@ def _predict_video(predictor: LandmarkPredictor, path: Path, dest: Path, smooth:
             rgb = pending.pop(0)
             n += 1
             found += face is not None
-            fj.write(json.dumps({"frame": t, "face": face.to_dict() if face else None}) + "\n")
+            size = (rgb.shape[1], rgb.shape[0])
+            fj.write(json.dumps(_record(predictor, "frame", key, frame=t, time_s=round(t / fps, 4), width=size[0],
+                                        height=size[1], faces=[face.to_dict()] if face else [])) + "\n")
             if save:
                 if writer is None:
-                    h, w = rgb.shape[:2]
                     writer = cv2.VideoWriter(str(dest.with_name(dest.stem + "_landmarks.mp4")),
-                                             cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                                             cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
                 writer.write(cv2.cvtColor(annotate(rgb, [face] if face else []), cv2.COLOR_RGB2BGR))
-    if n == 0:
-        cap.release()
-        tmp.unlink()
-        return {"file": str(path.name), "error": f"{path}: no readable frames", "faces": []}
     cap.release()
+    if n == 0:
+        tmp.unlink()
+        return _record(predictor, "video", key, error=f"{path}: no readable frames")
     if writer is not None:
         writer.release()
     tmp.replace(frames_out)
-    return {"file": str(path.name), "frames": n, "frames_with_face": found, "faces_found": int(found > 0),
-            "per_frame": str(frames_out.name), "faces": []}
+    return _record(predictor, "video", key, width=size[0], height=size[1], frames=n,  # type: ignore[index]
+                   frames_with_face=found, per_frame=str(frames_out.name))

@@ -40,7 +40,9 @@ class Scheme:
         if self.norm_points is None:
             return "box size (side of the square face box)"
         i, j = self.norm_points
-        return f"outer-eye-corner distance (points {i} and {j}, 0-based)"
+        if self.name in ("68", "98"):  # the built-in 300-W and WFLW schemes: the outer eye corners
+            return f"outer-eye-corner distance (points {i} and {j}, 0-based)"
+        return f"distance between {self.names[i]} and {self.names[j]} (points {i} and {j}, 0-based)"
 
     def to_dict(self) -> dict:
         return {

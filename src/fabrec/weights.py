@@ -4,7 +4,8 @@ A landmark weights file holds the encoder, generator and ITL tensors (fp16) -- p
 ``ae_encoder`` tensors, the autoencoder's own encoder, when the encoder was finetuned -- and,
 as safetensors metadata, a JSON ``fabrec`` entry: kind, model config, scheme, active ITLs,
 decoder, format version. An autoencoder weights file (kind ``autoencoder``) holds the
-encoder and generator only.
+encoder and generator, and the two discriminators (``dz``, ``dx``) when it was exported from a
+training checkpoint, so that a later run continues the adversarial training where it stopped.
 Bundled weights live in ``fabrec/pretrained/`` beside a model card (``*.md``) and a ``*.sha256``
 file; they are verified against that checksum before use.
 """
@@ -38,7 +39,8 @@ def sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-GROUPS = {"landmarks": ("encoder", "generator", "itl", "ae_encoder"), "autoencoder": ("encoder", "generator")}
+GROUPS = {"landmarks": ("encoder", "generator", "itl", "ae_encoder"),
+          "autoencoder": ("encoder", "generator", "dz", "dx")}  # D_z / D_x when the source has them
 
 
 def export_weights(source: str | Path | dict[str, Any], out: str | Path, extra: dict[str, Any] | None = None) -> str:

@@ -3,9 +3,13 @@
 UTKFace chips -> 128 px WebP (q70) in ``utk.zip``; HELEN-train images -> longest side <= 288 px
 WebP (q85) with their ``.pts`` rescaled, in the 300-W layout, in ``helen.zip``. Pixel centres
 are kept when scaling (x' = (x + 0.5) * s - 0.5). AFW is never packed: it is the test set,
-evaluated on this machine afterwards.
+evaluated on this machine afterwards. ``--faces NAME=FOLDER`` adds ``fabrec prepare-faces``
+output (e.g. CelebA and LFW crops) in ``faces-<k>.zip`` parts of at most ``--part-mb`` each: one
+GPU call carries at most 64 MiB with the checkout, so the parts travel in successive calls to
+the same warm machine (tools/gpu/README.md).
 
-    python tools/gpu/pack.py --shared ../shared/data --out gpu_pack [--limit N]
+    python tools/gpu/pack.py --shared ../shared/data --out gpu_pack [--limit N] \
+        [--faces celeba=runs/faces/celeba --faces lfw=runs/faces/lfw]
 """
 
 from __future__ import annotations
@@ -64,13 +68,48 @@ def pack(shared: Path, out: Path, limit: int = 0, utk_size: int = 128, helen_max
     return sizes
 
 
+def pack_faces(sources: dict[str, Path], out: Path, part_bytes: int, limit: int = 0) -> dict[str, int]:
+    """Prepared face crops (``fabrec prepare-faces`` output folders, ``name -> folder``) into
+    ``out/faces-<k>.zip`` parts of at most ``part_bytes`` each (stored as they are: WebP does not
+    compress further), as ``faces/<name>/<relative path>``. Each part can be carried to the GPU
+    machine in its own call; ``run_recipe.py`` unpacks whatever parts are there."""
+    files = []
+    for name, folder in sorted(sources.items()):
+        found = sorted(p for p in (folder / "faces").rglob("*") if p.is_file())
+        files += [(f"faces/{name}/{p.relative_to(folder / 'faces')}", p) for p in found[: limit or None]]
+    sizes: dict[str, int] = {}
+    k, z, used = 0, None, 0
+    for arc, p in files:
+        n = p.stat().st_size + 100  # local header and name
+        if z is None or used + n > part_bytes:
+            if z is not None:
+                z.close()
+            k += 1
+            z, used = zipfile.ZipFile(out / f"faces-{k}.zip.tmp", "w", zipfile.ZIP_STORED), 0
+        z.write(p, arc)
+        used += n
+    if z is not None:
+        z.close()
+    for i in range(1, k + 1):
+        (out / f"faces-{i}.zip.tmp").replace(out / f"faces-{i}.zip")
+        sizes[f"faces-{i}.zip"] = (out / f"faces-{i}.zip").stat().st_size
+    return sizes
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", default=str(Path(__file__).resolve().parents[3] / "shared" / "data"))
     ap.add_argument("--out", default="gpu_pack")
     ap.add_argument("--limit", type=int, default=0, help="first N UTKFace and N/2 HELEN faces (dry runs)")
+    ap.add_argument("--faces", action="append", default=[], metavar="NAME=FOLDER",
+                    help="a prepare-faces output folder to pack into faces-<k>.zip parts (repeatable)")
+    ap.add_argument("--part-mb", type=float, default=40.0,
+                    help="largest faces part, MB (a GPU call carries 64 MiB with the checkout)")
     a = ap.parse_args()
     sizes = pack(Path(a.shared), Path(a.out), a.limit)
+    if a.faces:
+        sources = {n: Path(f) for n, f in (s.split("=", 1) for s in a.faces)}
+        sizes.update(pack_faces(sources, Path(a.out), int(a.part_mb * 1e6), a.limit))
     for k, v in sizes.items():
         print(f"pack: {Path(a.out) / k} {v / 1e6:.1f} MB")
     return 0

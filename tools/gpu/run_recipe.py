@@ -9,10 +9,16 @@ finetuning, exports and a speed benchmark. Runs where the call lands (the reposi
 first failure: a GPU-only fault costs a minute, not the whole window.
 
 Writes into OUT (at most 8 files, each < 16 MB, as a GPU call returns them):
-``ae.safetensors`` (autoencoder E+G, fp16), ``lm.safetensors`` (landmark model, fp16, without
+``ae.safetensors`` (autoencoder E+G and the discriminators D_z, D_x, fp16: the next run
+continues from it with FABREC_AE_INIT), ``lm.safetensors`` (landmark model, fp16, without
 the autoencoder's encoder: tools/gpu/install_default.py adds it), ``bench.jsonl``,
 ``extras.tar.gz`` (metrics, configs, last grids) and ``log.txt``.
 Time budget of ``real``: FABREC_AE_MINUTES (default 5) and FABREC_LM_MINUTES (2.5).
+The autoencoder continues from FABREC_AE_INIT (default ``default``, the bundled one; a returned
+``ae.safetensors`` continues its discriminators too) on UTKFace plus every ``faces-<k>.zip``
+part of the pack (``fabrec prepare-faces`` crops). Parts larger than one call carries travel in
+earlier calls to the same warm machine: ``run_recipe.py real --unpack-only --pack gpu_pack``
+with the first parts carried, then the training call with the rest.
 """
 
 from __future__ import annotations
@@ -89,6 +95,8 @@ def main() -> int:
     ap.add_argument("--out", required=True, help="where the returned files go ($OUT on the GPU machine)")
     ap.add_argument("--work", default="runs/gpu", help="run folders and unpacked data")
     ap.add_argument("--smoke-first", action="store_true", help="run the smoke mode first, in this call")
+    ap.add_argument("--unpack-only", action="store_true",
+                    help="only unpack the parts carried in this call (the next call to the warm machine trains)")
     a = ap.parse_args()
     out, work = Path(a.out), Path(a.work)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,6 +109,16 @@ def main() -> int:
         f"{os.cpu_count()} CPUs")
     if MODES[a.mode][0] == "cuda" and not torch.cuda.is_available():
         raise SystemExit("no CUDA device here: use the dry mode on a CPU")
+    if a.unpack_only:
+        data = work / "data"
+        for z in sorted(Path(a.pack).glob("*.zip")):
+            if not (data / f".unpacked-{z.name}").exists():
+                data.mkdir(parents=True, exist_ok=True)
+                with zipfile.ZipFile(z) as f:
+                    f.extractall(data)
+                (data / f".unpacked-{z.name}").touch()
+                log(f"unpacked {z.name}")
+        return 0
     data, boxes = unpack(Path(a.pack), work, log)
     if a.smoke_first and a.mode != "smoke":
         log("---- smoke run")
@@ -113,14 +131,27 @@ def main() -> int:
 
 
 def unpack(pack: Path, work: Path, log: Log) -> tuple[Path, Path]:
-    """Unzip the packed data once; write the HELEN box CSV (UTKFace-chip framing)."""
+    """Unzip every packed part here once (a part carried by an earlier call to this machine stays
+    unpacked in ``work/data``); write the HELEN box CSV (UTKFace-chip framing)."""
     data = work / "data"
-    for z in ("utk.zip", "helen.zip"):
-        with zipfile.ZipFile(pack / z) as f:
+    data.mkdir(parents=True, exist_ok=True)
+    for z in sorted(pack.glob("*.zip")) if pack.is_dir() else []:
+        mark = data / f".unpacked-{z.name}"
+        if mark.exists():
+            continue
+        with zipfile.ZipFile(z) as f:
             f.extractall(data)
+        mark.touch()
+        log(f"unpacked {z.name} ({z.stat().st_size / 1e6:.1f} MB)")
+    for need in ("utk.zip", "helen.zip"):
+        if not (data / f".unpacked-{need}").exists():
+            raise SystemExit(f"{need} is not on this machine: carry {pack}/{need} in this call or an earlier one")
     n_utk = len(list((data / "utk").glob("*.webp")))
     n_helen = len(list((data / "300w" / "helen" / "trainset").glob("*.pts")))
-    log(f"unpacked {n_utk} UTKFace and {n_helen} HELEN-train faces")
+    extra = {d.name: sum(1 for _ in d.rglob("*.webp")) for d in sorted((data / "faces").glob("*"))} \
+        if (data / "faces").is_dir() else {}
+    log(f"data here: {n_utk} UTKFace and {n_helen} HELEN-train faces"
+        + "".join(f", {n} {name} faces" for name, n in extra.items()))
     boxes = work / "helen_boxes.csv"
     fabrec(log, "boxes", "--pts", str(data / "300w" / "helen" / "trainset"), "--top", "0.18", "--bottom", "0.01",
            "--out", str(boxes))
@@ -132,8 +163,13 @@ def recipe(mode: str, data: Path, boxes: Path, work: Path, out: Path, log: Log) 
     device, ae_args, lm_args, do_bench = MODES[mode]
     out.mkdir(parents=True, exist_ok=True)
     ae_run, lm_run = work / "ae", work / "lm"
-    fabrec(log, "train-ae", "--config", "configs/ae_gpu_default.yaml", "--data", str(data / "utk"),
-           "--boxes", str(boxes), "--out", str(ae_run), "--device", device, "--no-progress", "--resume", *ae_args)
+    sources = ["--data", str(data / "utk")]
+    for d in sorted((data / "faces").glob("*")) if (data / "faces").is_dir() else []:
+        sources += ["--data", str(d)]  # prepare-faces crops: CelebA, LFW, ...
+    init = os.environ.get("FABREC_AE_INIT", "default") if mode != "dry" else ""
+    fabrec(log, "train-ae", "--config", "configs/ae_gpu_default.yaml", *sources,
+           "--boxes", str(boxes), "--out", str(ae_run), "--device", device, "--no-progress", "--resume",
+           *(["--init-from", init] if init else []), *ae_args)
     fabrec(log, "export", "--format", "safetensors", "--model", str(ae_run / "last.pt"), "--out", str(out / "ae.safetensors"))
     fabrec(log, "train-landmarks", "--config", "configs/lm_gpu_default.yaml", "--autoencoder", str(ae_run / "last.pt"),
            "--root", str(data / "300w"), "--out", str(lm_run), "--device", device, "--no-progress", "--resume", *lm_args)
