@@ -306,7 +306,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
         batch_size=a.batch_size,
     )
     causes = "".join(f"; {n} x {e}" for e, n in sorted(c["causes"].items(), key=lambda t: -t[1])[:5])
-    parts = [f"{c['images']} image(s) with {c['faces']} face(s)"]
+    parts = [f"{c['images']} image(s) with {c['faces']} face(s)"] if c["images"] or not c["videos"] else []
     if c["videos"]:
         parts.append(f"{c['videos']} video(s): {c['frames']} frame(s), {c['frames_with_face']} with a face")
     print(f"predict: {c['files']} input(s): " + ", ".join(parts) + f"; {c['no_face']} input(s) without a face, "

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from fabrec.errors import FabrecError
+from fabrec.results import record
 from fabrec.sample import SAMPLE_BOX, SAMPLE_IMAGE
 
 
@@ -27,7 +28,8 @@ class DemoResult:
 
 def run_demo(out_dir: str | Path, device: str = "cpu") -> DemoResult:
     """Landmarks of the bundled photo with the default model: ``astronaut_landmarks.jpg``,
-    ``astronaut_reconstruction.png`` (crop beside reconstruction), ``astronaut.json``."""
+    ``astronaut_reconstruction.png`` (crop beside reconstruction), ``astronaut.json`` (a result
+    record), and ``astronaut_clip.mp4``, a short clip made from the photo to try videos on."""
     from fabrec.io import read_image, write_image_atomic, write_text_atomic
     from fabrec.predict import LandmarkPredictor
     from fabrec.predict_io import annotate
@@ -43,10 +45,31 @@ def run_demo(out_dir: str | Path, device: str = "cpu") -> DemoResult:
     write_image_atomic(files[0], annotate(rgb, faces))
     crop, rec = pred.reconstruct(rgb, faces[0].crop)
     write_image_atomic(files[1], np.hstack([crop, rec]))
-    doc = {"file": SAMPLE_IMAGE.name, "faces": [f.to_dict() for f in faces]}
+    doc = record("image", SAMPLE_IMAGE.name, pred.model_name, pred.scheme.name, width=rgb.shape[1],
+                 height=rgb.shape[0], faces=[f.to_dict() for f in faces])
     write_text_atomic(files[2], json.dumps(doc, indent=1) + "\n")
+    files.append(write_clip(rgb, out / "astronaut_clip.mp4"))
     f = faces[0]
     return DemoResult(len(faces), len(f.points), float(f.confidence.mean()), f.quality, files)
+
+
+def write_clip(rgb: np.ndarray, path: Path, frames: int = 30, size: int = 320) -> Path:
+    """A short real video to try video prediction on: a ``size`` window panning and zooming
+    across the photo, 15 fps (mp4v)."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15, (size, size))
+    try:
+        for t in range(frames):
+            a = t / max(frames - 1, 1)
+            side = int(min(h, w) * (0.8 - 0.2 * a))
+            x0, y0 = int((w - side) * (0.3 + 0.3 * a)), int((h - side) * 0.2)
+            frame = cv2.resize(rgb[y0:y0 + side, x0:x0 + side], (size, size), interpolation=cv2.INTER_AREA)
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    return path
 
 
 def run_tiny_demo(out_dir: str | Path, steps: int = 40, progress: bool = True) -> Path:

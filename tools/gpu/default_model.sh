@@ -16,8 +16,10 @@ py="${PYTHON:-$( [ -x "$root/.venv/bin/python" ] && echo "$root/.venv/bin/python
 shared="${FABREC_SHARED:-$root/../shared/data}"
 
 case "${1:-}" in
-  pack)
-    "$py" "$here/pack.py" --shared "$shared" --out "${2:-$root/gpu_pack}" ;;
+  pack)  # FABREC_FACES="celeba=runs/faces/celeba lfw=runs/faces/lfw": prepare-faces output to pack too
+    faces=()
+    for f in ${FABREC_FACES:-}; do faces+=(--faces "$f"); done
+    "$py" "$here/pack.py" --shared "$shared" --out "${2:-$root/gpu_pack}" "${faces[@]}" ;;
   install)
     [ -n "${2:-}" ] || { echo "usage: $0 install RETURNED_DIR" >&2; exit 2; }
     "$py" "$here/install_default.py" --from "$2" --afw "$shared/300w" "${@:3}" ;;

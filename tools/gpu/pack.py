@@ -15,6 +15,7 @@ the same warm machine (tools/gpu/README.md).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import zipfile
 from pathlib import Path
@@ -68,11 +69,13 @@ def pack(shared: Path, out: Path, limit: int = 0, utk_size: int = 128, helen_max
     return sizes
 
 
-def pack_faces(sources: dict[str, Path], out: Path, part_bytes: int, limit: int = 0) -> dict[str, int]:
+def pack_faces(sources: dict[str, Path], out: Path, part_bytes: int, limit: int = 0,
+               quality: int = 70) -> dict[str, int]:
     """Prepared face crops (``fabrec prepare-faces`` output folders, ``name -> folder``) into
-    ``out/faces-<k>.zip`` parts of at most ``part_bytes`` each (stored as they are: WebP does not
-    compress further), as ``faces/<name>/<relative path>``. Each part can be carried to the GPU
-    machine in its own call; ``run_recipe.py`` unpacks whatever parts are there."""
+    ``out/faces-<k>.zip`` parts of at most ``part_bytes`` each, re-encoded as WebP at
+    ``quality`` (stored: WebP does not compress further), as ``faces/<name>/<relative path>``.
+    Each part can be carried to the GPU machine in its own call; ``run_recipe.py`` unpacks
+    whatever parts are there."""
     files = []
     for name, folder in sorted(sources.items()):
         found = sorted(p for p in (folder / "faces").rglob("*") if p.is_file())
@@ -80,13 +83,14 @@ def pack_faces(sources: dict[str, Path], out: Path, part_bytes: int, limit: int 
     sizes: dict[str, int] = {}
     k, z, used = 0, None, 0
     for arc, p in files:
-        n = p.stat().st_size + 100  # local header and name
+        data = webp(read_image(p), quality)
+        n = len(data) + 80 + 2 * len(arc)  # local header, central directory entry, name twice
         if z is None or used + n > part_bytes:
             if z is not None:
                 z.close()
             k += 1
             z, used = zipfile.ZipFile(out / f"faces-{k}.zip.tmp", "w", zipfile.ZIP_STORED), 0
-        z.write(p, arc)
+        z.writestr(str(Path(arc).with_suffix(".webp")), data)
         used += n
     if z is not None:
         z.close()
@@ -103,13 +107,17 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=0, help="first N UTKFace and N/2 HELEN faces (dry runs)")
     ap.add_argument("--faces", action="append", default=[], metavar="NAME=FOLDER",
                     help="a prepare-faces output folder to pack into faces-<k>.zip parts (repeatable)")
-    ap.add_argument("--part-mb", type=float, default=40.0,
+    ap.add_argument("--part-mb", type=float, default=44.0,
                     help="largest faces part, MB (a GPU call carries 64 MiB with the checkout)")
+    ap.add_argument("--faces-quality", type=int, default=70,
+                    help="WebP quality of the packed faces (tools/gpu/README.md: the measured size/quality trade)")
     a = ap.parse_args()
     sizes = pack(Path(a.shared), Path(a.out), a.limit)
     if a.faces:
         sources = {n: Path(f) for n, f in (s.split("=", 1) for s in a.faces)}
-        sizes.update(pack_faces(sources, Path(a.out), int(a.part_mb * 1e6), a.limit))
+        sizes.update(pack_faces(sources, Path(a.out), int(a.part_mb * 1e6), a.limit, a.faces_quality))
+    # what the training call checks is all on the machine (carry pack.json with the last part)
+    (Path(a.out) / "pack.json").write_text(json.dumps({"parts": sizes}, indent=1) + "\n")
     for k, v in sizes.items():
         print(f"pack: {Path(a.out) / k} {v / 1e6:.1f} MB")
     return 0

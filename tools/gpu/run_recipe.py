@@ -143,7 +143,9 @@ def unpack(pack: Path, work: Path, log: Log) -> tuple[Path, Path]:
             f.extractall(data)
         mark.touch()
         log(f"unpacked {z.name} ({z.stat().st_size / 1e6:.1f} MB)")
-    for need in ("utk.zip", "helen.zip"):
+    listed = pack / "pack.json"
+    needed = json.loads(listed.read_text())["parts"] if listed.exists() else ("utk.zip", "helen.zip")
+    for need in needed:
         if not (data / f".unpacked-{need}").exists():
             raise SystemExit(f"{need} is not on this machine: carry {pack}/{need} in this call or an earlier one")
     n_utk = len(list((data / "utk").glob("*.webp")))
@@ -171,6 +173,10 @@ def recipe(mode: str, data: Path, boxes: Path, work: Path, out: Path, log: Log) 
            "--boxes", str(boxes), "--out", str(ae_run), "--device", device, "--no-progress", "--resume",
            *(["--init-from", init] if init else []), *ae_args)
     fabrec(log, "export", "--format", "safetensors", "--model", str(ae_run / "last.pt"), "--out", str(out / "ae.safetensors"))
+    if mode == "real" and os.environ.get("FABREC_LM_MINUTES") == "0":  # the whole call for the autoencoder
+        log("FABREC_LM_MINUTES=0: landmark stages left to the CPU (train-landmarks --autoencoder ae.safetensors)")
+        _archive(out, [ae_run])
+        return
     fabrec(log, "train-landmarks", "--config", "configs/lm_gpu_default.yaml", "--autoencoder", str(ae_run / "last.pt"),
            "--root", str(data / "300w"), "--out", str(lm_run), "--device", device, "--no-progress", "--resume", *lm_args)
     from fabrec.hub import read_spec
@@ -180,15 +186,20 @@ def recipe(mode: str, data: Path, boxes: Path, work: Path, out: Path, log: Log) 
     state["nets"].pop("ae_encoder", None)  # ae.safetensors carries it; keeps each file < 16 MB
     export_weights(state, out / "lm.safetensors")
     log(f"wrote {out / 'lm.safetensors'} (best validation NME {state['best_nme']:.2f}% at step {state['step']})")
+    _archive(out, [ae_run, lm_run])
+    if do_bench:
+        bench(out, log, smoke=mode == "smoke")
+
+
+def _archive(out: Path, runs: list[Path]) -> None:
+    """``extras.tar.gz``: each run's metrics and config, the autoencoder's last sample grids."""
     with tarfile.open(out / "extras.tar.gz", "w:gz") as tar:
-        for run in (ae_run, lm_run):
+        for run in runs:
             for name in ("metrics.jsonl", "config.yaml"):
                 if (run / name).exists():
                     tar.add(run / name, arcname=f"{run.name}/{name}")
-        for g in sorted((ae_run / "grids").glob("*.png"))[-4:]:
+        for g in sorted((runs[0] / "grids").glob("*.png"))[-4:]:
             tar.add(g, arcname=f"ae/grids/{g.name}")
-    if do_bench:
-        bench(out, log, smoke=mode == "smoke")
 
 
 def bench(out: Path, log: Log, smoke: bool) -> None:
