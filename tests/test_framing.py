@@ -213,3 +213,17 @@ def test_the_face_filter_uses_the_model_confidence_and_is_measured_for_the_defau
     assert len(strict.predict(img, boxes=[face.box])) == 1  # given boxes are never filtered
     noise = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
     assert LandmarkPredictor(p.model, quality=False).predict(noise) == []
+
+
+def test_small_faces_in_a_large_photo_are_found_at_a_second_scale() -> None:
+    """126 copies of the photo's face, about 28 px each, in a 1260 x 810 picture: shrunk to
+    640 px alone they are 14 px and mostly missed; the second pass finds every one."""
+    tile = cv2.resize(read_image(SAMPLE_IMAGE), (90, 90), interpolation=cv2.INTER_AREA)
+    mosaic = np.ascontiguousarray(np.tile(tile, (9, 14, 1)))
+    det = YuNet()
+    small = cv2.resize(mosaic, (640, round(640 * 810 / 1260)), interpolation=cv2.INTER_AREA)
+    assert len(det._raw(np.ascontiguousarray(small[..., ::-1]))) < 100
+    found = det.detect(mosaic)
+    assert len(found) == 126
+    centres = sorted((round((d.box[1] + d.box[3] / 2) // 90), round((d.box[0] + d.box[2] / 2) // 90)) for d in found)
+    assert centres == sorted((r, c) for r in range(9) for c in range(14))  # one per tile
