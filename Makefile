@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip "setuptools>=77"
 	# torch first: this pin takes the local CPU build instead of a multi-GB CUDA download
 	$(BIN)/python -m pip install -q "torch==2.13.0" || $(BIN)/python -m pip install -q "torch>=2.1"
-	$(BIN)/python -m pip install -q -e ".[dev,onnx]"
+	$(BIN)/python -m pip install -q -e ".[dev,onnx,serve]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -227,3 +227,34 @@ def test_small_faces_in_a_large_photo_are_found_at_a_second_scale() -> None:
     assert len(found) == 126
     centres = sorted((round((d.box[1] + d.box[3] / 2) // 90), round((d.box[0] + d.box[2] / 2) // 90)) for d in found)
     assert centres == sorted((r, c) for r in range(9) for c in range(14))  # one per tile
+
+
+def test_the_predictor_is_safe_to_call_from_several_threads() -> None:
+    """Eight threads predicting at once (quality on and off per call) give exactly the serial
+    results; nothing on the predictor changes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    img = read_image(SAMPLE_IMAGE)
+    turned = np.ascontiguousarray(cv2.rotate(img, cv2.ROTATE_90_CLOCKWISE))
+    p = LandmarkPredictor.from_pretrained("default", device="cpu", rotations=(0, 90, 180, 270))
+    jobs = [(img, True), (turned, False), (img, False), (turned, True)] * 4
+    serial = [p.predict(im, quality=q) for im, q in jobs]
+    with ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(lambda j: p.predict(j[0], quality=j[1]), jobs))
+    for a, b, (_, q) in zip(serial, parallel, jobs):
+        assert len(a) == len(b) == 1
+        np.testing.assert_array_equal(a[0].points, b[0].points)
+        assert np.isnan(b[0].quality) != q
+    assert p.quality is True
+
+
+def test_each_track_smooths_with_its_own_filter() -> None:
+    from fabrec.predict import OneEuro
+
+    img = read_image(SAMPLE_IMAGE)
+    p = LandmarkPredictor.from_pretrained("default", device="cpu", quality=False)
+    template = OneEuro(min_cutoff=0.5)
+    a = [f.points for f in p.track([img, np.roll(img, 3, 1)], smoothing=template)]
+    b = [f.points for f in p.track([img, np.roll(img, 3, 1)], smoothing=template)]
+    np.testing.assert_array_equal(a[1], b[1])  # the second video does not start from the first's state
+    assert template.x is None

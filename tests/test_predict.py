@@ -182,9 +182,9 @@ def test_predict_cli_batch_size_reaches_the_network(tiny_lm: Path, tmp_path: Pat
     seen: list[int] = []
     real = LandmarkPredictor._run
 
-    def spy(self, crops, batch_size=32):  # records what the real method is asked, then runs it
+    def spy(self, crops, batch_size=32, reconstruct=True):  # records what the real method is asked, then runs it
         seen.append(batch_size)
-        return real(self, crops, batch_size)
+        return real(self, crops, batch_size, reconstruct)
 
     monkeypatch.setattr(LandmarkPredictor, "_run", spy)
     img = tmp_path / "a.jpg"

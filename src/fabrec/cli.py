@@ -339,6 +339,27 @@ def cmd_prepare_faces(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(a: argparse.Namespace) -> int:
+    import os
+
+    from fabrec.serve import check_bind, create_app
+
+    token = a.token or os.environ.get("FABREC_TOKEN") or None
+    check_bind(a.host, a.allow_remote, token)
+    try:
+        import uvicorn
+    except ImportError:
+        raise FabrecError("fabrec serve needs: pip install 'fabrec[serve]'") from None
+    from fabrec.predict import LandmarkPredictor
+
+    pred = LandmarkPredictor.from_pretrained(a.model, device=a.device)
+    app = create_app(pred, max_bytes=int(a.max_upload_mb * 1e6), max_pixels=a.max_pixels, token=token,
+                     workers=a.workers)
+    print(f"serve: {pred.model.describe()}; http://{a.host}:{a.port}/ (API v1: POST /v1/landmarks)", flush=True)
+    uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
+    return 0
+
+
 def cmd_bench(a: argparse.Namespace) -> int:
     import json
 
@@ -464,6 +485,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="only the photos of shard K of N (stable hash of the relative path); run K = 1..N "
                     "in parallel with the same OUT (each writes its own manifest)")
     pf.add_argument("--no-progress", action="store_true")
+    sv = sub.add_parser("serve", help="landmarks over HTTP (POST /v1/landmarks) and a browser page")
+    sv.add_argument("--host", default="127.0.0.1", help="interface to listen on (this machine only by default)")
+    sv.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
+    sv.add_argument("--model", default="default", help="'default', a .safetensors file or a training .pt")
+    sv.add_argument("--token", help="clients must send 'Authorization: Bearer TOKEN' (or set FABREC_TOKEN)")
+    sv.add_argument("--allow-remote", action="store_true",
+                    help="allow a --host other than this machine (needs --token)")
+    sv.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body; larger: 413")
+    sv.add_argument("--max-pixels", type=int, default=40_000_000, help="largest photo in pixels; larger: 422")
+    sv.add_argument("--workers", type=int, default=2, help="requests computed at once (memory stays bounded)")
+    sv.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     be = sub.add_parser("bench", help="speed of the landmark path")
     be.add_argument("--model", default="default", help="default, paper-256, a .safetensors or a .pt")
     be.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
@@ -527,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"prepare-faces": cmd_prepare_faces, "train-ae": cmd_train_ae, "generate": cmd_generate, "interpolate": cmd_interpolate, "demo": cmd_demo, "boxes": cmd_boxes,
             "train-landmarks": cmd_train_landmarks, "eval": cmd_eval, "sweep": cmd_sweep,
-            "predict": cmd_predict, "bench": cmd_bench, "export": cmd_export}
+            "predict": cmd_predict, "bench": cmd_bench, "export": cmd_export, "serve": cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -134,12 +135,14 @@ class YuNet:
         self.score, self.min_face, self.max_side, self.nms = score, min_face, max_side, nms
         self.rotations = tuple(dict.fromkeys(r % 360 for r in rotations))
         self.net = cv2.FaceDetectorYN.create(str(YUNET_PATH), "", (320, 320), score, nms, 5000)
+        self._lock = threading.Lock()  # the OpenCV detector keeps its input size: one call at a time
 
     def _raw(self, bgr: np.ndarray) -> np.ndarray:
         """YuNet's rows ``(N, 15)`` for a BGR image as it is."""
         h, w = bgr.shape[:2]
-        self.net.setInputSize((w, h))
-        _, faces = self.net.detect(bgr)
+        with self._lock:
+            self.net.setInputSize((w, h))
+            _, faces = self.net.detect(bgr)
         return np.zeros((0, 15), np.float32) if faces is None else faces
 
     def _scaled(self, bgr: np.ndarray) -> np.ndarray:

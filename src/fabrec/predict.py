@@ -178,13 +178,14 @@ class LandmarkPredictor:
         return out
 
     @torch.no_grad()
-    def _run(self, crops: list[np.ndarray], batch_size: int = 32) -> list[tuple[np.ndarray, np.ndarray, float, np.ndarray | None]]:
+    def _run(self, crops: list[np.ndarray], batch_size: int = 32,
+             reconstruct: bool = True) -> list[tuple[np.ndarray, np.ndarray, float, np.ndarray | None]]:
         """Crops (S, S, 3) -> [(points in crop pixels, confidence, L1 error, reconstruction)]."""
         res = []
         for i in range(0, len(crops), batch_size):
             x = torch.stack([to_tensor(c) for c in crops[i : i + batch_size]]).to(self.device)
             x = x.contiguous(memory_format=memory_format(self.device))
-            pts, conf, rec = self.model.locate(x, reconstruct=self.quality)
+            pts, conf, rec = self.model.locate(x, reconstruct=reconstruct)
             err = (rec.float() - x).abs().flatten(1).mean(1).mul(255).cpu().numpy() if rec is not None else None
             recs = to_uint8(rec) if rec is not None else None
             for j in range(x.shape[0]):
@@ -194,14 +195,16 @@ class LandmarkPredictor:
         return res
 
     def _faces_many(self, rgbs: Sequence[np.ndarray], regions: Sequence[list[Region]],
-                    batch_size: int) -> list[list[FaceResult]]:
-        """Faces of several images, all crops batched through the network together."""
+                    batch_size: int, quality: bool | None = None) -> list[list[FaceResult]]:
+        """Faces of several images, all crops batched through the network together;
+        ``quality`` (default: the predictor's) runs the reconstruction for the quality score."""
+        quality = self.quality if quality is None else quality
         s = self.model.image_size
         flat = [(i, reg) for i, regs in enumerate(regions) for reg in regs]
         mats = [crop_matrix(reg[1], s) for _, reg in flat]
         crops = [warp(rgbs[i], m, s) for (i, _), m in zip(flat, mats)]
         out: list[list[FaceResult]] = [[] for _ in rgbs]
-        for (i, reg), m, (p, conf, err, _) in zip(flat, mats, self._run(crops, batch_size)):
+        for (i, reg), m, (p, conf, err, _) in zip(flat, mats, self._run(crops, batch_size, quality)):
             q = float(np.clip(1.0 - err / 50.0, 0.0, 1.0)) if not math.isnan(err) else float("nan")
             out[i].append(FaceResult(reg.box, crop_to_image(p, m), conf, q, err, reg.source, reg.crop, reg.score))
         return [[f for f in _most_confident(faces, [reg.group for reg in regs])
@@ -214,36 +217,41 @@ class LandmarkPredictor:
         prev = face.crop if face.crop is not None else Box(0.0, 0.0, 1.0)
         return recrop(face.points, prev, self.model.framing_rule, *self.model.framing, self.model.mean_shape)
 
-    def _faces(self, rgb: np.ndarray, regions: list[Region], batch_size: int) -> list[FaceResult]:
-        return self._faces_many([rgb], [regions], batch_size)[0]
+    def _faces(self, rgb: np.ndarray, regions: list[Region], batch_size: int,
+               quality: bool | None = None) -> list[FaceResult]:
+        return self._faces_many([rgb], [regions], batch_size, quality)[0]
 
-    def _refined(self, rgb: np.ndarray, faces: list[FaceResult], refine: int, batch_size: int) -> list[FaceResult]:
+    def _refined(self, rgb: np.ndarray, faces: list[FaceResult], refine: int, batch_size: int,
+                 quality: bool | None = None) -> list[FaceResult]:
         for _ in range(refine):
             regions = [Region(f.box, self._crop_of(f), "refined", f.score) for f in faces]
             if not regions:
                 break
-            faces = self._faces(rgb, regions, batch_size)
+            faces = self._faces(rgb, regions, batch_size, quality)
         return faces
 
     # ------------------------------------------------------------------ public
     def predict(self, image: str | Path | np.ndarray, boxes: Sequence[BoxXYWH] | None = None,
-                refine: int = 0, boxes_as: str = "crop", batch_size: int = 32, channels: str = "rgb") -> list[FaceResult]:
+                refine: int = 0, boxes_as: str = "crop", batch_size: int = 32, channels: str = "rgb",
+                quality: bool | None = None) -> list[FaceResult]:
         """All faces of one image: a path, or a ``uint8 (H, W, 3)`` array whose colour order
         ``channels`` names -- ``rgb`` (the default, as PIL, imageio and matplotlib give) or
         ``bgr`` (as ``cv2.imread`` and ``cv2.VideoCapture`` give). ``boxes``
         ``[(x, y, w, h), ...]`` skip the detector; ``refine`` re-crops from the predicted points
-        N times. No face -> ``[]``."""
+        N times; ``quality`` overrides the predictor's setting for this call. No face -> ``[]``.
+        Safe to call from several threads at once: nothing on the predictor changes."""
         rgb = _as_rgb(image, channels)
-        faces = self._faces(rgb, self.crops_for(rgb, boxes, boxes_as), batch_size)
-        return self._refined(rgb, faces, refine, batch_size)
+        faces = self._faces(rgb, self.crops_for(rgb, boxes, boxes_as), batch_size, quality)
+        return self._refined(rgb, faces, refine, batch_size, quality)
 
     def predict_batch(self, images: Sequence[str | Path | np.ndarray], boxes: Sequence[Sequence[BoxXYWH] | None] | None = None,
-                      refine: int = 0, batch_size: int = 32, channels: str = "rgb") -> list[list[FaceResult]]:
+                      refine: int = 0, batch_size: int = 32, channels: str = "rgb",
+                      quality: bool | None = None) -> list[list[FaceResult]]:
         """Like :meth:`predict` for many images, batching all their faces through the network."""
         rgbs = [_as_rgb(im, channels) for im in images]
         regions = [self.crops_for(r, boxes[i] if boxes is not None else None) for i, r in enumerate(rgbs)]
-        out = self._faces_many(rgbs, regions, batch_size)
-        return [self._refined(rgbs[i], f, refine, batch_size) for i, f in enumerate(out)]
+        out = self._faces_many(rgbs, regions, batch_size, quality)
+        return [self._refined(rgbs[i], f, refine, batch_size, quality) for i, f in enumerate(out)]
 
     def reconstruct(self, image: str | Path | np.ndarray, box: BoxXYWH | Box | None = None,
                     channels: str = "rgb") -> tuple[np.ndarray, np.ndarray]:
@@ -259,12 +267,7 @@ class LandmarkPredictor:
                 raise FabrecError("no face found to reconstruct")
             cb = regions[0].crop
         crop = warp(rgb, crop_matrix(cb, self.model.image_size), self.model.image_size)
-        keep = self.quality
-        self.quality = True
-        try:
-            (_, _, _, rec), = self._run([crop])
-        finally:
-            self.quality = keep
+        (_, _, _, rec), = self._run([crop], reconstruct=True)
         assert rec is not None
         return crop, rec
 
@@ -272,7 +275,8 @@ class LandmarkPredictor:
               smoothing: OneEuro | None = None, redetect_every: int = 3,
               min_overlap: float = 0.3, channels: str = "rgb") -> Iterator[FaceResult | None]:
         """One face through video frames (arrays in ``channels`` order, as in :meth:`predict`);
-        yields a result per frame (None where no face is found). ``smoothing`` filters the points.
+        yields a result per frame (None where no face is found). ``smoothing`` filters the points
+        (a template: the track smooths with its own copy, see :meth:`OneEuro.fresh`).
 
         Between detections the face is cropped from the previous frame's points. The
         detector runs on the first frame, whenever the tracked face's mean confidence drops
@@ -283,6 +287,7 @@ class LandmarkPredictor:
         confidence scale. The track ends when less than half of its crop is inside the frame,
         or less than three quarters while the detector finds no face.
         """
+        smoothing = smoothing.fresh() if smoothing is not None else None  # this track's own filter state
         prev: FaceResult | None = None
         for t, frame in enumerate(frames):
             rgb = _as_rgb(frame, channels)
@@ -386,6 +391,11 @@ class OneEuro:
     def reset(self) -> None:
         self.x: np.ndarray | None = None
         self.dx: np.ndarray | None = None
+
+    def fresh(self, fps: float | None = None) -> OneEuro:
+        """A new filter with these settings (and ``fps`` if given) and no state: each track
+        smooths with its own, so one template serves many videos and threads."""
+        return OneEuro(self.fps if fps is None else fps, self.min_cutoff, self.beta, self.d_cutoff)
 
     @staticmethod
     def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:

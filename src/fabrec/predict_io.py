@@ -239,7 +239,7 @@ def _predict_video(predictor: LandmarkPredictor, path: Path, key: str, dest: Pat
             yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
     if smooth is not None:
-        smooth.fps = fps
+        smooth = smooth.fresh(fps=fps)  # the caller's template is not changed
     tmp = frames_out.with_suffix(".jsonl.tmp")
     pending: list[np.ndarray] = []
 

@@ -1,0 +1,77 @@
+// fabrec page: send photos to POST /v1/landmarks and draw the points (result schema fabrec-result/1).
+"use strict";
+
+const results = document.getElementById("results");
+
+fetch("/health").then(r => r.json()).then(h => {
+  document.getElementById("model").textContent =
+    `model ${h.model}, ${h.points} points (scheme ${h.scheme}), fabrec ${h.version}, API v${h.api}`;
+});
+
+function colour(c) {  // confidence 0..1 -> red .. green
+  const t = Math.max(0, Math.min(1, c));
+  return `rgb(${Math.round(255 * (1 - t))}, ${Math.round(200 * t)}, 40)`;
+}
+
+function draw(canvas, img, rec) {
+  const scale = Math.min(1, 460 / img.width);
+  canvas.width = Math.round(img.width * scale);
+  canvas.height = Math.round(img.height * scale);
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+  for (const face of rec.faces) {
+    const [x, y, w, h] = face.box;
+    ctx.strokeStyle = "rgba(255, 200, 0, 0.8)";
+    ctx.lineWidth = 1.5;
+    ctx.strokeRect(x * scale, y * scale, w * scale, h * scale);
+    const r = Math.max(1.5, Math.sqrt(w * h) * scale / 60);
+    face.points.forEach(([px, py], i) => {
+      ctx.fillStyle = colour(face.confidence[i]);
+      ctx.beginPath();
+      ctx.arc((px + 0.5) * scale, (py + 0.5) * scale, r, 0, 2 * Math.PI);
+      ctx.fill();
+    });
+  }
+}
+
+async function send(file) {
+  const card = document.createElement("div");
+  card.className = "card";
+  card.innerHTML = `<div class="meta">${file.name}: finding faces…</div>`;
+  results.prepend(card);
+  const meta = card.querySelector(".meta");
+  const body = new FormData();
+  body.append("image", file, file.name);
+  let rec;
+  try {
+    const resp = await fetch("/v1/landmarks", { method: "POST", body });
+    rec = await resp.json();
+    if (!resp.ok) throw new Error(rec.error || resp.statusText);
+  } catch (e) {
+    meta.innerHTML = `<span class="error">${file.name}: ${e.message}</span>`;
+    return;
+  }
+  const img = new Image();
+  img.onload = () => {
+    const canvas = document.createElement("canvas");
+    card.prepend(canvas);
+    draw(canvas, img, rec);
+    const n = rec.faces.length;
+    const json = URL.createObjectURL(new Blob([JSON.stringify(rec, null, 1)], { type: "application/json" }));
+    meta.innerHTML = `${file.name}: <span class="faces">${n} face${n === 1 ? "" : "s"}</span>` +
+      (n ? `, mean confidence ${rec.faces.map(f => f.mean_confidence.toFixed(2)).join(", ")}` : "") +
+      ` — <a download="${file.name.replace(/\.[^.]+$/, "")}.json" href="${json}">JSON</a>`;
+    card.dataset.faces = String(n);
+  };
+  img.src = URL.createObjectURL(file);
+}
+
+const drop = document.getElementById("drop");
+document.getElementById("files").addEventListener("change", e => [...e.target.files].forEach(send));
+drop.addEventListener("dragover", e => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", e => {
+  e.preventDefault();
+  drop.classList.remove("over");
+  [...e.dataTransfer.files].filter(f => f.type.startsWith("image/")).forEach(send);
+});
