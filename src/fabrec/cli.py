@@ -265,7 +265,9 @@ def cmd_sweep(a: argparse.Namespace) -> int:
 def _rotations(text: str) -> tuple[int, ...]:
     """``--rotations 0,90,180,270`` -> (0, 90, 180, 270); multiples of 90 only."""
     if text.strip() == "all":
-        return (0, 90, 180, 270)
+        from fabrec.detect import ALL_ROTATIONS
+
+        return ALL_ROTATIONS
     try:
         rot = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:

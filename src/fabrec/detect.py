@@ -10,7 +10,6 @@ size in units of the detector box side.
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 from dataclasses import dataclass
@@ -23,8 +22,6 @@ import numpy as np
 from fabrec.errors import FabrecError
 from fabrec.framing import box_from_five
 from fabrec.transforms import Box
-
-log = logging.getLogger(__name__)
 
 BoxXYWH = tuple[float, float, float, float]
 YUNET_PATH = Path(__file__).resolve().parent / "assets" / "yunet" / "face_detection_yunet_2023mar.onnx"
@@ -103,8 +100,10 @@ class YuNet:
 
     Photos are shrunk so their longer side is at most ``max_side`` (YuNet is trained for faces
     of about 10-300 px) and, when larger, also to ``2 * max_side`` (small faces in large photos:
-    in a 4000 x 3000 mosaic of 57-px AFW faces, 565 of 768 found at 640 px, 761 at 1280 px);
-    when nothing is found, a padded half-size copy is tried (faces that fill the photo). ``rotations`` (degrees, multiples of 90) are searched too: a face found
+    in a 4000 x 3000 mosaic of 57-px AFW faces, 562 of 768 found by one 640-px pass, 762 by
+    both; ``benchmarks/large_photos.py``); when nothing is found, a padded half-size copy is
+    tried (faces that fill the photo). ``rotations`` (degrees, multiples of 90) are searched
+    too: a face found
     in several orientations is one :class:`Detection` (the best score) with the others as
     ``alternatives``. YuNet scores a face seen upside down or sideways nearly as high as upright
     (measured on AFW rotated by 30-60 degrees), so the choice between them is left to the
@@ -150,20 +149,15 @@ class YuNet:
         to ``2 * max_side`` too (small faces in large photos), merged by non-maximum
         suppression; a padded half-size retry when neither finds a face."""
         h, w = bgr.shape[:2]
-        found = []
-        for side in (self.max_side, 2 * self.max_side) if max(h, w) > self.max_side else (self.max_side,):
-            f = min(1.0, side / max(h, w))
-            img = bgr if f == 1.0 else cv2.resize(bgr, (max(1, round(w * f)), max(1, round(h * f))),
-                                                   interpolation=cv2.INTER_AREA)
-            found.append(_rescale(self._raw(img), w / img.shape[1], h / img.shape[0], 0.0, 0.0))
+        sides = (self.max_side, 2 * self.max_side) if max(h, w) > self.max_side else (self.max_side,)
+        shrunk = [_shrunk(bgr, side) for side in sides]
+        found = [_rescale(self._raw(img), w / img.shape[1], h / img.shape[0], 0.0, 0.0) for img in shrunk]
         rows = np.concatenate(found)
         if len(found) > 1:
             rows = rows[_nms(rows, self.nms)]
         if len(rows):
             return rows
-        f = min(1.0, self.max_side / max(h, w))
-        small = bgr if f == 1.0 else cv2.resize(bgr, (max(1, round(w * f)), max(1, round(h * f))),
-                                                 interpolation=cv2.INTER_AREA)
+        small = shrunk[0]
         pad = max(small.shape[:2]) // 2
         padded = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
         half = cv2.resize(padded, (max(1, padded.shape[1] // 2), max(1, padded.shape[0] // 2)),
@@ -184,6 +178,15 @@ class YuNet:
                 for r in rows]
         dets = _group(sorted((d for d in dets if d.size >= self.min_face), key=lambda d: -d.score))
         return sorted(dets, key=lambda d: -d.box[2] * d.box[3])  # type: ignore[misc]
+
+
+def _shrunk(img: np.ndarray, side: int) -> np.ndarray:
+    """``img`` with its longer side at most ``side`` (area averaging), or itself."""
+    h, w = img.shape[:2]
+    f = min(1.0, side / max(h, w))
+    if f == 1.0:
+        return img
+    return cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
 
 
 def _rescale(rows: np.ndarray, fx: float, fy: float, dx: float, dy: float) -> np.ndarray:
@@ -273,7 +276,7 @@ class OpenCVCascade:
     # measured by benchmarks/calibrate_detector.py on HELEN-train (see module docstring)
     calibration = Calibration(cx=0.504, cy=0.648, w=0.877, h=0.850)
 
-    def __init__(self, min_face: float = 24.0, **_: object) -> None:
+    def __init__(self, min_face: float = 24.0) -> None:
         path = cv2.data.haarcascades + "haarcascade_frontalface_alt2.xml"
         self.cascade = cv2.CascadeClassifier(path)
         if self.cascade.empty():
@@ -293,7 +296,7 @@ class DlibHOG:
     name = "dlib"
     calibration = Calibration(cx=0.508, cy=0.600, w=0.986, h=0.940)
 
-    def __init__(self, min_face: float = 0.0, **_: object) -> None:
+    def __init__(self, min_face: float = 0.0) -> None:
         try:
             import dlib
         except ImportError:
@@ -310,11 +313,21 @@ class DlibHOG:
 
 DETECTORS = {"yunet": YuNet, "opencv": OpenCVCascade, "dlib": DlibHOG}
 DEFAULT_DETECTOR = "yunet"
+ALL_ROTATIONS = (0, 90, 180, 270)  # YuNet's search for sideways and upside-down faces
+
+
+def _detector_class(name: str) -> type:
+    if name not in DETECTORS:
+        raise FabrecError(f"unknown detector '{name}' (use {', '.join(DETECTORS)})")
+    return DETECTORS[name]
+
+
+def calibration_of(name: str) -> Calibration:
+    """A named detector's box calibration, without loading the detector."""
+    return _detector_class(name).calibration
 
 
 def get_detector(name: str, **options: object) -> Detector:
     """A detector by name (:data:`DETECTORS`; ``yunet`` is the default). ``options``: YuNet's
     ``score``, ``min_face``, ``rotations``; ``min_face`` for the others."""
-    if name not in DETECTORS:
-        raise FabrecError(f"unknown detector '{name}' (use {', '.join(DETECTORS)})")
-    return DETECTORS[name](**options)  # type: ignore[return-value,arg-type]
+    return _detector_class(name)(**options)  # type: ignore[no-any-return]

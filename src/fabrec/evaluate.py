@@ -10,11 +10,10 @@ import numpy as np
 import torch
 
 from fabrec.datasets.landmarks import LandmarkDataset, read_dataset
-from fabrec.detect import DEFAULT_DETECTOR, get_detector
 from fabrec.errors import FabrecError
 from fabrec.heatmaps import DECODERS, heatmap_size
 from fabrec.io import atomic_write, write_image_atomic, write_json_atomic
-from fabrec.label_framing import frame_labels
+from fabrec.label_framing import frame_labels, labels_detector
 from fabrec.landmark_model import LandmarkModel, predict_dataset
 from fabrec.metrics import ced, nme, summarize
 from fabrec.runtime import resolve_device
@@ -95,7 +94,7 @@ def _eval_crops(model: LandmarkModel, samples: list) -> tuple[list | None, str]:
     if model.framing_rule != "detector":
         top, bottom = model.framing
         return None, f"ground-truth landmark extent grown {top:g} above / {bottom:g} below, squared"
-    det = get_detector(DEFAULT_DETECTOR, rotations=(0, 90, 180, 270))
+    det = labels_detector()
     fr = frame_labels(samples, det, model.framing, model.mean_shape)
     return fr.boxes, (f"{det.name} detector's five points, as predict frames faces ({fr.detected} of "
                       f"{len(samples)} found; the others by their labels' fit to the model's mean shape)")

@@ -11,7 +11,7 @@ Two framings exist, recorded in each model file (``ModelConfig.framing``):
 
 Both start from the **five-point frame**: a similarity fit (scale, roll, shift) of the
 detector's five points -- the eyes, the nose tip, the mouth corners -- to a template, the
-median position of YuNet's five points relative to the 68-point iBUG landmark extent on 300-W
+mean position of YuNet's five points relative to the 68-point iBUG landmark extent on 300-W
 HELEN-train (870 faces, all found; ``benchmarks/calibrate_detector.py``), made left-right
 symmetric so that level eyes give an unrolled crop. A linear map calibrated on the same faces
 turns the points' residual offsets (yaw moves the nose off the eyes' midline) and the
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,8 +37,6 @@ import numpy as np
 
 from fabrec.errors import FabrecError
 from fabrec.transforms import Box
-
-log = logging.getLogger(__name__)
 
 FRAMINGS = ("detector", "landmarks")
 
@@ -50,8 +47,8 @@ FRAME_FILE = Path(__file__).resolve().parent / "assets" / "five_point_frame.json
 def five_point_frame() -> tuple[np.ndarray, np.ndarray]:
     """The five-point frame's calibration (``assets/five_point_frame.json``): the template
     ``(5, 2)`` -- YuNet's points in units of the 68-point extent, left-right symmetric -- and
-    the ridge weights ``(11, 4)`` from the points' offsets to the template (after the fit) to
-    the extent's centre, width and height in template units. Fitted on HELEN-train by
+    the ridge weights ``(15, 4)`` from the points' offsets to the template and the box (after
+    the fit) to the extent's centre, width and height in template units. Fitted on HELEN-train by
     ``benchmarks/calibrate_detector.py``."""
     data = json.loads(FRAME_FILE.read_text())
     return np.asarray(data["template"], np.float64), np.asarray(data["weights"], np.float64)
@@ -62,18 +59,22 @@ def fit_similarity(src: np.ndarray, dst: np.ndarray) -> tuple[complex, np.ndarra
 
     Returns ``a`` as a complex number (``abs(a)`` the scale, ``angle(a)`` the rotation) and
     ``t`` ``(2,)``. Rows with a non-finite point are left out."""
+    zs, zd = _finite_pairs(src, dst)
+    ms, md = zs.mean(), zd.mean()
+    a = complex(np.vdot(zs - ms, zd - md) / np.vdot(zs - ms, zs - ms))
+    t = md - a * ms
+    return a, np.array([t.real, t.imag])
+
+
+def _finite_pairs(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``src`` and ``dst`` ``(N, 2)`` where both are finite, as complex numbers."""
     ok = np.isfinite(src).all(1) & np.isfinite(dst).all(1)
     if ok.sum() < 2:
         raise FabrecError("a similarity fit needs at least two finite points")
-    zs = src[ok, 0] + 1j * src[ok, 1]
-    zd = dst[ok, 0] + 1j * dst[ok, 1]
-    ms, md = zs.mean(), zd.mean()
-    den = np.vdot(zs - ms, zs - ms)
-    if abs(den) < 1e-12:
+    zs, zd = src[ok, 0] + 1j * src[ok, 1], dst[ok, 0] + 1j * dst[ok, 1]
+    if abs(np.vdot(zs - zs.mean(), zs - zs.mean())) < 1e-12:
         raise FabrecError("a similarity fit needs points that are not all the same")
-    a = complex(np.vdot(zs - ms, zd - md) / den)
-    t = md - a * ms
-    return a, np.array([t.real, t.imag])
+    return zs, zd
 
 
 def _apply(a: complex, t: np.ndarray, u: float, v: float) -> tuple[float, float]:
@@ -134,10 +135,10 @@ def box_from_shape(points: np.ndarray, shape: np.ndarray, keep_angle: float | No
     :func:`mean_shape`) has them: a similarity fit. ``keep_angle`` fixes the roll (the fit
     then gives only scale and shift)."""
     src, dst = np.asarray(shape, np.float64), np.asarray(points, np.float64)
-    a, t = fit_similarity(src, dst)
-    if keep_angle is not None:  # least-squares scale and shift for the fixed roll
-        ok = np.isfinite(src).all(1) & np.isfinite(dst).all(1)
-        zs, zd = src[ok, 0] + 1j * src[ok, 1], dst[ok, 0] + 1j * dst[ok, 1]
+    if keep_angle is None:
+        a, t = fit_similarity(src, dst)
+    else:  # least-squares scale and shift for the fixed roll
+        zs, zd = _finite_pairs(src, dst)
         r = complex(math.cos(keep_angle), math.sin(keep_angle))
         ms, md = zs.mean(), zd.mean()
         a = r * max(float(np.vdot(r * (zs - ms), zd - md).real / np.vdot(zs - ms, zs - ms).real), 1e-6)

@@ -131,6 +131,15 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
+def complete_lines(path: str | Path) -> list[str]:
+    """The lines of an append-only text file (JSONL, CSV) that end in a newline, newline kept:
+    a last line cut by a crash is left out. ``[]`` when the file does not exist."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    return [line for line in p.read_text().splitlines(keepends=True) if line.endswith("\n")]
+
+
 def write_image_atomic(path: str | Path, rgb: np.ndarray, params: list[int] | None = None) -> None:
     """Atomically write an RGB ``uint8 (H, W, 3)`` image; format from the suffix, ``params`` as
     ``cv2.imencode`` takes them (e.g. ``[cv2.IMWRITE_WEBP_QUALITY, 90]``)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fabrec.datasets.samples import LandmarkSample
-from fabrec.detect import Detection, Detector, crop_for
+from fabrec.detect import ALL_ROTATIONS, DEFAULT_DETECTOR, Detection, Detector, crop_for, get_detector
 from fabrec.errors import FabrecError
 from fabrec.framing import box_from_shape, mean_shape
 from fabrec.io import read_image
@@ -36,6 +36,12 @@ class FramedLabels:
     boxes: list[Box | None]
     detected: int
     shape: np.ndarray
+
+
+def labels_detector() -> Detector:
+    """The detector labelled photos are framed with (training and evaluation alike): the
+    default detector, every orientation searched (the labels choose among them)."""
+    return get_detector(DEFAULT_DETECTOR, rotations=ALL_ROTATIONS)
 
 
 def matching_detection(dets: Sequence[Detection], points: np.ndarray) -> Detection | None:

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from fabrec.detect import DEFAULT_DETECTOR, Detector, crop_box, crop_for, get_detector
+from fabrec.detect import DEFAULT_DETECTOR, Detector, calibration_of, crop_box, crop_for, get_detector
 from fabrec.errors import FabrecError
 from fabrec.framing import recrop
 from fabrec.io import read_image
@@ -173,7 +173,7 @@ class LandmarkPredictor:
             if boxes_as == "crop":
                 out.append(Region((x, y, w, h), Box.from_xywh(x, y, w, h), "given"))
             else:
-                cal = get_detector(boxes_as).calibration if boxes_as != "yunet" else _yunet_calibration()
+                cal = calibration_of(boxes_as)
                 out.append(Region((x, y, w, h), crop_box((x, y, w, h), cal, self.model.framing), "given"))
         return out
 
@@ -366,12 +366,6 @@ def _most_confident(faces: list[FaceResult], groups: list[int]) -> list[FaceResu
         if g not in best or orientation_score(f) > orientation_score(faces[best[g]]):
             best[g] = k
     return [f for k, (f, g) in enumerate(zip(faces, groups)) if g < 0 or best[g] == k]
-
-
-def _yunet_calibration():
-    from fabrec.detect import YuNet
-
-    return YuNet.calibration
 
 
 class OneEuro:

@@ -13,7 +13,7 @@ import numpy as np
 
 from fabrec.datasets.boxes import read_box_rows
 from fabrec.errors import FabrecError
-from fabrec.io import IMAGE_EXTENSIONS, write_image_atomic, write_text_atomic
+from fabrec.io import IMAGE_EXTENSIONS, complete_lines, write_image_atomic, write_text_atomic
 from fabrec.predict import BoxXYWH, FaceResult, LandmarkPredictor, OneEuro
 from fabrec.results import csv_header, csv_rows, record
 from fabrec.visualize import draw_points
@@ -156,10 +156,10 @@ class _Sink:
             return
         header = ",".join(csv_header(num_points)) + "\n" if fmt == "csv" else ""
         keep = [header] if header else []
-        if skip_existing and self.agg.exists():
-            for line in self.agg.read_text().splitlines(keepends=True):
-                if not line.endswith("\n") or line == header:
-                    continue  # a line cut by an interruption: drop it and redo that file
+        if skip_existing:  # a line cut by an interruption is dropped and that file redone
+            for line in complete_lines(self.agg):
+                if line == header:
+                    continue
                 try:
                     name = json.loads(line)["file"] if fmt == "jsonl" else next(csv.reader([line]))[2]
                 except (json.JSONDecodeError, KeyError, IndexError, StopIteration):

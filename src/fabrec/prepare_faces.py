@@ -34,7 +34,8 @@ import numpy as np
 from fabrec.detect import Detection, YuNet
 from fabrec.errors import FabrecError
 from fabrec.framing import box_from_five
-from fabrec.io import IMAGE_EXTENSIONS, read_image, write_image_atomic, write_json_atomic
+from fabrec.io import (IMAGE_EXTENSIONS, complete_lines, read_image, write_image_atomic, write_json_atomic,
+                       write_text_atomic)
 from fabrec.outputs import shard_index
 from fabrec.transforms import crop_matrix, warp
 
@@ -78,18 +79,15 @@ def list_photos(src: str | Path) -> list[Path]:
 
 def _done(manifest: Path) -> set[str]:
     """Sources whose manifest line is complete; rewrites the file without a cut last line."""
-    if not manifest.exists():
-        return set()
     keep, done = [], set()
-    for line in manifest.read_text().splitlines(keepends=True):
-        if not line.endswith("\n"):
-            continue
+    for line in complete_lines(manifest):
         try:
             done.add(json.loads(line)["source"])
         except (json.JSONDecodeError, KeyError):
             continue
         keep.append(line)
-    manifest.write_text("".join(keep))
+    if manifest.exists():
+        write_text_atomic(manifest, "".join(keep))
     return done
 
 

@@ -20,15 +20,17 @@ import hmac
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fabrec import __version__
 from fabrec.errors import FabrecError
 from fabrec.io import decode_image, header_size
-from fabrec.predict import LandmarkPredictor
 from fabrec.results import SCHEMA, record
+
+if TYPE_CHECKING:  # the predictor (and PyTorch) load only when the app is built
+    from fabrec.predict import LandmarkPredictor
 
 log = logging.getLogger(__name__)
 API_VERSION = "1"

@@ -31,13 +31,12 @@ from fabrec.datasets.landmarks import (
     read_dataset,
     target_heatmaps,
 )
-from fabrec.detect import DEFAULT_DETECTOR, get_detector
 from fabrec.errors import FabrecError, NonFiniteLoss
 from fabrec.framing import FRAMINGS
 from fabrec.heatmaps import DECODERS, heatmap_size
 from fabrec.hub import load_autoencoder_state, read_spec
 from fabrec.io import write_text_atomic
-from fabrec.label_framing import frame_labels
+from fabrec.label_framing import frame_labels, labels_detector
 from fabrec.landmark_model import LandmarkModel, predict_dataset
 from fabrec.losses import heatmap_loss
 from fabrec.metrics import nme
@@ -387,7 +386,7 @@ def _frames(train: list, val: list, mc: Any, say: Callable[[str], None]) -> tupl
     too; ``landmarks`` leaves the crops to the points' extent (None, None, None)."""
     if mc.framing != "detector":
         return None, None, None
-    det = get_detector(DEFAULT_DETECTOR, rotations=(0, 90, 180, 270))
+    det = labels_detector()
     framing = (mc.crop_top, mc.crop_bottom)
     tr = frame_labels(train, det, framing)
     va = frame_labels(val, det, framing, tr.shape) if val else None

@@ -110,14 +110,7 @@ def main() -> int:
     if MODES[a.mode][0] == "cuda" and not torch.cuda.is_available():
         raise SystemExit("no CUDA device here: use the dry mode on a CPU")
     if a.unpack_only:
-        data = work / "data"
-        for z in sorted(Path(a.pack).glob("*.zip")):
-            if not (data / f".unpacked-{z.name}").exists():
-                data.mkdir(parents=True, exist_ok=True)
-                with zipfile.ZipFile(z) as f:
-                    f.extractall(data)
-                (data / f".unpacked-{z.name}").touch()
-                log(f"unpacked {z.name}")
+        extract_parts(Path(a.pack), work / "data", log)
         return 0
     data, boxes = unpack(Path(a.pack), work, log)
     if a.smoke_first and a.mode != "smoke":
@@ -130,10 +123,9 @@ def main() -> int:
     return 0
 
 
-def unpack(pack: Path, work: Path, log: Log) -> tuple[Path, Path]:
-    """Unzip every packed part here once (a part carried by an earlier call to this machine stays
-    unpacked in ``work/data``); write the HELEN box CSV (UTKFace-chip framing)."""
-    data = work / "data"
+def extract_parts(pack: Path, data: Path, log: Log) -> None:
+    """Unzip each part in ``pack`` into ``data`` unless an earlier call already did (a marker
+    file per part)."""
     data.mkdir(parents=True, exist_ok=True)
     for z in sorted(pack.glob("*.zip")) if pack.is_dir() else []:
         mark = data / f".unpacked-{z.name}"
@@ -143,6 +135,13 @@ def unpack(pack: Path, work: Path, log: Log) -> tuple[Path, Path]:
             f.extractall(data)
         mark.touch()
         log(f"unpacked {z.name} ({z.stat().st_size / 1e6:.1f} MB)")
+
+
+def unpack(pack: Path, work: Path, log: Log) -> tuple[Path, Path]:
+    """Unzip every packed part here once (a part carried by an earlier call to this machine stays
+    unpacked in ``work/data``); write the HELEN box CSV (UTKFace-chip framing)."""
+    data = work / "data"
+    extract_parts(pack, data, log)
     listed = pack / "pack.json"
     needed = json.loads(listed.read_text())["parts"] if listed.exists() else ("utk.zip", "helen.zip")
     for need in needed:
