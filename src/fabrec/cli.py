@@ -356,8 +356,9 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
     pred = LandmarkPredictor.from_pretrained(a.model, device=a.device)
     app = create_app(pred, max_bytes=int(a.max_upload_mb * 1e6), max_pixels=a.max_pixels, token=token,
-                     workers=a.workers)
-    print(f"serve: {pred.model.describe()}; http://{a.host}:{a.port}/ (API v1: POST /v1/landmarks)", flush=True)
+                     workers=a.workers, projects=None if a.no_projects else a.projects)
+    print(f"serve: {pred.model.describe()}; http://{a.host}:{a.port}/ (API v1: POST /v1/landmarks)"
+          + ("" if a.no_projects else f"; label projects in {Path(a.projects).resolve()}"), flush=True)
     uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
     return 0
 
@@ -497,6 +498,10 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body; larger: 413")
     sv.add_argument("--max-pixels", type=int, default=40_000_000, help="largest photo in pixels; larger: 422")
     sv.add_argument("--workers", type=int, default=2, help="requests computed at once (memory stays bounded)")
+    sv.add_argument("--projects", default="fabrec-projects",
+                    help="folder of the page's label projects (photos, labelme labels, trained models)")
+    sv.add_argument("--no-projects", action="store_true",
+                    help="landmarks only: no label projects, no training from the page")
     sv.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     be = sub.add_parser("bench", help="speed of the landmark path")
     be.add_argument("--model", default="default", help="default, paper-256, a .safetensors or a .pt")

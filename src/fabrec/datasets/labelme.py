@@ -56,11 +56,16 @@ def labelme_points(data: dict[str, Any], scheme: Scheme, name: str) -> np.ndarra
     return pts
 
 
+def labelme_doc(image_name: str, points: np.ndarray, names: list[str] | tuple[str, ...], height: int,
+                width: int) -> dict[str, Any]:
+    """A labelme document of point shapes from 0-based pixel-centre ``points (K, 2)`` named ``names``."""
+    shapes = [{"label": n, "points": [[float(x) + 0.5, float(y) + 0.5]], "group_id": None,
+               "shape_type": "point", "flags": {}} for n, (x, y) in zip(names, points)]
+    return {"version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": image_name,
+            "imageData": None, "imageHeight": height, "imageWidth": width}
+
+
 def write_labelme(path: str | Path, image_name: str, points: np.ndarray, names: list[str] | tuple[str, ...],
                   height: int, width: int) -> None:
     """Write 0-based pixel-centre points as a labelme file (for tests and conversions)."""
-    shapes = [{"label": n, "points": [[float(x) + 0.5, float(y) + 0.5]], "group_id": None,
-               "shape_type": "point", "flags": {}} for n, (x, y) in zip(names, points)]
-    doc = {"version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": image_name,
-           "imageData": None, "imageHeight": height, "imageWidth": width}
-    Path(path).write_text(json.dumps(doc, indent=1))
+    Path(path).write_text(json.dumps(labelme_doc(image_name, points, names, height, width), indent=1))

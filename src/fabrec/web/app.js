@@ -1,12 +1,29 @@
-// fabrec page: send photos to POST /v1/landmarks and draw the points (result schema fabrec-result/1).
+// fabrec page, Landmarks tab and what both tabs share: send photos to POST /v1/landmarks and
+// draw the points (result schema fabrec-result/1).
 "use strict";
 
 const results = document.getElementById("results");
 
-fetch("/health").then(r => r.json()).then(h => {
-  document.getElementById("model").textContent =
-    `model ${h.model}, ${h.points} points (scheme ${h.scheme}), fabrec ${h.version}, API v${h.api}`;
-});
+async function api(url, options = {}) {
+  // fetch with the server's token (asked for once, on the first 401) and JSON errors as exceptions
+  const withToken = () => {
+    const token = sessionStorage.getItem("fabrec-token");
+    const headers = Object.assign({}, options.headers || {});
+    if (token) headers.Authorization = `Bearer ${token}`;
+    return fetch(url, Object.assign({}, options, { headers }));
+  };
+  let resp = await withToken();
+  if (resp.status === 401) {
+    const token = prompt("This server needs its token:");
+    if (token) { sessionStorage.setItem("fabrec-token", token); resp = await withToken(); }
+  }
+  if (!resp.ok) {
+    let message = resp.statusText;
+    try { message = (await resp.json()).error || message; } catch (e) { /* not JSON */ }
+    throw new Error(message);
+  }
+  return resp;
+}
 
 function colour(c) {  // confidence 0..1 -> red .. green
   const t = Math.max(0, Math.min(1, c));
@@ -34,21 +51,21 @@ function draw(canvas, img, rec) {
   }
 }
 
-async function send(file) {
+async function send(file, url = "/v1/landmarks", into = results) {
+  // one card per photo: the photo with its points, the face count and the JSON to download
   const card = document.createElement("div");
   card.className = "card";
   card.innerHTML = `<div class="meta">${file.name}: finding faces…</div>`;
-  results.prepend(card);
+  into.prepend(card);
   const meta = card.querySelector(".meta");
   const body = new FormData();
   body.append("image", file, file.name);
   let rec;
   try {
-    const resp = await fetch("/v1/landmarks", { method: "POST", body });
-    rec = await resp.json();
-    if (!resp.ok) throw new Error(rec.error || resp.statusText);
+    rec = await (await api(url, { method: "POST", body })).json();
   } catch (e) {
     meta.innerHTML = `<span class="error">${file.name}: ${e.message}</span>`;
+    card.dataset.error = e.message;
     return;
   }
   const img = new Image();
@@ -66,12 +83,28 @@ async function send(file) {
   img.src = URL.createObjectURL(file);
 }
 
+api("/health").then(r => r.json()).then(h => {
+  document.getElementById("model").textContent =
+    `model ${h.model}, ${h.points} points (scheme ${h.scheme}), fabrec ${h.version}, API v${h.api}`;
+  if (!h.projects) document.getElementById("scheme-tab").hidden = true;
+});
+
+for (const tab of document.querySelectorAll(".tab")) {
+  tab.addEventListener("click", () => {
+    for (const t of document.querySelectorAll(".tab")) {
+      t.classList.toggle("active", t === tab);
+      document.getElementById(`tab-${t.dataset.tab}`).hidden = t !== tab;
+    }
+    document.dispatchEvent(new CustomEvent("tab", { detail: tab.dataset.tab }));
+  });
+}
+
 const drop = document.getElementById("drop");
-document.getElementById("files").addEventListener("change", e => [...e.target.files].forEach(send));
+document.getElementById("files").addEventListener("change", e => [...e.target.files].forEach(f => send(f)));
 drop.addEventListener("dragover", e => { e.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
 drop.addEventListener("drop", e => {
   e.preventDefault();
   drop.classList.remove("over");
-  [...e.dataTransfer.files].filter(f => f.type.startsWith("image/")).forEach(send);
+  [...e.dataTransfer.files].filter(f => f.type.startsWith("image/")).forEach(f => send(f));
 });

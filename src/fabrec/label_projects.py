@@ -1,0 +1,212 @@
+"""Label projects: a new scheme's photos and labels in one folder, as ``fabrec serve`` keeps them.
+
+Layout of a project ``NAME`` under the projects root::
+
+    ROOT/NAME/scheme.yaml           the point scheme (names, flip pairs, normalising points)
+    ROOT/NAME/images/PHOTO.jpg      the photos, names made safe on upload
+    ROOT/NAME/images/PHOTO.json     labelme files beside them (0 to K point shapes)
+    ROOT/NAME/train/                the training run (best.pt, last.pt, metrics.jsonl, log.txt)
+    ROOT/NAME/NAME.safetensors      the exported model once training finished
+
+``images/`` is a plain labelled folder: ``fabrec train-landmarks --dataset folder --root
+ROOT/NAME/images --scheme ROOT/NAME/scheme.yaml`` trains on it (photos with every point labelled;
+partly labelled ones are skipped with a note). Every name a request gives is checked against a
+strict pattern and every path resolved inside the root, so no request reaches another file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import yaml
+
+from fabrec.datasets.labelme import labelme_doc
+from fabrec.errors import FabrecError
+from fabrec.io import atomic_write, decode_image, write_text_atomic
+from fabrec.schemes import Scheme, get_scheme
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.(jpg|jpeg|png|webp|bmp)$", re.IGNORECASE)
+FIVE = {"name": "five", "points": ["left_eye", "right_eye", "nose_tip", "mouth_left", "mouth_right"],
+        "flip_pairs": [["left_eye", "right_eye"], ["mouth_left", "mouth_right"]],
+        "norm_points": ["left_eye", "right_eye"]}
+TEMPLATES = ("5", "68")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+class ProjectError(FabrecError):
+    """A request the store refuses; ``status`` is the HTTP status that says why."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def scheme_document(name: str, template: str | None = None, points: list[str] | None = None) -> dict[str, Any]:
+    """The scheme YAML of a new project: a template (``5``: eye centres, nose tip, mouth corners;
+    ``68``: the 300-W points) or the user's point names (no flip pairs; errors normalised by the
+    face box)."""
+    if template == "5":
+        return {**FIVE, "name": name}
+    if template == "68":
+        return {**get_scheme("68").to_dict(), "name": name}
+    if template is not None:
+        raise ProjectError(f"template must be one of {', '.join(TEMPLATES)}, got '{template}'")
+    names = [str(p).strip() for p in (points or []) if str(p).strip()]
+    if not 1 <= len(names) <= 200:
+        raise ProjectError("give 1 to 200 point names (or a template: 5 or 68)")
+    if any(not NAME.match(n) for n in names):
+        raise ProjectError("point names: letters, digits, '_' and '-' only, starting with a letter or digit")
+    doc = {"name": name, "points": names, "norm_points": None}
+    Scheme.from_dict(doc, "scheme")  # unique names etc.
+    return doc
+
+
+@dataclass(frozen=True)
+class ProjectStore:
+    """Projects under ``root`` (created on first use)."""
+
+    root: Path
+
+    def folder(self, name: str) -> Path:
+        """The existing project ``name``'s folder (404 when there is none)."""
+        p = self._inside(name, NAME, "project name")
+        if not (p / "scheme.yaml").is_file():
+            raise ProjectError(f"no project '{name}'", 404)
+        return p
+
+    def _inside(self, name: str, pattern: re.Pattern[str], what: str, parent: Path | None = None) -> Path:
+        if not isinstance(name, str) or not pattern.match(name):
+            raise ProjectError(f"{what} '{str(name)[:80]}' is not allowed (letters, digits, '_', '-', '.')")
+        base = (parent or self.root).resolve()
+        p = (base / name).resolve()
+        if p.parent != base:
+            raise ProjectError(f"{what} '{name}' is not allowed")
+        return p
+
+    def create(self, name: str, template: str | None = None, points: list[str] | None = None) -> dict[str, Any]:
+        """Make project ``name`` (409 if it exists) and return its description."""
+        p = self._inside(name, NAME, "project name")
+        if p.exists():
+            raise ProjectError(f"project '{name}' exists", 409)
+        doc = scheme_document(name, template, points)
+        (p / "images").mkdir(parents=True)
+        write_text_atomic(p / "scheme.yaml", yaml.safe_dump(doc, sort_keys=False))
+        return self.describe(name)
+
+    def names(self) -> list[str]:
+        """Every project's name, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(d.name for d in self.root.iterdir() if NAME.match(d.name) and (d / "scheme.yaml").is_file())
+
+    def scheme(self, name: str) -> Scheme:
+        return get_scheme(self.folder(name) / "scheme.yaml")
+
+    def describe(self, name: str) -> dict[str, Any]:
+        """``{"name", "points": [names], "images": [{"file", "width", "height", "labelled"}], "complete",
+        "model"}`` -- ``labelled`` counts placed points, ``complete`` the fully labelled photos."""
+        p = self.folder(name)
+        scheme = self.scheme(name)
+        images = []
+        for img in sorted((p / "images").iterdir()):
+            if FILE.match(img.name):
+                pts = self.labels(name, img.name)
+                images.append({"file": img.name, "labelled": sum(q is not None for q in pts)})
+        k = scheme.num_points
+        return {"name": name, "points": list(scheme.names), "images": images,
+                "complete": sum(i["labelled"] == k for i in images), "model": self.model_path(name).is_file()}
+
+    def image(self, name: str, file: str) -> Path:
+        """Path of photo ``file`` of the project (404 when absent)."""
+        p = self._inside(file, FILE, "photo name", self.folder(name) / "images")
+        if not p.is_file():
+            raise ProjectError(f"project '{name}' has no photo '{file}'", 404)
+        return p
+
+    def add_image(self, name: str, filename: str, data: bytes) -> str:
+        """Store an uploaded photo (decoded first: only images are kept) under a safe, unused name."""
+        images = self.folder(name) / "images"
+        rgb = decode_image(np.frombuffer(data, np.uint8), Path(filename).name or "upload")
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(filename).stem).strip("_-")[:60] or "photo"
+        ext = Path(filename).suffix.lower()
+        if ext not in IMAGE_SUFFIXES:  # decodable but named oddly: kept as PNG
+            ext, data = ".png", cv2.imencode(".png", rgb[..., ::-1])[1].tobytes()
+        base, n = stem, 1
+        while any((images / f"{stem}{s}").exists() for s in (*IMAGE_SUFFIXES, ".json")):  # one stem, one label file
+            n += 1
+            stem = f"{base}_{n}"
+        file = f"{stem}{ext}"
+        atomic_write(images / file, lambda tmp: Path(tmp).write_bytes(data))
+        return file
+
+    def labels(self, name: str, file: str) -> list[list[float] | None]:
+        """The photo's points in the scheme's order, 0-based pixel centres; None where unlabelled."""
+        scheme = self.scheme(name)
+        path = self.image(name, file).with_suffix(".json")
+        out: list[list[float] | None] = [None] * scheme.num_points
+        if not path.is_file():
+            return out
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return out
+        index = {n: i for i, n in enumerate(scheme.names)}
+        for shape in doc.get("shapes", []):
+            i = index.get(str(shape.get("label")))
+            if i is not None and shape.get("points"):
+                x, y = shape["points"][0]
+                out[i] = [float(x) - 0.5, float(y) - 0.5]
+        return out
+
+    def save_labels(self, name: str, file: str, points: Any) -> int:
+        """Write the photo's labelme file from ``points`` (K entries, ``[x, y]`` 0-based or None);
+        returns the number placed. Points must lie on the photo."""
+        scheme = self.scheme(name)
+        img = self.image(name, file)
+        if not isinstance(points, list) or len(points) != scheme.num_points:
+            raise ProjectError(f"'points' must be a list of {scheme.num_points} entries ([x, y] or null)")
+        w, h = decode_size(img)
+        placed, names = [], []
+        for n, q in zip(scheme.names, points):
+            if q is None:
+                continue
+            if (not isinstance(q, list) or len(q) != 2 or not all(isinstance(v, (int, float)) for v in q)
+                    or not (-0.5 <= q[0] <= w and -0.5 <= q[1] <= h)):
+                raise ProjectError(f"point '{n}': {str(q)[:40]} is not an [x, y] on the photo")
+            placed.append(q)
+            names.append(n)
+        doc = labelme_doc(img.name, np.asarray(placed, float).reshape(-1, 2), names, h, w)
+        write_text_atomic(img.with_suffix(".json"), json.dumps(doc, indent=1))
+        return len(placed)
+
+    def model_path(self, name: str) -> Path:
+        p = self._inside(name, NAME, "project name")
+        return p / f"{name}.safetensors"
+
+    def labels_zip(self, name: str) -> bytes:
+        """scheme.yaml, the photos and their labelme files, as a zip (the project's labelled folder)."""
+        p = self.folder(name)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+            z.write(p / "scheme.yaml", f"{name}/scheme.yaml")
+            for f in sorted((p / "images").iterdir()):
+                if FILE.match(f.name) or (f.suffix == ".json" and FILE.match(f"{f.stem}.png")):
+                    z.write(f, f"{name}/images/{f.name}")
+        return buf.getvalue()
+
+
+def decode_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ProjectError(f"{path.name}: cannot read the photo", 500)
+    return img.shape[1], img.shape[0]

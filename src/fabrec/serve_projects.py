@@ -1,0 +1,158 @@
+"""``fabrec serve``'s label-project API: make a new scheme's labels, train it, preview and export it.
+
+Routes (every one behind the server's token, where one is set; errors ``{"error": "one line"}``):
+
+- ``GET /v1/projects`` -> ``{"projects": [names]}``; ``POST /v1/projects`` ``{"name", "template":
+  "5" | "68"}`` or ``{"name", "points": [names]}`` -> 201, the project;
+- ``GET /v1/projects/{name}`` -> ``{"name", "points", "images": [{"file", "labelled"}], "complete",
+  "model", "suggested_steps", "train": status}``;
+- ``POST /v1/projects/{name}/images`` (multipart ``image``) -> 201 ``{"file"}``;
+  ``GET /v1/projects/{name}/images/{file}`` -> the photo;
+- ``GET|PUT /v1/projects/{name}/labels/{file}`` -> ``{"points": [[x, y] | null, ...]}`` (0-based
+  pixel centres, the scheme's order), stored as labelme JSON beside the photo;
+- ``POST|GET|DELETE /v1/projects/{name}/train`` -> start (``{"steps": N}`` optional; 409 while a
+  job runs) / progress / cancel;
+- ``POST /v1/projects/{name}/preview`` (multipart ``image``) -> a result record from the project's model;
+- ``GET /v1/projects/{name}/model`` -> ``NAME.safetensors``; ``GET /v1/projects/{name}/labels.zip``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fabrec.label_projects import ProjectError, ProjectStore
+from fabrec.serve_requests import ApiError, Gate, Landmarker, answers_errors
+from fabrec.train_jobs import TrainingJobs, suggested_steps
+
+
+class PreviewModels:
+    """The project's exported model as a predictor, loaded once per file version."""
+
+    def __init__(self, store: ProjectStore, workers: int) -> None:
+        self.store, self.workers = store, workers
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[int, Landmarker]] = {}
+
+    def get(self, name: str) -> Landmarker:
+        from fabrec.predict import LandmarkPredictor
+
+        path = self.store.model_path(name)
+        if not path.is_file():
+            raise ProjectError(f"project '{name}' has no model yet: press Train", 404)
+        stamp = path.stat().st_mtime_ns
+        with self._lock:
+            hit = self._cache.get(name)
+            if hit is None or hit[0] != stamp:
+                pred = LandmarkPredictor.from_pretrained(str(path), device="cpu")
+                hit = self._cache[name] = (stamp, Landmarker(pred, self.workers))
+            return hit[1]
+
+
+def project_routes(root: Path, gate: Gate, workers: int = 2) -> tuple[list[Any], Callable[[], None]]:
+    """The routes above on the projects folder ``root``, and a function that cancels a running job."""
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, JSONResponse, Response
+    from starlette.routing import Route
+
+    store = ProjectStore(root)
+    jobs = TrainingJobs(store)
+    previews = PreviewModels(store, workers)
+
+    def allowed(request: Request) -> None:
+        if not gate.authorised(request.headers):
+            raise ApiError(401, "missing or wrong token (Authorization: Bearer TOKEN)")
+
+    def path_of(request: Request, key: str = "name") -> str:
+        return request.path_params[key]
+
+    @answers_errors
+    async def projects(request: Request) -> JSONResponse:
+        if request.method == "GET":
+            allowed(request)
+            return JSONResponse({"projects": store.names()})
+        doc = await gate.json(request)
+        points = doc.get("points")
+        if points is not None and not isinstance(points, list):
+            raise ApiError(400, "'points' must be a list of names")
+        made = store.create(str(doc.get("name", "")), doc.get("template"), points)
+        return JSONResponse(made, status_code=201)
+
+    @answers_errors
+    async def project(request: Request) -> JSONResponse:
+        allowed(request)
+        name = path_of(request)
+        info = store.describe(name)
+        info.update(suggested_steps=suggested_steps(info["complete"]), train=jobs.status(name))
+        return JSONResponse(info)
+
+    @answers_errors
+    async def add_image(request: Request) -> JSONResponse:
+        name = path_of(request)
+        store.folder(name)
+        filename, data = await gate.upload(request)
+        file = await run_in_threadpool(store.add_image, name, filename, data)
+        return JSONResponse({"file": file}, status_code=201)
+
+    @answers_errors
+    async def image(request: Request) -> FileResponse:
+        allowed(request)
+        return FileResponse(store.image(path_of(request), path_of(request, "file")))
+
+    @answers_errors
+    async def labels(request: Request) -> JSONResponse:
+        name, file = path_of(request), path_of(request, "file")
+        if request.method == "PUT":
+            doc = await gate.json(request)
+            placed = store.save_labels(name, file, doc.get("points"))
+            return JSONResponse({"file": file, "labelled": placed})
+        allowed(request)
+        return JSONResponse({"file": file, "points": store.labels(name, file)})
+
+    @answers_errors
+    async def train(request: Request) -> JSONResponse:
+        name = path_of(request)
+        if request.method == "POST":
+            steps = (await gate.json(request)).get("steps")
+            if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool)):
+                raise ApiError(400, "'steps' must be a whole number")
+            return JSONResponse(jobs.start(name, steps), status_code=202)
+        allowed(request)
+        if request.method == "DELETE":
+            return JSONResponse(await run_in_threadpool(jobs.cancel, name))
+        return JSONResponse(jobs.status(name))
+
+    @answers_errors
+    async def preview(request: Request) -> JSONResponse:
+        name = path_of(request)
+        model = await run_in_threadpool(previews.get, name)
+        filename, rgb = await gate.photo(request)
+        return JSONResponse(await model.record(filename, rgb))
+
+    @answers_errors
+    async def model(request: Request) -> FileResponse:
+        allowed(request)
+        path = store.model_path(path_of(request))
+        if not path.is_file():
+            raise ProjectError(f"project '{path_of(request)}' has no model yet: press Train", 404)
+        return FileResponse(path, media_type="application/octet-stream", filename=path.name)
+
+    @answers_errors
+    async def labels_zip(request: Request) -> Response:
+        allowed(request)
+        name = path_of(request)
+        data = await run_in_threadpool(store.labels_zip, name)
+        return Response(data, media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="{name}-labels.zip"'})
+
+    base = "/v1/projects/{name}"
+    routes = [Route("/v1/projects", projects, methods=["GET", "POST"]), Route(base, project),
+              Route(f"{base}/images", add_image, methods=["POST"]), Route(base + "/images/{file}", image),
+              Route(base + "/labels/{file}", labels, methods=["GET", "PUT"]),
+              Route(f"{base}/train", train, methods=["GET", "POST", "DELETE"]),
+              Route(f"{base}/preview", preview, methods=["POST"]), Route(f"{base}/model", model),
+              Route(f"{base}/labels.zip", labels_zip)]
+    return routes, jobs.close

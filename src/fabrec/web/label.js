@@ -1,0 +1,341 @@
+// fabrec page, New scheme tab: a label project's photos, clicked points (saved as labelme JSON on
+// the server after every change), background training with progress, preview and export.
+"use strict";
+
+const $ = id => document.getElementById(id);
+const canvas = $("label-canvas");
+const ctx = canvas.getContext("2d");
+const S = {  // the tab's state: project, photo, points, view, undo stack, pointer
+  project: null, photos: [], index: 0, img: null, points: [], current: 0,
+  view: { s: 1, ox: 0, oy: 0 }, undo: [], pointer: null, poll: null,
+};
+const enc = encodeURIComponent;
+const base = () => `/v1/projects/${enc(S.project.name)}`;
+
+function say(text, error = false) {
+  const m = $("project-message");
+  m.textContent = text;
+  m.classList.toggle("error", error);
+}
+
+async function refreshList(select) {
+  const { projects } = await (await api("/v1/projects")).json();
+  $("project-list").innerHTML = projects.map(p => `<option>${p}</option>`).join("");
+  if (select) $("project-list").value = select;
+}
+
+async function openProject(name) {
+  S.project = await (await api(`/v1/projects/${enc(name)}`)).json();
+  S.photos = S.project.images;
+  $("workspace").hidden = false;
+  $("project-title").textContent = `${S.project.name}: ${S.project.points.length} points`;
+  $("steps").placeholder = `${S.project.suggested_steps} (auto)`;
+  showTraining(S.project.train);
+  if (S.project.train.state === "training" || S.project.train.state === "exporting") follow();
+  renderStrip();
+  await openPhoto(Math.min(S.index, Math.max(0, S.photos.length - 1)));
+}
+
+function renderStrip() {
+  const k = S.project.points.length;
+  $("strip").innerHTML = "";
+  S.photos.forEach((p, i) => {
+    const b = document.createElement("button");
+    b.textContent = `${p.file} ${p.labelled}/${k}`;
+    b.className = (i === S.index ? "active " : "") + (p.labelled === k ? "done" : "");
+    b.dataset.labelled = String(p.labelled);
+    b.addEventListener("click", () => openPhoto(i));
+    $("strip").append(b);
+  });
+  const complete = S.photos.filter(p => p.labelled === k).length;
+  $("photo-pos").textContent = S.photos.length ?
+    `photo ${S.index + 1} of ${S.photos.length} (${complete} fully labelled)` : "add photos to label";
+}
+
+async function openPhoto(i) {
+  if (!S.photos.length) { S.img = null; renderPoints(); paint(); return; }
+  S.index = (i + S.photos.length) % S.photos.length;
+  const file = S.photos[S.index].file;
+  const [blob, labels] = await Promise.all([
+    api(`${base()}/images/${enc(file)}`).then(r => r.blob()),
+    api(`${base()}/labels/${enc(file)}`).then(r => r.json()),
+  ]);
+  const img = new Image();
+  await new Promise(ok => { img.onload = ok; img.src = URL.createObjectURL(blob); });
+  S.img = img;
+  S.points = labels.points;
+  S.undo = [];
+  S.current = firstFree();
+  fit();
+  renderStrip();
+  renderPoints();
+  paint();
+  canvas.dataset.photo = file;
+}
+
+function firstFree(from = 0) {
+  const n = S.points.length;
+  for (let k = 0; k < n; k++) if (S.points[(from + k) % n] === null) return (from + k) % n;
+  return -1;
+}
+
+function fit() {
+  if (!S.img) return;
+  const s = Math.min(canvas.width / S.img.width, canvas.height / S.img.height);
+  S.view = { s, ox: (canvas.width - S.img.width * s) / 2, oy: (canvas.height - S.img.height * s) / 2 };
+}
+
+const toCanvas = ([x, y]) => [(x + 0.5) * S.view.s + S.view.ox, (y + 0.5) * S.view.s + S.view.oy];
+const toImage = (cx, cy) => [(cx - S.view.ox) / S.view.s - 0.5, (cy - S.view.oy) / S.view.s - 0.5];
+
+function paint() {
+  ctx.fillStyle = "#333";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  if (!S.img) return;
+  const { s, ox, oy } = S.view;
+  ctx.drawImage(S.img, ox, oy, S.img.width * s, S.img.height * s);
+  ctx.font = "11px system-ui, sans-serif";
+  S.points.forEach((p, i) => {
+    if (p === null) return;
+    const [cx, cy] = toCanvas(p);
+    ctx.fillStyle = i === S.current ? "#ffd400" : "#19c37d";
+    ctx.strokeStyle = "#000";
+    ctx.beginPath();
+    ctx.arc(cx, cy, 4, 0, 2 * Math.PI);
+    ctx.fill();
+    ctx.stroke();
+    ctx.fillStyle = "#fff";
+    ctx.fillText(String(i + 1), cx + 5, cy - 5);
+  });
+  canvas.dataset.placed = String(S.points.filter(p => p !== null).length);
+}
+
+function renderPoints() {
+  const list = $("point-list");
+  list.innerHTML = "";
+  (S.project ? S.project.points : []).forEach((name, i) => {
+    const li = document.createElement("li");
+    li.textContent = name + (S.points[i] ? " ✓" : "");
+    li.className = i === S.current ? "current" : "";
+    li.addEventListener("click", () => { S.current = i; renderPoints(); paint(); });
+    list.append(li);
+  });
+}
+
+const snapshot = () => JSON.stringify({ points: S.points, current: S.current });
+
+async function change(mutate) {
+  // every edit: undo snapshot, apply, save to the server, redraw
+  S.undo.push(snapshot());
+  mutate();
+  await save();
+}
+
+async function save() {
+  const file = S.photos[S.index].file;
+  try {
+    const r = await (await api(`${base()}/labels/${enc(file)}`, {
+      method: "PUT", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ points: S.points }),
+    })).json();
+    S.photos[S.index].labelled = r.labelled;
+    say(`${file}: saved, ${r.labelled} of ${S.points.length} points`);
+  } catch (e) {
+    say(`${file}: not saved: ${e.message}`, true);
+  }
+  renderStrip();
+  renderPoints();
+  paint();
+}
+
+function hit(cx, cy) {
+  let best = -1, bestD = 8;
+  S.points.forEach((p, i) => {
+    if (p === null) return;
+    const [px, py] = toCanvas(p);
+    const d = Math.hypot(px - cx, py - cy);
+    if (d < bestD) { best = i; bestD = d; }
+  });
+  return best;
+}
+
+function at(e) {
+  const r = canvas.getBoundingClientRect();
+  return [(e.clientX - r.left) * canvas.width / r.width, (e.clientY - r.top) * canvas.height / r.height];
+}
+
+canvas.addEventListener("mousedown", e => {
+  if (!S.img) return;
+  const [cx, cy] = at(e);
+  const i = hit(cx, cy);
+  S.pointer = { x: cx, y: cy, moved: false, drag: i, before: snapshot() };
+  if (i >= 0) { S.current = i; renderPoints(); }
+  canvas.focus();
+});
+
+canvas.addEventListener("mousemove", e => {
+  if (!S.pointer) return;
+  const [cx, cy] = at(e);
+  const P = S.pointer;
+  if (Math.hypot(cx - P.x, cy - P.y) > 4) P.moved = true;
+  if (!P.moved) return;
+  if (P.drag >= 0) {
+    S.points[P.drag] = toImage(cx, cy);
+  } else {
+    S.view.ox += cx - P.x;
+    S.view.oy += cy - P.y;
+    P.x = cx;
+    P.y = cy;
+  }
+  paint();
+});
+
+window.addEventListener("mouseup", async e => {
+  const P = S.pointer;
+  S.pointer = null;
+  if (!P || !S.img) return;
+  if (P.drag >= 0 && P.moved) {
+    S.undo.push(P.before);
+    await save();
+  } else if (!P.moved && P.drag < 0 && S.current >= 0) {
+    const [cx, cy] = at(e);
+    const [x, y] = toImage(cx, cy);
+    if (x < -0.5 || y < -0.5 || x > S.img.width - 0.5 || y > S.img.height - 0.5) return;
+    const i = S.current;
+    await change(() => {
+      S.points[i] = [x, y];
+      S.current = firstFree(i + 1);
+    });
+  }
+});
+
+canvas.addEventListener("wheel", e => {
+  e.preventDefault();
+  const [cx, cy] = at(e);
+  const f = Math.pow(1.0015, -e.deltaY);
+  S.view.ox = cx - (cx - S.view.ox) * f;
+  S.view.oy = cy - (cy - S.view.oy) * f;
+  S.view.s *= f;
+  paint();
+}, { passive: false });
+
+async function undo() {
+  if (!S.undo.length) return;
+  ({ points: S.points, current: S.current } = JSON.parse(S.undo.pop()));  // the point the undone edit placed is next again
+  await save();
+}
+
+document.addEventListener("keydown", e => {
+  if ($("tab-scheme").hidden || $("workspace").hidden || ["INPUT", "TEXTAREA", "SELECT"].includes(e.target.tagName)) return;
+  const key = e.key.toLowerCase();
+  if ((e.ctrlKey || e.metaKey) && key === "z") { e.preventDefault(); undo(); }
+  else if (key === "n" || e.key === "ArrowRight") openPhoto(S.index + 1);
+  else if (key === "p" || e.key === "ArrowLeft") openPhoto(S.index - 1);
+  else if (key === "f") { fit(); paint(); }
+  else if ((e.key === "Delete" || e.key === "Backspace") && S.current >= 0 && S.points[S.current]) {
+    e.preventDefault();
+    const i = S.current;
+    change(() => { S.points[i] = null; });
+  }
+});
+
+function showTraining(t) {
+  const st = $("train-status");
+  st.dataset.state = t.state;
+  const parts = [t.state];
+  if (t.steps) parts.push(`step ${t.step} of ${t.steps}`);
+  if (t.loss !== null && t.loss !== undefined) parts.push(`loss ${t.loss.toFixed(4)}`);
+  if (t.val_nme !== null && t.val_nme !== undefined) parts.push(`validation NME ${t.val_nme.toFixed(2)}%`);
+  if (t.seconds) parts.push(`${t.seconds.toFixed(0)} s`);
+  if (t.message) parts.push(t.message);
+  st.textContent = parts.join(", ");
+  $("train-progress").max = Math.max(1, t.steps);
+  $("train-progress").value = t.step;
+  const busy = t.state === "training" || t.state === "exporting";
+  $("train").disabled = busy;
+  $("cancel").disabled = !busy;
+  $("export-model").disabled = !t.model;
+}
+
+function follow() {
+  clearInterval(S.poll);
+  const name = S.project.name;
+  S.poll = setInterval(async () => {
+    const t = await (await api(`/v1/projects/${enc(name)}/train`)).json();
+    if (S.project && S.project.name === name) showTraining(t);
+    if (t.state !== "training" && t.state !== "exporting") clearInterval(S.poll);
+  }, 1000);
+}
+
+async function download(url, filename) {
+  const blob = await (await api(url)).blob();
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = filename;
+  a.click();
+}
+
+$("template").addEventListener("change", () => { $("point-names").hidden = $("template").value !== "own"; });
+
+$("new-project").addEventListener("submit", async e => {
+  e.preventDefault();
+  const name = $("project-name").value.trim();
+  const own = $("template").value === "own";
+  const doc = own ? { name, points: $("point-names").value.split(/[\n,]+/).map(s => s.trim()).filter(Boolean) }
+                  : { name, template: $("template").value };
+  try {
+    await api("/v1/projects", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(doc) });
+    await refreshList(name);
+    S.index = 0;
+    await openProject(name);
+    say(`project ${name} created: add photos, then click the points`);
+  } catch (err) { say(err.message, true); }
+});
+
+$("open-project").addEventListener("submit", async e => {
+  e.preventDefault();
+  if (!$("project-list").value) return;
+  S.index = 0;
+  try { await openProject($("project-list").value); } catch (err) { say(err.message, true); }
+});
+
+$("project-files").addEventListener("change", async e => {
+  const files = [...e.target.files];
+  for (const f of files) {
+    const body = new FormData();
+    body.append("image", f, f.name);
+    try { await api(`${base()}/images`, { method: "POST", body }); } catch (err) { say(`${f.name}: ${err.message}`, true); }
+  }
+  e.target.value = "";
+  await openProject(S.project.name);
+});
+
+$("prev").addEventListener("click", () => openPhoto(S.index - 1));
+$("next").addEventListener("click", () => openPhoto(S.index + 1));
+$("undo").addEventListener("click", undo);
+$("fit").addEventListener("click", () => { fit(); paint(); });
+
+$("train").addEventListener("click", async () => {
+  const steps = parseInt($("steps").value, 10);
+  try {
+    const t = await (await api(`${base()}/train`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(Number.isFinite(steps) ? { steps } : {}),
+    })).json();
+    showTraining(t);
+    follow();
+  } catch (err) { say(err.message, true); }
+});
+
+$("cancel").addEventListener("click", async () => {
+  try { showTraining(await (await api(`${base()}/train`, { method: "DELETE" })).json()); } catch (err) { say(err.message, true); }
+});
+
+$("preview-files").addEventListener("change", e => {
+  [...e.target.files].forEach(f => send(f, `${base()}/preview`, $("preview-results")));
+  e.target.value = "";
+});
+$("export-model").addEventListener("click", () => download(`${base()}/model`, `${S.project.name}.safetensors`));
+$("export-labels").addEventListener("click", () => download(`${base()}/labels.zip`, `${S.project.name}-labels.zip`));
+
+document.addEventListener("tab", e => { if (e.detail === "scheme") refreshList().catch(err => say(err.message, true)); });

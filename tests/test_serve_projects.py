@@ -1,0 +1,138 @@
+"""`fabrec serve`'s label projects over HTTP: names and paths confined to the projects folder,
+labels stored as labelme files `train-landmarks` reads, one training job at a time, cancel."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("multipart")
+from starlette.testclient import TestClient  # noqa: E402
+
+from fabrec.datasets.folder import read_folder  # noqa: E402
+from fabrec.label_projects import ProjectError, ProjectStore  # noqa: E402
+from fabrec.predict import LandmarkPredictor  # noqa: E402
+from fabrec.sample import SAMPLE_IMAGE  # noqa: E402
+from fabrec.schemes import get_scheme  # noqa: E402
+from fabrec.serve import create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def predictor() -> LandmarkPredictor:
+    return LandmarkPredictor.from_pretrained("default", device="cpu")
+
+
+@pytest.fixture
+def client(predictor, tmp_path):
+    with TestClient(create_app(predictor, projects=tmp_path / "projects")) as c:
+        yield c
+
+
+def jpeg(img: np.ndarray) -> bytes:
+    return cv2.imencode(".jpg", img)[1].tobytes()
+
+
+def five_labels(predictor: LandmarkPredictor) -> list[list[float]]:
+    (face,) = predictor.predict(str(SAMPLE_IMAGE))
+    p = face.points
+    return [[float(x), float(y)] for x, y in (p[36:42].mean(0), p[42:48].mean(0), p[30], p[48], p[54])]
+
+
+def test_names_and_paths_cannot_leave_the_projects_folder(client, tmp_path) -> None:
+    for bad in ("../x", "a/b", ".hidden", "", "x" * 65, "a b"):
+        r = client.post("/v1/projects", json={"name": bad, "template": "5"})
+        assert r.status_code == 400 and "not allowed" in r.json()["error"], bad
+    assert client.post("/v1/projects", json={"name": "five", "template": "5"}).status_code == 201
+    assert client.post("/v1/projects", json={"name": "five", "template": "5"}).status_code == 409
+    assert client.get("/v1/projects/nothere").status_code == 404
+    store = ProjectStore(tmp_path / "projects")
+    for bad in ("../scheme.yaml", "../../x.jpg", "..", "a.txt", "x/../../y.png"):
+        with pytest.raises(ProjectError):
+            store.image("five", bad)
+    assert client.get("/v1/projects/five/images/..%2Fscheme.yaml").status_code in (400, 404)
+    assert client.get("/v1/projects/five/labels/scheme.yaml").status_code == 400
+    up = client.post("/v1/projects/five/images", files={"image": ("../../evil name.jpg", jpeg(cv2.imread(str(SAMPLE_IMAGE))),
+                                                                   "image/jpeg")})
+    assert up.status_code == 201 and up.json()["file"] == "evil_name.jpg"
+    assert (tmp_path / "projects" / "five" / "images" / "evil_name.jpg").is_file()
+    bad = client.post("/v1/projects/five/images", files={"image": ("x.jpg", b"not an image", "image/jpeg")})
+    assert bad.status_code == 400 and "\n" not in bad.json()["error"]
+    assert sorted(p.name for p in (tmp_path / "projects" / "five" / "images").iterdir()) == ["evil_name.jpg"]
+
+
+def test_own_point_names_and_templates_make_readable_schemes(client, tmp_path) -> None:
+    r = client.post("/v1/projects", json={"name": "tips", "points": ["nose_tip", "chin"]})
+    assert r.status_code == 201 and r.json()["points"] == ["nose_tip", "chin"]
+    assert get_scheme(tmp_path / "projects" / "tips" / "scheme.yaml").num_points == 2
+    assert client.post("/v1/projects", json={"name": "dup", "points": ["a", "a"]}).status_code == 400
+    assert client.post("/v1/projects", json={"name": "t", "template": "7"}).status_code == 400
+    r = client.post("/v1/projects", json={"name": "full", "template": "68"})
+    assert len(r.json()["points"]) == 68
+    assert client.get("/v1/projects").json()["projects"] == ["full", "tips"]
+
+
+def test_labels_round_trip_as_labelme_that_training_reads(client, predictor, tmp_path) -> None:
+    client.post("/v1/projects", json={"name": "five", "template": "5"})
+    img = cv2.imread(str(SAMPLE_IMAGE))
+    for name, im in (("a.jpg", img), ("a.png", img)):  # one stem twice: the second gets its own name
+        client.post("/v1/projects/five/images", files={"image": (name, jpeg(im), "image/jpeg")})
+    info = client.get("/v1/projects/five").json()
+    assert [i["file"] for i in info["images"]] == ["a.jpg", "a_2.png"]
+    pts = five_labels(predictor)
+    partial = pts[:2] + [None] * 3
+    assert client.put("/v1/projects/five/labels/a.jpg", json={"points": pts}).json()["labelled"] == 5
+    assert client.put("/v1/projects/five/labels/a_2.png", json={"points": partial}).json()["labelled"] == 2
+    got = client.get("/v1/projects/five/labels/a.jpg").json()["points"]
+    np.testing.assert_allclose(got, pts, atol=1e-9)
+    assert client.get("/v1/projects/five/labels/a_2.png").json()["points"][2:] == [None] * 3
+    for bad in ([[1, 2]] * 4, [[1e6, 5]] * 5, [["x", 1]] * 5, "nope"):
+        r = client.put("/v1/projects/five/labels/a.jpg", json={"points": bad})
+        assert r.status_code == 400, bad
+    info = client.get("/v1/projects/five").json()
+    assert info["complete"] == 1 and [i["labelled"] for i in info["images"]] == [5, 2]
+    root = tmp_path / "projects" / "five"
+    res = read_folder(root / "images", get_scheme(root / "scheme.yaml"))  # what train-landmarks reads
+    assert [s.key for s in res.samples] == ["a.jpg"] and len(res.problems) == 1
+    np.testing.assert_allclose(res.samples[0].points, pts, atol=1e-9)
+
+
+def test_one_training_job_at_a_time_and_cancel(client, predictor) -> None:
+    client.post("/v1/projects", json={"name": "five", "template": "5"})
+    client.post("/v1/projects", json={"name": "other", "template": "5"})
+    assert client.post("/v1/projects/five/train", json={}).status_code == 400  # nothing labelled yet
+    for name in ("five", "other"):
+        client.post(f"/v1/projects/{name}/images", files={"image": ("a.jpg", SAMPLE_IMAGE.read_bytes(), "image/jpeg")})
+        client.put(f"/v1/projects/{name}/labels/a.jpg", json={"points": five_labels(predictor)})
+    assert client.post("/v1/projects/five/train", json={"steps": 0}).status_code == 400
+    assert client.post("/v1/projects/five/train", json={"steps": "many"}).status_code == 400
+    r = client.post("/v1/projects/five/train", json={"steps": 5000})
+    assert r.status_code == 202 and r.json()["state"] == "training" and r.json()["steps"] == 5000
+    busy = client.post("/v1/projects/other/train", json={"steps": 3})
+    assert busy.status_code == 409 and "one job at a time" in busy.json()["error"]
+    deadline = time.time() + 120
+    while client.get("/v1/projects/five/train").json()["step"] < 2 and time.time() < deadline:
+        time.sleep(0.5)
+    stopped = client.delete("/v1/projects/five/train").json()
+    assert stopped["state"] in ("training", "cancelled")
+    while client.get("/v1/projects/five/train").json()["state"] == "training" and time.time() < deadline:
+        time.sleep(0.2)
+    status = client.get("/v1/projects/five/train").json()
+    assert status["state"] == "cancelled" and 2 <= status["step"] < 5000 and not status["model"]
+    assert client.post("/v1/projects/five/preview", files={"image": ("a.jpg", SAMPLE_IMAGE.read_bytes(),
+                                                                      "image/jpeg")}).status_code == 404
+    assert client.get("/v1/projects/five/model").status_code == 404
+    assert client.delete("/v1/projects/five/train").status_code == 404
+
+
+def test_projects_need_the_token_too(predictor, tmp_path) -> None:
+    c = TestClient(create_app(predictor, token="s3cret", projects=tmp_path / "p"))
+    assert c.get("/v1/projects").status_code == 401
+    assert c.post("/v1/projects", json={"name": "x", "template": "5"}).status_code == 401
+    auth = {"Authorization": "Bearer s3cret"}
+    assert c.post("/v1/projects", json={"name": "x", "template": "5"}, headers=auth).status_code == 201
+    assert c.get("/v1/projects/x", headers=auth).status_code == 200
+    assert c.get("/v1/projects/x").status_code == 401
