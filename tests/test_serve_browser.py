@@ -11,10 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
-import socket
-import threading
-import time
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -22,42 +18,47 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from page_driver import (
+    CHROMIUM,
+    DRIVER,
+    browser,
+    canvas_offset,
+    click,
+    fit_scale,
+    label,
+    new_project,
+    next_photo,
+    open_photo,
+    placed,
+    running,
+    train,
+    wait,
+)
 
 REQUIRED = os.environ.get("FABREC_BROWSER_TEST") == "required"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
 
 
 def _need(ok: bool, why: str) -> None:
     if not ok:
         if REQUIRED:
-            pytest.fail(f"browser test required but {why}")
-        pytest.skip(why)
+            pytest.fail(f"browser test required but {why}", pytrace=False)
+        pytest.skip(why, allow_module_level=True)
 
 
 _need(CHROMIUM is not None and DRIVER is not None, "no chromium / chromedriver (apt install chromium chromium-driver)")
 try:
-    import uvicorn
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    import uvicorn  # noqa: F401
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import WebDriverWait
 except ImportError as e:  # pragma: no cover - depends on the environment
     _need(False, f"missing {e.name} (pip install selenium and fabrec[serve])")
 
-from fabrec.predict import LandmarkPredictor  # noqa: E402
-from fabrec.sample import SAMPLE_IMAGE  # noqa: E402
-from fabrec.serve import create_app  # noqa: E402
+from fabrec.predict import LandmarkPredictor
+from fabrec.sample import SAMPLE_IMAGE
+from fabrec.serve import create_app
 
-CANVAS_W, CANVAS_H = 760, 520  # the labelling canvas of index.html
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+NAMES = ["left_eye", "right_eye", "nose_tip", "mouth_left", "mouth_right"]
 
 
 @pytest.fixture(scope="module")
@@ -69,30 +70,14 @@ def predictor() -> LandmarkPredictor:
 def server(tmp_path_factory, predictor):
     """A real uvicorn server on a free loopback port with an empty projects folder."""
     projects = tmp_path_factory.mktemp("projects")
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(predictor, projects=projects), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    deadline = time.time() + 30
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started
-    yield f"http://127.0.0.1:{port}", projects
-    srv.should_exit = True
-    t.join(30)
+    with running(create_app(predictor, projects=projects)) as url:
+        yield url, projects
 
 
 @pytest.fixture(scope="module")
-def browser():
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1500",
-                "--disable-gpu", "--no-first-run"):
-        opts.add_argument(arg)
-    drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
-    yield drv
-    drv.quit()
+def drv():
+    with browser() as d:
+        yield d
 
 
 def shot(drv, name: str) -> None:
@@ -121,21 +106,8 @@ def five_points(predictor: LandmarkPredictor, path: Path) -> np.ndarray:
     return np.stack([p[36:42].mean(0), p[42:48].mean(0), p[30], p[48], p[54]])
 
 
-def canvas_offset(point: np.ndarray, size: tuple[int, int]) -> tuple[int, int]:
-    """The click offset from the canvas centre that lands on image ``point`` (the page's 'fit' view)."""
-    w, h = size
-    s = min(CANVAS_W / w, CANVAS_H / h)
-    ox, oy = (CANVAS_W - w * s) / 2, (CANVAS_H - h * s) / 2
-    return round((point[0] + 0.5) * s + ox - CANVAS_W / 2), round((point[1] + 0.5) * s + oy - CANVAS_H / 2)
-
-
-def wait(drv, what, timeout: float = 30):
-    return WebDriverWait(drv, timeout, poll_frequency=0.1).until(lambda d: what(d))
-
-
-def test_the_page_finds_landmarks_and_makes_a_new_scheme(server, browser, predictor, tmp_path) -> None:
+def test_the_page_finds_landmarks_and_makes_a_new_scheme(server, drv, predictor, tmp_path) -> None:
     url, projects = server
-    drv = browser
     drv.get(url + "/")
     wait(drv, lambda d: "68 points" in d.find_element(By.ID, "model").text)
 
@@ -144,65 +116,44 @@ def test_the_page_finds_landmarks_and_makes_a_new_scheme(server, browser, predic
     wait(drv, lambda d: d.find_elements(By.CSS_SELECTOR, '#results .card[data-faces="1"] canvas'), 60)
     shot(drv, "landmarks")
 
-    # New scheme: a 5-point project, three photos
-    drv.find_element(By.ID, "scheme-tab").click()
-    drv.find_element(By.ID, "project-name").send_keys("five")
-    drv.find_element(By.CSS_SELECTOR, "#new-project button[type=submit]").click()
-    wait(drv, lambda d: d.find_element(By.ID, "workspace").is_displayed())
+    # New scheme: a 5-point project, three photos labelled by clicks
     files = photos(tmp_path)
-    drv.find_element(By.ID, "project-files").send_keys("\n".join(str(p) for p in files.values()))
-    wait(drv, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#strip button")) == 3)
+    canvas = new_project(drv, "five", [str(p) for p in files.values()])
     truth = {name: five_points(predictor, p) for name, p in files.items()}
     sizes = {name: cv2.imread(str(p)).shape[1::-1] for name, p in files.items()}
-    canvas = drv.find_element(By.ID, "label-canvas")
-    placed = lambda: int(canvas.get_attribute("data-placed") or 0)  # noqa: E731
-
-    def click(name: str, point: np.ndarray) -> None:
-        dx, dy = canvas_offset(point, sizes[name])
-        ActionChains(drv).move_to_element_with_offset(canvas, dx, dy).click().perform()
-
-    seen = []
+    labels = projects / "five" / "images"
+    seen: list[str] = []
     for k in range(3):
-        name = wait(drv, lambda d: canvas.get_attribute("data-photo") not in (None, *seen) and
-                    canvas.get_attribute("data-photo"))
+        name = open_photo(drv, canvas, seen)
         seen.append(name)
         if k == 0:  # a wrong click, undone with Ctrl+Z
-            click(name, truth[name][4] + 40)
-            wait(drv, lambda d: placed() == 1)
+            click(drv, canvas, truth[name][4] + 40, sizes[name])
+            wait(drv, lambda d: placed(canvas) == 1)
             ActionChains(drv).key_down(Keys.CONTROL).send_keys("z").key_up(Keys.CONTROL).perform()
-            wait(drv, lambda d: placed() == 0)
-        for i, p in enumerate(truth[name]):
-            click(name, p)
-            wait(drv, lambda d, i=i: placed() == i + 1)
+            wait(drv, lambda d: placed(canvas) == 0)
+        label(drv, canvas, truth[name], sizes[name])
         wait(drv, lambda d, n=name: d.find_element(By.XPATH, f'//div[@id="strip"]/button[starts-with(text(), "{n} ")]')
              .get_attribute("data-labelled") == "5")
         if k == 1:  # drag the nose tip 12 canvas pixels right; the saved label follows
             dx, dy = canvas_offset(truth[name][2], sizes[name])
             ActionChains(drv).move_to_element_with_offset(canvas, dx, dy).click_and_hold() \
                 .move_by_offset(6, 0).move_by_offset(6, 0).release().perform()
-            scale = min(CANVAS_W / sizes[name][0], CANVAS_H / sizes[name][1])
-            label = projects / "five" / "images" / name.replace(".jpg", ".json")
-            wait(drv, lambda d, f=label: json.loads(f.read_text())["shapes"][2]["points"][0][0] - 0.5
-                 > truth[name][2][0] + 10 / scale)
+            f = labels / name.replace(".jpg", ".json")
+            right = truth[name][2][0] + 10 / fit_scale(sizes[name])
+            wait(drv, lambda d, f=f, right=right: json.loads(f.read_text())["shapes"][2]["points"][0][0] - 0.5 > right)
         shot(drv, f"labelled_{k}")
-        ActionChains(drv).send_keys("n").perform()
+        next_photo(drv)
 
-    # every label on disk: labelme, the scheme's names, within a canvas pixel of the clicks
+    # every label on disk: labelme, the scheme's names, within 1.5 canvas pixels of the clicks
     for name in files:
-        doc = json.loads((projects / "five" / "images" / name.replace(".jpg", ".json")).read_text())
+        doc = json.loads((labels / name.replace(".jpg", ".json")).read_text())
         got = np.array([s["points"][0] for s in doc["shapes"]]) - 0.5
-        assert [s["label"] for s in doc["shapes"]] == ["left_eye", "right_eye", "nose_tip", "mouth_left", "mouth_right"]
-        tol = 1.5 / min(CANVAS_W / sizes[name][0], CANVAS_H / sizes[name][1])
-        moved = np.abs(got - truth[name]).max(axis=1)
-        assert (moved[[0, 1, 3, 4]] < tol).all() and (moved[2] < tol or name == seen[1])
+        assert [s["label"] for s in doc["shapes"]] == NAMES
+        moved = np.abs(got - truth[name]).max(axis=1) * fit_scale(sizes[name])
+        assert (moved[[0, 1, 3, 4]] < 1.5).all() and (moved[2] < 1.5 or name == seen[1]), (name, moved)
 
     # Train (a tiny run), follow its progress, preview the new model, export model and labels
-    steps = drv.find_element(By.ID, "steps")
-    steps.clear()
-    steps.send_keys("4")
-    drv.find_element(By.ID, "train").click()
-    wait(drv, lambda d: d.find_element(By.ID, "train-status").get_attribute("data-state") in ("done", "failed"), 240)
-    status = drv.find_element(By.ID, "train-status")
+    status = train(drv, 4, 240)
     assert status.get_attribute("data-state") == "done", status.text
     assert "step 4 of 4" in status.text
     drv.find_element(By.ID, "preview-files").send_keys(str(files["astronaut_small.jpg"]))

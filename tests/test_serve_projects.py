@@ -11,14 +11,14 @@ import pytest
 
 pytest.importorskip("starlette")
 pytest.importorskip("multipart")
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
-from fabrec.datasets.folder import read_folder  # noqa: E402
-from fabrec.label_projects import ProjectError, ProjectStore  # noqa: E402
-from fabrec.predict import LandmarkPredictor  # noqa: E402
-from fabrec.sample import SAMPLE_IMAGE  # noqa: E402
-from fabrec.schemes import get_scheme  # noqa: E402
-from fabrec.serve import create_app  # noqa: E402
+from fabrec.datasets.folder import read_folder
+from fabrec.label_projects import ProjectError, ProjectStore
+from fabrec.predict import LandmarkPredictor
+from fabrec.sample import SAMPLE_IMAGE
+from fabrec.schemes import get_scheme
+from fabrec.serve import create_app
 
 
 @pytest.fixture(scope="module")
