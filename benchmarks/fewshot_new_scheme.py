@@ -5,13 +5,13 @@ all 337 AFW faces from their 68-point annotations -- eye centres (means of the s
 points), nose tip (30), mouth corners (48, 54) -- then runs exactly what a user would:
 
     fabrec train-landmarks --autoencoder default --dataset folder --root TRAIN --scheme five.yaml \
-        --train-count 10 --out RUN [--init-from default]
+        --train-count 10 --out RUN [VARIANT FLAGS: --init-from none for the paper's way]
     fabrec eval --model RUN/best.pt --dataset folder --root AFW --scheme five.yaml --out RUN/afw
 
 and reports wall time and AFW NME (normaliser: the distance between the two eye centres).
 
     python benchmarks/fewshot_new_scheme.py --shared ../shared/data --out runs/fewshot5 \
-        [--labelled 12] [--train-count 10] [--variants paper,init-default] [--json FILE]
+        [--labelled 12] [--train-count 10] [--variants paper,transfer-lr1e-3,default] [--json FILE]
 """
 
 from __future__ import annotations
@@ -36,6 +36,11 @@ flip_pairs: [[left_eye, right_eye], [mouth_left, mouth_right]]
 norm_points: [left_eye, right_eye]
 """
 NAMES = ["left_eye", "right_eye", "nose_tip", "mouth_left", "mouth_right"]
+VARIANTS = {  # name: train-landmarks flags
+    "paper": "--init-from none",  # new ITLs on the frozen autoencoder
+    "transfer-lr1e-3": "--init-from default --set heatmap_init=small --set transfer_lr=1e-3",  # the first transfer
+    "default": "",  # the few-shot default: transfer, combined heatmap start, transfer_lr
+}
 
 
 def five(p68: np.ndarray) -> np.ndarray:
@@ -68,7 +73,7 @@ def main() -> int:
     ap.add_argument("--out", default="runs/fewshot5")
     ap.add_argument("--labelled", type=int, default=12, help="labelled HELEN faces (validation comes out of them)")
     ap.add_argument("--train-count", default="10")
-    ap.add_argument("--variants", default="paper,init-default")
+    ap.add_argument("--variants", default="paper,transfer-lr1e-3,default", help=f"of {', '.join(VARIANTS)}")
     ap.add_argument("--extra", default="", help="more train-landmarks flags, e.g. '--max-steps 800'")
     ap.add_argument("--json", default="")
     a = ap.parse_args()
@@ -80,7 +85,7 @@ def main() -> int:
     rows = []
     for v in a.variants.split(","):
         run = out / v
-        extra = ["--init-from", "default"] if v == "init-default" else []
+        extra = VARIANTS[v].split()
         secs, log = fabrec("train-landmarks", "--autoencoder", "default", "--dataset", "folder", "--root",
                            str(out / "train"), "--scheme", str(out / "five.yaml"), "--train-count", a.train_count,
                            "--out", str(run), "--no-progress", *extra, *a.extra.split())

@@ -154,3 +154,31 @@ def test_a_model_learns_to_place_points(tiny_ae: Path, tmp_path: Path) -> None:
     (face,) = pred.predict(img, boxes=[Box.from_landmarks(pts, 0.25, 0.15).to_xywh()])
     assert pred.scheme.num_points == 5 and face.points.shape == (5, 2)
     assert np.abs(face.points - pts).max() < 3.0
+
+
+@pytest.mark.parametrize("lr,kept", [(0.0, True), (1e-3, None)])
+def test_cross_validation_keeps_the_start_model_unless_training_helps(tiny_ae: Path, tmp_path: Path, lr, kept) -> None:
+    """Adapting a model of the same scheme with no validation images: k folds decide. A run that
+    cannot learn (lr 0) must keep the start model bit for bit; either way the decision is recorded."""
+    data = tmp_path / "300w"
+    make_300w(data)
+    start = tmp_path / "start"
+    train_landmarks(lm_cfg(data, max_steps=2), tiny_ae, start, device="cpu", progress=False)
+    cfg = lm_cfg(data, max_steps=3, val_permille=0, transfer_lr=lr, cv_folds=3)
+    r = train_landmarks(cfg, tiny_ae, tmp_path / "adapt", device="cpu", progress=False, init_from=start / "best.pt")
+    st = load_checkpoint(tmp_path / "adapt" / "best.pt")
+    cv = st["cv"]
+    assert cv["folds"] == 3 and len(cv["start_nme"]) == len(cv["trained_nme"]) == 3
+    assert cv["kept"] == (not all(b < a for a, b in zip(cv["start_nme"], cv["trained_nme"])))
+    if kept is not None:
+        assert cv["kept"] is kept
+    src = load_checkpoint(start / "best.pt")
+    if cv["kept"]:
+        assert r.step == 0
+        for k, v in src["nets"]["itl"].items():
+            torch.testing.assert_close(st["nets"]["itl"][k], v, rtol=0, atol=0)
+    else:
+        assert r.step == 3
+    none = train_landmarks(replace(cfg, select="none"), tiny_ae, tmp_path / "plain", device="cpu", progress=False,
+                           init_from=start / "best.pt")
+    assert none.step == 3 and load_checkpoint(tmp_path / "plain" / "best.pt")["cv"] is None

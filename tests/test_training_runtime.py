@@ -16,6 +16,7 @@ from test_train_landmarks import lm_cfg
 import fabrec.runtime as runtime
 from fabrec.checkpoint import load_checkpoint
 from fabrec.cli import main
+from fabrec.config import LMTrainConfig
 from fabrec.hub import load_autoencoder_state, read_spec
 from fabrec.sampling import StepBatches
 from fabrec.train_autoencoder import train_autoencoder
@@ -157,8 +158,10 @@ def test_train_landmarks_from_the_bundled_default(tmp_path: Path, capsys, monkey
                  "--set", "val_permille=300", "--no-progress", "--framing", "landmarks"]) == 0
     err = capsys.readouterr().err
     assert "2 ITL steps for 3 training images" in err
+    assert "--init-from auto" in err and "combinations of the source model's 68 channels" in err
     st = load_checkpoint(out / "last.pt")
     assert len(st["scheme"]["points"]) == 5 and st["step"] == 2
+    assert st["transfer"] and st["optim"]["param_groups"][0]["lr"] == LMTrainConfig.transfer_lr
     default = load_autoencoder_state("default")
     for k, v in default.nets["generator"].items():
         torch.testing.assert_close(st["nets"]["generator"][k], v)

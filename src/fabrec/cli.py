@@ -187,8 +187,11 @@ def _add_train_lm(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-landmarks", help="stages 2-3: train interleaved transfer layers")
     p.add_argument("--autoencoder", required=True,
                    help="stage-1 model: 'default' (bundled), a .safetensors export or train-ae's last.pt")
-    p.add_argument("--init-from", help="landmark model whose encoder and ITLs (and heatmap layer, for the same "
-                   "scheme) start this run: transfer to a new scheme from the bundled default")
+    p.add_argument("--init-from", default="auto",
+                   help="landmark model whose encoder and ITLs (and heatmap layer, for the same scheme) start "
+                   "this run; 'auto': the bundled model when --autoencoder is default and there are at most "
+                   "100 training images (few-shot transfer), else none; 'none': new ITLs on the frozen "
+                   "autoencoder (the paper's way)")
     p.add_argument("--time-limit", type=float, metavar="MINUTES",
                    help="stop after this much wall-clock time (with --finetune-encoder, 30%% goes to the ITL stage)")
     _add_data_flags(p)
@@ -242,7 +245,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
     if a.fold_bn:
         model = model.with_folded_batchnorm()
     m = evaluate(model, a.dataset, a.root, a.split or "test", a.out, a.scheme,
-                 a.decoder, a.batch_size, a.device, precision=a.dtype)
+                 a.decoder, a.batch_size, a.device, precision=a.dtype, flip=a.flip)
     rows = [("all", m)] + list(m.get("subsets", {}).items())
     print(f"{'subset':<14}{'count':>7}{'NME %':>9}{'FR@10 %':>10}{'AUC@10':>9}")
     for name, r in rows:
@@ -296,7 +299,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
                                              quality=not a.no_quality, precision=a.dtype,
                                              fold_batchnorm=a.fold_bn, min_score=a.min_score,
                                              min_face=a.min_face, rotations=rotations,
-                                             min_confidence=a.min_confidence)
+                                             min_confidence=a.min_confidence, flip=a.flip)
     if boxes is None:
         pred.detector  # noqa: B018  (a missing optional detector fails here, before any work)
     print(f"predict: {pred.model.describe()}" + (f"; shard {a.shard}: {len(files)} input(s)" if a.shard else ""))
@@ -408,6 +411,12 @@ OUT_FILES = ("generate", "interpolate", "export", "boxes")  # --out names a file
 THREADED = ("train-ae", "train-landmarks", "sweep", "eval", "predict", "bench")  # take --threads
 
 
+def _add_flip_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--flip", action="store_true",
+                   help="test-time flip: average each face's heatmaps with its mirror image's (twice the "
+                   "work; needs a scheme with flip pairs)")
+
+
 def _add_speed_flags(p: argparse.ArgumentParser, dtypes: tuple[str, ...] = ("fp32", "bf16")) -> None:
     """``--dtype`` and ``--fold-bn``: the inference speed options of predict, eval and bench."""
     p.add_argument("--dtype", default="fp32", choices=dtypes,
@@ -471,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--smooth-beta", type=float, default=0.05)
     pr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     _add_speed_flags(pr)
+    _add_flip_flag(pr)
     pr.add_argument("--no-progress", action="store_true")
     pf = sub.add_parser("prepare-faces", help="upright face crops from any folder of photos, for train-ae")
     pf.add_argument("src", help="folder of photos (searched recursively)")
@@ -544,6 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     _add_speed_flags(e)
+    _add_flip_flag(e)
     b = sub.add_parser("boxes", help="write a box CSV from .pts landmark files (top/bottom margins)")
     b.add_argument("--pts", required=True, help="folder of images with same-stem .pts files")
     b.add_argument("--out", required=True)

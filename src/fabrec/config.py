@@ -248,6 +248,11 @@ class LMTrainConfig:
     finetune_steps: int = 0
     itl_time_share: float = 0.3  # with --time-limit and finetuning: stage 2's share of the time
     lr: float = 1e-3
+    # stage-2 learning rate when the run starts from a trained landmark model (--init-from, the
+    # few-shot default): its transfer layers stay close to what they learnt. Chosen on 200 held-out
+    # HELEN-train faces (5 new points from 10 other HELEN-train images, 500 steps, NME %):
+    # 1e-3: 5.96, 1e-4: 5.22, 3e-5: 4.97, 1e-5: 4.84, 3e-6: 4.97 (README: Few-shot).
+    transfer_lr: float = 1e-5
     beta1: float = 0.9
     beta2: float = 0.999
     finetune_lr_itl: float = 1e-4
@@ -257,8 +262,18 @@ class LMTrainConfig:
     # Initial heatmap layer: "small" = N(0, 1e-3^2) weights, so training starts from flat maps;
     # "he" = He-normal (the other layers' rule). Measured: 10 HELEN images, 300 ITL steps from the
     # bundled autoencoder, validation NME 16.8% (small) against 121.6% (he, no peaks yet).
-    heatmap_init: str = "small"
+    # "combine": starting from a landmark model of another scheme (--init-from), each new channel
+    # is a ridge-fitted combination of that model's channels (fabrec.heatmap_transfer);
+    # "auto" = combine when starting from another scheme's model, else small.
+    heatmap_init: str = "auto"
     decoder: str = "reference"
+    # Whether training should happen at all: "auto" = when adapting a landmark model of the same
+    # scheme (--init-from, e.g. the bundled model to a new kind of face) with at most 100 labelled
+    # images, cv_folds-fold cross-validation on them compares the start model with a trained one
+    # on held-out folds and keeps the start model unless training lowered the NME on every fold;
+    # "cv" = also for a new scheme; "none" = always train.
+    select: str = "auto"
+    cv_folds: int = 2
     # "detector": training crops from the face detector's five points (as predict frames every
     # face; fabrec's default); "landmarks": from the labelled points' extent (the paper's way).
     framing: str = "detector"

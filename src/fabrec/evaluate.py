@@ -33,6 +33,7 @@ def evaluate(
     device: str = "auto",
     grid_count: int = 6,
     precision: str | None = None,
+    flip: bool = False,
 ) -> dict[str, Any]:
     """Run ``model`` over a split and write ``metrics.json``, ``predictions.npz``, ``ced.png``
     and ``grid.png`` (Fig. 5 style: input, reconstruction, prediction, ground truth, heatmaps)
@@ -48,6 +49,8 @@ def evaluate(
         model = replace(model, decoder=decoder)
     if precision is not None:
         model = replace(model, precision=precision)
+    if flip:
+        model = replace(model, flip_average=True)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     res = read_dataset(dataset, root, split, sch)
@@ -63,7 +66,7 @@ def evaluate(
     metrics: dict[str, Any] = {
         **summarize(err),
         "normaliser": sch.normaliser,
-        "dataset": dataset, "split": split, "decoder": model.decoder, "precision": model.precision,
+        "dataset": dataset, "split": split, "decoder": model.decoder, "precision": model.precision, "flip": model.flip_average,
         "skipped": len(res.samples) - len(idx), "problems": res.problems[:50],
         "auc_integration": "exact (step-function CED integrated from 0 to 10%)",
         "framing": framing_note,

@@ -39,6 +39,8 @@ class LandmarkModel:
         precision: ``fp32`` (default: the published points) or ``bf16`` (the network under
             bfloat16 autocast: about twice as fast on CPUs with AVX-512 BF16 and on GPUs; points
             move slightly, see the README's speed table).
+        flip_average: test-time flip: heatmaps averaged with those of the mirrored crop (mirrored
+            back, points swapped by the scheme's flip pairs); twice the work.
         mean_shape: ``(K, 2)`` mean training points in crop units (``detector``-framed models:
             what re-cropping from points fits; see :mod:`fabrec.framing`), or None.
     """
@@ -48,10 +50,13 @@ class LandmarkModel:
     decoder: str = "reference"
     precision: str = "fp32"
     mean_shape: np.ndarray | None = None
+    flip_average: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise FabrecError(f"precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
+        if self.flip_average and self.scheme.flip is None:
+            raise FabrecError(f"scheme {self.scheme.name} has no flip pairs: --flip cannot mirror its points")
 
     @property
     def config(self) -> ModelConfig:
@@ -171,16 +176,30 @@ class LandmarkModel:
         GPU (parallelism)."""
         return TAIL_FACES if self.device.type == "cpu" else max(n, 1)
 
-    def _tails(self, h: torch.Tensor) -> Iterator[torch.Tensor]:
-        """:meth:`_tail` over ``h`` in chunks of :meth:`_chunk` faces: heatmaps, chunk by chunk."""
-        for c in h.split(self._chunk(len(h))):
-            yield self._tail(c)
+    def _tails(self, h: torch.Tensor, mirrored: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+        """:meth:`_tail` over ``h`` in chunks of :meth:`_chunk` faces: heatmaps, chunk by chunk;
+        with the trunk of the mirrored crops, each chunk averaged with its mirror's heatmaps
+        mirrored back (channels swapped by the scheme's flip pairs)."""
+        n = self._chunk(len(h))
+        if mirrored is None:
+            for c in h.split(n):
+                yield self._tail(c)
+            return
+        perm = list(self.scheme.flip)  # type: ignore[arg-type]
+        for c, m in zip(h.split(n), mirrored.split(n)):
+            yield (self._tail(c) + self._tail(m).flip(-1)[:, perm]) / 2
+
+    def _trunks(self, x: torch.Tensor, reconstruct: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """:meth:`_trunk` of the crops, and of their mirror images when ``flip_average`` (else None)."""
+        h, rec = self._trunk(x, reconstruct)
+        return h, (self._trunk(x.flip(-1))[0] if self.flip_average else None), rec
 
     def heatmap_chunks(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
         """The heatmaps of crops ``(N, 3, S, S)``, :data:`TAIL_FACES` faces at a time: the
         network up to its last generator block runs on the whole batch, the last block (64x64
         maps), its ITL and the 128x128 heatmaps a few faces at a time (see :meth:`locate`)."""
-        yield from self._tails(self._trunk(x)[0])
+        h, mirrored, _ = self._trunks(x, False)
+        yield from self._tails(h, mirrored)
 
     def heatmaps(self, x: torch.Tensor) -> torch.Tensor:
         """Crops ``(N, 3, S, S)`` (model space) -> heatmaps ``(N, K, H, H)`` float32 (the same
@@ -201,9 +220,9 @@ class LandmarkModel:
         points) -- are made and decoded :data:`TAIL_FACES` faces at a time, so they stay in
         cache and their buffers are reused instead of mapping fresh memory for every batch.
         """
-        h, rec = self._trunk(x, reconstruct)
+        h, mirrored, rec = self._trunks(x, reconstruct)
         pts, conf = [], []
-        for hm in self._tails(h):
+        for hm in self._tails(h, mirrored):
             p, k = self.decode(hm)
             pts.append(p)
             conf.append(k)
@@ -215,8 +234,8 @@ class LandmarkModel:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Crops ``(N, 3, S, S)`` (model space) -> points ``(N, K, 2)`` in crop pixels,
         confidence ``(N, K)``, heatmaps ``(N, K, H, H)``, reconstruction or None."""
-        h, rec = self._trunk(x, reconstruct)
-        hm = torch.cat(list(self._tails(h)))
+        h, mirrored, rec = self._trunks(x, reconstruct)
+        hm = torch.cat(list(self._tails(h, mirrored)))
         pts, conf = self.decode(hm)
         return pts, conf, hm, rec
 

@@ -130,14 +130,15 @@ class LandmarkPredictor:
                         decoder: str | None = None, quality: bool = True,
                         precision: str = "fp32", fold_batchnorm: bool = False, min_score: float = 0.6,
                         min_face: float = 0.0, rotations: tuple[int, ...] = ROTATIONS,
-                        min_confidence: float | None = None) -> LandmarkPredictor:
+                        min_confidence: float | None = None, flip: bool = False) -> LandmarkPredictor:
         """Bundled weights by name (``default``), a ``.safetensors`` file or a training ``.pt``;
         ``precision`` ``fp32`` (default) or ``bf16``, ``fold_batchnorm`` (see
-        :class:`LandmarkModel`); detector options as in :meth:`__init__`."""
+        :class:`LandmarkModel`), ``flip`` (test-time flip averaging); detector options as in
+        :meth:`__init__`."""
         from fabrec.hub import load_landmarks
 
         model = load_landmarks(name_or_path)
-        model = dataclasses.replace(model, decoder=decoder or model.decoder, precision=precision)
+        model = dataclasses.replace(model, decoder=decoder or model.decoder, precision=precision, flip_average=flip)
         if fold_batchnorm:
             model = model.with_folded_batchnorm()
         if min_confidence is None:  # measured for the bundled model; other models' confidence scales differ

@@ -51,108 +51,129 @@ class PreviewModels:
             return hit[1]
 
 
-def project_routes(root: Path, gate: Gate, workers: int = 2) -> tuple[list[Any], Callable[[], None]]:
-    """The routes above on the projects folder ``root``, and a function that cancels a running job."""
-    from starlette.concurrency import run_in_threadpool
-    from starlette.requests import Request
-    from starlette.responses import FileResponse, JSONResponse, Response
-    from starlette.routing import Route
+class ProjectApi:
+    """The handlers of the routes above, on one projects folder (see :func:`project_routes`)."""
 
-    store = ProjectStore(root)
-    jobs = TrainingJobs(store)
-    previews = PreviewModels(store, workers)
+    def __init__(self, root: Path, gate: Gate, workers: int = 2) -> None:
+        self.gate, self.store = gate, ProjectStore(root)
+        self.jobs = TrainingJobs(self.store)
+        self.previews = PreviewModels(self.store, workers)
 
-    def allowed(request: Request) -> None:
-        if not gate.authorised(request.headers):
+    def allowed(self, request: Any) -> None:
+        if not self.gate.authorised(request.headers):
             raise ApiError(401, "missing or wrong token (Authorization: Bearer TOKEN)")
 
-    def path_of(request: Request, key: str = "name") -> str:
-        return request.path_params[key]
-
     @answers_errors
-    async def projects(request: Request) -> JSONResponse:
+    async def projects(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
         if request.method == "GET":
-            allowed(request)
-            return JSONResponse({"projects": store.names()})
-        doc = await gate.json(request)
+            self.allowed(request)
+            return JSONResponse({"projects": self.store.names()})
+        doc = await self.gate.json(request)
         points = doc.get("points")
         if points is not None and not isinstance(points, list):
             raise ApiError(400, "'points' must be a list of names")
-        made = store.create(str(doc.get("name", "")), doc.get("template"), points)
+        made = self.store.create(str(doc.get("name", "")), doc.get("template"), points)
         return JSONResponse(made, status_code=201)
 
     @answers_errors
-    async def project(request: Request) -> JSONResponse:
-        allowed(request)
-        name = path_of(request)
-        info = store.describe(name)
-        info.update(suggested_steps=suggested_steps(info["complete"]), train=jobs.status(name))
+    async def project(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        self.allowed(request)
+        name = request.path_params["name"]
+        info = self.store.describe(name)
+        info.update(suggested_steps=suggested_steps(info["complete"]), train=self.jobs.status(name))
         return JSONResponse(info)
 
     @answers_errors
-    async def add_image(request: Request) -> JSONResponse:
-        name = path_of(request)
-        store.folder(name)
-        filename, data = await gate.upload(request)
-        file = await run_in_threadpool(store.add_image, name, filename, data)
+    async def add_image(self, request: Any) -> Any:
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import JSONResponse
+
+        name = request.path_params["name"]
+        self.store.folder(name)
+        filename, data = await self.gate.upload(request)
+        file = await run_in_threadpool(self.store.add_image, name, filename, data)
         return JSONResponse({"file": file}, status_code=201)
 
     @answers_errors
-    async def image(request: Request) -> FileResponse:
-        allowed(request)
-        return FileResponse(store.image(path_of(request), path_of(request, "file")))
+    async def image(self, request: Any) -> Any:
+        from starlette.responses import FileResponse
+
+        self.allowed(request)
+        return FileResponse(self.store.image(request.path_params["name"], request.path_params["file"]))
 
     @answers_errors
-    async def labels(request: Request) -> JSONResponse:
-        name, file = path_of(request), path_of(request, "file")
+    async def labels(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        name, file = request.path_params["name"], request.path_params["file"]
         if request.method == "PUT":
-            doc = await gate.json(request)
-            placed = store.save_labels(name, file, doc.get("points"))
-            return JSONResponse({"file": file, "labelled": placed})
-        allowed(request)
-        return JSONResponse({"file": file, "points": store.labels(name, file)})
+            doc = await self.gate.json(request)
+            return JSONResponse({"file": file, "labelled": self.store.save_labels(name, file, doc.get("points"))})
+        self.allowed(request)
+        return JSONResponse({"file": file, "points": self.store.labels(name, file)})
 
     @answers_errors
-    async def train(request: Request) -> JSONResponse:
-        name = path_of(request)
+    async def train(self, request: Any) -> Any:
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import JSONResponse
+
+        name = request.path_params["name"]
         if request.method == "POST":
-            steps = (await gate.json(request)).get("steps")
+            steps = (await self.gate.json(request)).get("steps")
             if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool)):
                 raise ApiError(400, "'steps' must be a whole number")
-            return JSONResponse(jobs.start(name, steps), status_code=202)
-        allowed(request)
+            return JSONResponse(self.jobs.start(name, steps), status_code=202)
+        self.allowed(request)
         if request.method == "DELETE":
-            return JSONResponse(await run_in_threadpool(jobs.cancel, name))
-        return JSONResponse(jobs.status(name))
+            return JSONResponse(await run_in_threadpool(self.jobs.cancel, name))
+        return JSONResponse(self.jobs.status(name))
 
     @answers_errors
-    async def preview(request: Request) -> JSONResponse:
-        name = path_of(request)
-        model = await run_in_threadpool(previews.get, name)
-        filename, rgb = await gate.photo(request)
+    async def preview(self, request: Any) -> Any:
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import JSONResponse
+
+        model = await run_in_threadpool(self.previews.get, request.path_params["name"])
+        filename, rgb = await self.gate.photo(request)
         return JSONResponse(await model.record(filename, rgb))
 
     @answers_errors
-    async def model(request: Request) -> FileResponse:
-        allowed(request)
-        path = store.model_path(path_of(request))
+    async def model(self, request: Any) -> Any:
+        from starlette.responses import FileResponse
+
+        self.allowed(request)
+        name = request.path_params["name"]
+        path = self.store.model_path(name)
         if not path.is_file():
-            raise ProjectError(f"project '{path_of(request)}' has no model yet: press Train", 404)
+            raise ProjectError(f"project '{name}' has no model yet: press Train", 404)
         return FileResponse(path, media_type="application/octet-stream", filename=path.name)
 
     @answers_errors
-    async def labels_zip(request: Request) -> Response:
-        allowed(request)
-        name = path_of(request)
-        data = await run_in_threadpool(store.labels_zip, name)
+    async def labels_zip(self, request: Any) -> Any:
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import Response
+
+        self.allowed(request)
+        name = request.path_params["name"]
+        data = await run_in_threadpool(self.store.labels_zip, name)
         return Response(data, media_type="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="{name}-labels.zip"'})
 
+
+def project_routes(root: Path, gate: Gate, workers: int = 2) -> tuple[list[Any], Callable[[], None]]:
+    """The routes above on the projects folder ``root``, and a function that cancels a running job."""
+    from starlette.routing import Route
+
+    api = ProjectApi(root, gate, workers)
     base = "/v1/projects/{name}"
-    routes = [Route("/v1/projects", projects, methods=["GET", "POST"]), Route(base, project),
-              Route(f"{base}/images", add_image, methods=["POST"]), Route(base + "/images/{file}", image),
-              Route(base + "/labels/{file}", labels, methods=["GET", "PUT"]),
-              Route(f"{base}/train", train, methods=["GET", "POST", "DELETE"]),
-              Route(f"{base}/preview", preview, methods=["POST"]), Route(f"{base}/model", model),
-              Route(f"{base}/labels.zip", labels_zip)]
-    return routes, jobs.close
+    routes = [Route("/v1/projects", api.projects, methods=["GET", "POST"]), Route(base, api.project),
+              Route(f"{base}/images", api.add_image, methods=["POST"]), Route(base + "/images/{file}", api.image),
+              Route(base + "/labels/{file}", api.labels, methods=["GET", "PUT"]),
+              Route(f"{base}/train", api.train, methods=["GET", "POST", "DELETE"]),
+              Route(f"{base}/preview", api.preview, methods=["POST"]), Route(f"{base}/model", api.model),
+              Route(f"{base}/labels.zip", api.labels_zip)]
+    return routes, api.jobs.close

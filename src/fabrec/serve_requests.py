@@ -135,14 +135,14 @@ class Landmarker:
                       faces=[f.to_dict() for f in faces])
 
 
-def answers_errors(handler: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Awaitable[Any]]:
+def answers_errors(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """Turn ApiError (and a project store's refusal) raised by ``handler`` into a 4xx JSON answer."""
     from starlette.responses import JSONResponse
 
     @functools.wraps(handler)
-    async def wrapped(request: Any) -> Any:
+    async def wrapped(*args: Any) -> Any:  # a function's (request) or a method's (self, request)
         try:
-            return await handler(request)
+            return await handler(*args)
         except (ApiError, ProjectError) as e:
             return JSONResponse({"error": str(e)}, status_code=e.status)
         except FabrecError as e:  # e.g. an upload that is no image

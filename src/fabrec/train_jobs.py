@@ -3,11 +3,11 @@
 A job runs the same commands a user would type, in a child process (memory returns when it
 ends; the server stays responsive)::
 
-    fabrec train-landmarks --autoencoder default --init-from default --dataset folder \\
-        --root ROOT/NAME/images --scheme ROOT/NAME/scheme.yaml --train-count all \\
-        --max-steps N --out ROOT/NAME/train
+    fabrec train-landmarks --autoencoder default --dataset folder --root ROOT/NAME/images \\
+        --scheme ROOT/NAME/scheme.yaml --train-count all --max-steps N --out ROOT/NAME/train
     fabrec export --model ROOT/NAME/train/best.pt --format safetensors --out ROOT/NAME/NAME.safetensors
 
+(``--init-from auto``, the default: up to 100 photos start from the bundled landmark model.)
 Progress is read from the run's ``metrics.jsonl`` (step, loss, validation NME where there is a
 validation image); cancelling sends SIGINT, on which training saves ``last.pt`` and stops.
 """
@@ -60,7 +60,7 @@ class Job:
 class TrainingJobs:
     """Starts, follows and cancels project trainings; at most one runs at a time."""
 
-    def __init__(self, store: ProjectStore, autoencoder: str = "default", init_from: str | None = "default",
+    def __init__(self, store: ProjectStore, autoencoder: str = "default", init_from: str = "auto",
                  python: str = sys.executable) -> None:
         self.store, self.autoencoder, self.init_from, self.python = store, autoencoder, init_from, python
         self._lock = threading.Lock()
@@ -97,7 +97,7 @@ class TrainingJobs:
                "--dataset", "folder", "--root", str(p / "images"), "--scheme", str(p / "scheme.yaml"),
                "--train-count", "all", "--max-steps", str(steps), "--out", str(p / "train"), "--no-progress",
                "--set", "log_every=1"]
-        return cmd + (["--init-from", self.init_from] if self.init_from else [])
+        return [*cmd, "--init-from", self.init_from]
 
     def _spawn(self, cmd: list[str], job: Job) -> subprocess.Popen:
         out = open(job.run_dir / "log.txt", "ab")  # noqa: SIM115 - closed by _follow

@@ -113,14 +113,15 @@ def set_trainable(net: FabRec, stage: int) -> list[torch.nn.Parameter]:
     return [p for p in net.parameters() if p.requires_grad]
 
 
-def make_optimizer(net: FabRec, cfg: LMTrainConfig, stage: int) -> torch.optim.Adam:
-    """Adam for the stage: ITLs at lr (stage 2) or finetune_lr_itl + encoder (stage 3)."""
+def make_optimizer(net: FabRec, cfg: LMTrainConfig, stage: int, transfer: bool = False) -> torch.optim.Adam:
+    """Adam for the stage: ITLs at lr (stage 2; transfer_lr when the run started from a landmark
+    model) or finetune_lr_itl + encoder (stage 3)."""
     set_trainable(net, stage)
     assert net.itl is not None
     itl_params = [p for p in net.itl.parameters() if p.requires_grad]
     betas = (cfg.beta1, cfg.beta2)
     if stage == 2:
-        return torch.optim.Adam(itl_params, lr=cfg.lr, betas=betas)
+        return torch.optim.Adam(itl_params, lr=cfg.transfer_lr if transfer else cfg.lr, betas=betas)
     return torch.optim.Adam(
         [{"params": itl_params, "lr": cfg.finetune_lr_itl},
          {"params": list(net.encoder.parameters()), "lr": cfg.finetune_lr_encoder}],
@@ -176,6 +177,7 @@ def train_landmarks(
     log: Callable[[str], None] | None = None,
     time_limit: float | None = None,
     init_from: str | Path | None = None,
+    samples: tuple[list[LandmarkSample], list[LandmarkSample]] | None = None,
 ) -> LandmarkRun:
     """Train stages 2 (and 3) and return the outcome; writes last.pt, best.pt, metrics.jsonl.
 
@@ -192,7 +194,10 @@ def train_landmarks(
             ``cfg.itl_time_share`` of it and stage 3 the rest; each stage also ends at its step
             count when one is given. Ends with a checkpoint at a step boundary.
         init_from: a landmark model spec whose encoder and transfer layers start this run
-            (same scheme and ITL set), e.g. to finetune the bundled model further.
+            (same ITL set), e.g. to finetune the bundled model further; ``auto``: see
+            :func:`resolve_init_from`.
+        samples: (training, validation) samples to use instead of reading ``cfg``'s dataset
+            (the folds of the cross-validation, :func:`cross_validate_start`).
     """
     say = log or (lambda s: None)
     t0 = time.time()
@@ -212,13 +217,7 @@ def train_landmarks(
     mc = replace(ae.model, num_landmarks=scheme.num_points, framing=cfg.framing)
 
     # ---- data
-    res = read_dataset(cfg.dataset, cfg.root, cfg.split, scheme)
-    for p in res.problems:
-        say(f"skipped: {p}")
-    pool, val = split_pool(res.samples, cfg.val_permille, cfg.val_max)
-    if not pool:
-        raise FabrecError(f"{cfg.root}: no training images left after the validation split")
-    train = choose_training(pool, parse_count(cfg.train_count), cfg.sample, cfg.seed)
+    train, val = samples if samples is not None else read_training(cfg, scheme, say)
     hm_size = heatmap_size(mc.image_size)
     framing = (mc.crop_top, mc.crop_bottom)
     train_boxes, val_boxes, shape = _frames(train, val, mc, say)
@@ -251,24 +250,36 @@ def train_landmarks(
         raise FabrecError(f"--itl: {e}") from None
     assert net.itl is not None
     active = list(net.itl.active)
-    if cfg.heatmap_init == "small":  # see LMTrainConfig.heatmap_init
+    if cfg.heatmap_init not in HEATMAP_INITS:
+        raise FabrecError(f"heatmap_init must be one of {', '.join(HEATMAP_INITS)}, got '{cfg.heatmap_init}'")
+    if cfg.heatmap_init != "he":  # see LMTrainConfig.heatmap_init; "combine" replaces it below
         torch.nn.init.normal_(net.itl.heatmap.weight, std=1e-3)
-    elif cfg.heatmap_init != "he":
-        raise FabrecError(f"heatmap_init must be small or he, got '{cfg.heatmap_init}'")
     try:
         net.encoder.load_state_dict(ae.nets["encoder"])
         net.generator.load_state_dict(ae.nets["generator"])
     except RuntimeError as e:
         raise FabrecError(f"{autoencoder}: weights do not fit ({str(e).splitlines()[0][:120]})") from None
     ae_encoder = {k: v.detach().clone().cpu() for k, v in net.encoder.state_dict().items()}
+    init_from = resolve_init_from(init_from, autoencoder, len(train), say)
+    source_heatmap = None
     if state is None and init_from is not None:
-        taken = _init_from_landmarks(net, init_from, scheme, active)
+        taken, source_heatmap = _init_from_landmarks(net, init_from, scheme, active)
         say(f"train-landmarks: {taken} initialised from {init_from}")
+        if source_heatmap is not None and cfg.heatmap_init in ("auto", "combine"):
+            _combine_heatmaps(net, source_heatmap, train, train_boxes, mc, scheme, cfg, say)
+    elif cfg.heatmap_init == "combine":
+        raise FabrecError("heatmap_init=combine needs --init-from a landmark model of another scheme")
+    cv = (state or {}).get("cv")
+    if state is None and wants_cv(cfg, init_from, source_heatmap, len(train) + len(val), steps2):
+        cv = cross_validate_start(net, cfg, autoencoder, init_from, train + val, out / "cv", device, steps2, say)
+    if cv is not None and cv["kept"]:
+        steps2, steps3 = 0, 0
     mf = memory_format(dev)
     net.to(dev, memory_format=mf)
     step, best_nme, last_nme = 0, float("inf"), float("nan")
     stage, stage3_start = 2, steps2
-    opt = make_optimizer(net, cfg, stage)
+    transfer = init_from is not None
+    opt = make_optimizer(net, cfg, stage, transfer)
     if state is not None:
         if state.get("kind") != "landmarks" or from_dict(type(mc), state["model"]) != mc:
             raise FabrecError(f"{last}: run folder holds a different model; use another --out")
@@ -281,7 +292,8 @@ def train_landmarks(
         stage3_start = int(state.get("stage3_start", steps2))
         if stage == 2 and step >= steps2 and steps3:  # an ITL-only run, now finetuned
             stage, stage3_start = 3, step
-        opt = make_optimizer(net, cfg, stage)
+        transfer = bool(state.get("transfer", False))
+        opt = make_optimizer(net, cfg, stage, transfer)
         if saved_stage == stage:
             opt.load_state_dict(state["optim"])
         best_nme = float(state.get("best_nme", float("inf")))
@@ -300,7 +312,7 @@ def train_landmarks(
             "nets": nets, "optim": opt.state_dict(), "stage": stage, "stage3_start": stage3_start,
             "step": step, "best_nme": best_nme, "rng": {"torch": torch.get_rng_state()},
             "train_keys": [s.key for s in train], "val_keys": [s.key for s in val],
-            "mean_shape": None if shape is None else shape.tolist(),
+            "mean_shape": None if shape is None else shape.tolist(), "transfer": transfer, "cv": cv,
         }
 
     def end_step() -> int:
@@ -361,7 +373,7 @@ def train_landmarks(
                         save_checkpoint(best, payload())
                 if stage == 2 and stage_over and steps3 and not out_of_time:
                     stage, stage3_start = 3, step
-                    opt = make_optimizer(net, cfg, stage)
+                    opt = make_optimizer(net, cfg, stage, transfer)
                     say(f"train-landmarks: stage 3, encoder finetuning from step {step}")
                     stage_over = False
                 done = stage_over or out_of_time or stop.requested
@@ -375,6 +387,8 @@ def train_landmarks(
         raise TrainingInterrupted(step, str(last))
     if not best.exists() or not val:  # without validation, best.pt is the last step
         save_checkpoint(best, payload())
+    if not last.exists():  # nothing to train (the cross-validation kept the start model)
+        save_checkpoint(last, payload())
     if skipped:
         say(f"train-landmarks: {skipped} unreadable image(s) skipped")
     return LandmarkRun(step, best_nme, last_nme, out, len(train), len(val), time.time() - t0, stopped, n2, n3)
@@ -400,11 +414,121 @@ def _frames(train: list, val: list, mc: Any, say: Callable[[str], None]) -> tupl
 SAMPLER_SALT = 104729  # keeps the batch order of runs made before the shared sampler
 
 
-def _init_from_landmarks(net: FabRec, spec: str | Path, scheme: Scheme, active: list[int]) -> str:
+FEW_SHOT_MAX = 100  # --init-from auto transfers from the bundled model up to this many training images
+HEATMAP_INITS = ("auto", "small", "he", "combine")
+
+
+def resolve_init_from(init_from: str | Path | None, autoencoder: str | Path, train_count: int,
+                      say: Callable[[str], None]) -> str | Path | None:
+    """``auto`` (the CLI's default): the bundled landmark model when training on the bundled
+    autoencoder with at most FEW_SHOT_MAX images (few-shot: transfer), else nothing (the paper's
+    new ITLs); ``none`` -> None; anything else is a model spec, kept."""
+    if init_from is None or str(init_from) == "none":
+        return None
+    if str(init_from) != "auto":
+        return init_from
+    if str(autoencoder) == "default" and train_count <= FEW_SHOT_MAX:
+        say(f"train-landmarks: {train_count} training images: starting from the bundled landmark model "
+            "(--init-from auto; --init-from none trains new ITLs, the paper's way)")
+        return "default"
+    return None
+
+
+def read_training(cfg: LMTrainConfig, scheme: Scheme, say: Callable[[str], None]) -> tuple[list, list]:
+    """(training, validation) samples of ``cfg``'s dataset: the hash split, then the training
+    count drawn from the pool."""
+    res = read_dataset(cfg.dataset, cfg.root, cfg.split, scheme)
+    for p in res.problems:
+        say(f"skipped: {p}")
+    pool, val = split_pool(res.samples, cfg.val_permille, cfg.val_max)
+    if not pool:
+        raise FabrecError(f"{cfg.root}: no training images left after the validation split")
+    return choose_training(pool, parse_count(cfg.train_count), cfg.sample, cfg.seed), val
+
+
+SELECTS = ("auto", "cv", "none")
+
+
+def wants_cv(cfg: LMTrainConfig, init_from: Any, source_heatmap: Any, labelled: int, steps: int) -> bool:
+    """Whether k-fold cross-validation decides between the start model and training (see
+    ``LMTrainConfig.select``): ``auto`` when adapting a landmark model of the same scheme with at
+    most FEW_SHOT_MAX labelled images, ``cv`` whenever starting from a landmark model."""
+    if cfg.select not in SELECTS:
+        raise FabrecError(f"select must be one of {', '.join(SELECTS)}, got '{cfg.select}'")
+    if init_from is None or steps >= UNBOUNDED // 2 or cfg.select == "none":
+        return False
+    return cfg.select == "cv" or (source_heatmap is None and labelled <= FEW_SHOT_MAX)
+
+
+def cross_validate_start(net: FabRec, cfg: LMTrainConfig, autoencoder: str | Path, init_from: str | Path,
+                         train: list[LandmarkSample], out: Path, device: str, steps: int,
+                         say: Callable[[str], None]) -> dict[str, Any]:
+    """k-fold cross-validation on the labelled images (training and validation ones): NME of the
+    start model (``net`` as initialised) on each held-out fold against a run of ``steps`` steps
+    on the other folds.
+    Returns ``{"folds", "start_nme", "trained_nme", "kept"}``; ``kept`` (the start model is the
+    result) unless training lowered the NME on every held-out fold: conservative by design, as a
+    model that already works must not get worse from a handful of labels."""
+    k = max(2, min(cfg.cv_folds, len(train)))
+    order = np.random.default_rng(cfg.seed).permutation(len(train))
+    start, trained = [], []
+    for f in range(k):
+        held = set(order[f::k].tolist())
+        fit = [s for i, s in enumerate(train) if i not in held]
+        check = [s for i, s in enumerate(train) if i in held]
+        r = train_landmarks(replace(cfg, select="none", max_steps=steps, epochs=0), autoencoder, out / f"fold{f}",
+                            device, progress=False, init_from=init_from, samples=(fit, check))
+        trained.append(r.last_nme)
+        start.append(_held_out_nme(net, cfg, check, r.out_dir))
+    s0, s1 = float(np.mean(start)), float(np.mean(trained))
+    kept = not all(b < a for a, b in zip(start, trained))
+    say(f"train-landmarks: {k}-fold cross-validation on the {len(train)} labelled images: held-out NME "
+        f"{s0:.2f}% as started, {s1:.2f}% after {steps} steps (mean of the folds) -> "
+        + ("keeping the start model (--set select=none trains regardless)" if kept else "training"))
+    return {"folds": k, "start_nme": start, "trained_nme": trained, "kept": kept}
+
+
+def _held_out_nme(net: FabRec, cfg: LMTrainConfig, check: list[LandmarkSample], fold_dir: Path) -> float:
+    """The start model's NME on a fold's held-out images, cropped as that fold's run cropped them."""
+    fold = load_checkpoint(fold_dir / "last.pt")
+    scheme = Scheme.from_dict(fold["scheme"])
+    mc = net.config
+    boxes = None
+    if mc.framing == "detector":
+        boxes = frame_labels(check, labels_detector(), (mc.crop_top, mc.crop_bottom),
+                             np.asarray(fold["mean_shape"])).boxes
+    ds = LandmarkDataset(check, scheme, mc.image_size, heatmap_size(mc.image_size), (mc.crop_top, mc.crop_bottom),
+                         None, cfg.sigma, heatmaps=False, boxes=boxes)
+    nme_ = validation_nme(net, scheme, MemoryDataset(ds), cfg.decoder)
+    set_trainable(net, 2)
+    return nme_
+
+
+def _combine_heatmaps(net: FabRec, source: torch.Tensor, train: list, boxes: Any, mc: Any, scheme: Scheme,
+                      cfg: LMTrainConfig, say: Callable[[str], None]) -> None:
+    """Start the new heatmap layer as fitted combinations of the source model's channels
+    (:mod:`fabrec.heatmap_transfer`), on at most 100 un-augmented training crops."""
+    from fabrec.heatmap_transfer import combined_heatmap_weight
+
+    ds = LandmarkDataset(train[:100], scheme, mc.image_size, heatmap_size(mc.image_size), (mc.crop_top, mc.crop_bottom),
+                         None, cfg.sigma, heatmaps=False, boxes=None if boxes is None else boxes[:100])
+    items = [it for it in (ds[i] for i in range(len(ds))) if it is not None]
+    if not items:
+        return
+    crops = torch.stack([it["image"] for it in items])
+    points = torch.stack([it["points"] for it in items])
+    assert net.itl is not None
+    net.itl.heatmap.weight.data.copy_(combined_heatmap_weight(net, source, crops, points, cfg.sigma))
+    say(f"train-landmarks: heatmap layer started as combinations of the source model's {source.shape[1]} "
+        f"channels, fitted on {len(items)} training crops (heatmap_init={cfg.heatmap_init})")
+
+
+def _init_from_landmarks(net: FabRec, spec: str | Path, scheme: Scheme,
+                         active: list[int]) -> tuple[str, torch.Tensor | None]:
     """Encoder and transfer layers of a landmark model (same ITL set), and its heatmap layer
-    when the scheme is the same; returns what was taken. A new scheme keeps a fresh heatmap
-    layer: the 3x3 transfer layers are scheme-independent, only the last layer maps features
-    to points."""
+    when the scheme is the same; returns what was taken and, for a new scheme, the source's
+    heatmap weight ``(C, L, 4, 4)`` (the new layer starts fresh or as combinations of it: the
+    3x3 transfer layers are scheme-independent, only the last layer maps features to points)."""
     src = read_spec(spec)
     if src["kind"] != "landmarks":
         raise FabrecError(f"--init-from {spec}: not a landmark model")
@@ -421,8 +545,10 @@ def _init_from_landmarks(net: FabRec, spec: str | Path, scheme: Scheme, active: 
     own = net.generator.state_dict()
     if any(not torch.allclose(own[k].float(), gen_src[k].float(), rtol=1e-2, atol=1e-3) for k in own if k in gen_src):  # fp16 exports
         raise FabrecError(f"--init-from {spec}: it was trained on another autoencoder than --autoencoder")
-    return "encoder, transfer layers and heatmap layer" if same else \
-        f"encoder and transfer layers (a new heatmap layer for the {scheme.num_points}-point scheme)"
+    if same:
+        return "encoder, transfer layers and heatmap layer", None
+    return (f"encoder and transfer layers (a new heatmap layer for the {scheme.num_points}-point scheme)",
+            src["nets"]["itl"]["heatmap.weight"].float())
 
 
 class MemoryDataset(Dataset):
