@@ -86,6 +86,7 @@ def plot(summary: dict, path: Path) -> None:
         ax.errorbar(ns, mean, yerr=sd, marker="o", capsize=3, label=LABELS[curve])
     ax.set_xscale("log")
     ax.set_xticks([5, 10, 20, 50], ["5", "10", "20", "50"])
+    ax.minorticks_off()
     ax.set_xlabel("labelled HELEN-train photos")
     ax.set_ylabel("AFW NME % (mean ± sd, 3 seeds)")
     ax.grid(alpha=0.3)

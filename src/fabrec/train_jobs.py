@@ -120,7 +120,9 @@ class TrainingJobs:
         if job.cancelled:
             job.state, job.message = "cancelled", "cancelled; the previous model (if any) is kept"
         elif rc == 0:
-            job.state, job.message = "done", f"model {self.store.model_path(job.name).name}"
+            kept = "keeping the start model" in _text(job.run_dir / "log.txt")
+            job.state, job.message = "done", ("cross-validation kept the bundled model (training did not help); "
+                                              if kept else "") + f"model {self.store.model_path(job.name).name}"
         else:
             job.state, job.message = "failed", _last_line(job.run_dir / "log.txt")
         log.info("training %s: %s %s", job.name, job.state, job.message)
@@ -172,6 +174,10 @@ def _progress(metrics: Path) -> tuple[int, float | None, float | None]:
     return step, loss, val
 
 
+def _text(path: Path) -> str:
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
 def _last_line(path: Path) -> str:
-    lines = [s for s in path.read_text(errors="replace").splitlines() if s.strip()] if path.is_file() else []
+    lines = [s for s in _text(path).splitlines() if s.strip()]
     return lines[-1][:300] if lines else "training failed"
