@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from fabrec.choices import DATASETS, DECODERS, DETECTORS, DEVICES, FRAMINGS, SAMPLES
 from fabrec.errors import FabrecError
 from fabrec.signals import TrainingInterrupted
 
@@ -42,7 +43,7 @@ def _add_train_ae(sub: argparse._SubParsersAction) -> None:
                    "or bundled name (128 -> 256 growth)")
     p.add_argument("--time-limit", type=float, metavar="MINUTES",
                    help="stop after this much wall-clock time (checkpoint saved, exit 0; --resume goes on)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--amp", choices=("none", "bf16"), help="bf16 autocast (CUDA; works on CPU too, slowly)")
     p.add_argument("--no-progress", action="store_true")
 
@@ -177,7 +178,7 @@ def _lm_config(a: argparse.Namespace):
 
 
 def _add_data_flags(p: argparse.ArgumentParser, split_default: str | None = None) -> None:
-    p.add_argument("--dataset", choices=("300w", "wflw", "aflw", "folder"))
+    p.add_argument("--dataset", choices=DATASETS)
     p.add_argument("--root", help="dataset folder")
     p.add_argument("--split", default=split_default, help="train / common / challenging / full / private / test / subset / sub-folder")
     p.add_argument("--scheme", help="68, 98, 19 or a scheme .yaml/.json")
@@ -199,7 +200,7 @@ def _add_train_lm(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="YAML recipe")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--train-count", help="N images, P%% of the split, or all")
-    p.add_argument("--sample", choices=("random", "first"))
+    p.add_argument("--sample", choices=SAMPLES)
     p.add_argument("--seed", type=int)
     p.add_argument("--itl", help="ITL subset, e.g. 1,2,3,4 or 3,4 (paper Table 7)")
     p.add_argument("--finetune-encoder", action="store_true", help="add the encoder-finetuning stage")
@@ -208,14 +209,14 @@ def _add_train_lm(sub: argparse._SubParsersAction) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--max-steps", type=int)
     g.add_argument("--epochs", type=int)
-    p.add_argument("--decoder", choices=("reference", "subpixel"))
-    p.add_argument("--framing", choices=("detector", "landmarks"),
+    p.add_argument("--decoder", choices=DECODERS)
+    p.add_argument("--framing", choices=FRAMINGS,
                    help="how training faces are cropped: 'detector' (default; the YuNet detector on each "
                    "photo, exactly as predict crops faces) or 'landmarks' (the paper's: the labelled "
                    "points' extent)")
     p.add_argument("--workers", type=int)
     p.add_argument("--resume", action="store_true")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -448,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", default="default", help="'default', a .safetensors file or a training .pt")
     pr.add_argument("--out", default="fabrec_out")
     pr.add_argument("--format", choices=("json", "jsonl", "csv"), default="json")
-    pr.add_argument("--detector", choices=("yunet", "opencv", "dlib"), default="yunet",
+    pr.add_argument("--detector", choices=DETECTORS, default="yunet",
                     help="face detector: yunet (bundled, finds rotated faces too), opencv (Haar cascade) "
                     "or dlib (pip install 'fabrec[dlib]')")
     pr.add_argument("--min-score", type=float, default=0.6,
@@ -466,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--boxes", help="JSON {name: [[x,y,w,h],...]} or CSV path,x,y,w,h (skips the detector)")
     pr.add_argument("--refine", type=int, default=0, help="re-crop from the predicted points N times")
     pr.add_argument("--batch-size", type=int, default=32, help="faces of one image per network batch")
-    pr.add_argument("--decoder", choices=("reference", "subpixel"))
+    pr.add_argument("--decoder", choices=DECODERS)
     pr.add_argument("--save-reconstruction", action="store_true")
     pr.add_argument("--no-images", action="store_true", help="write no annotated pictures")
     pr.add_argument("--no-quality", action="store_true", help="skip the reconstruction (faster)")
@@ -478,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--smooth", action="store_true", help="One-Euro smoothing of video points")
     pr.add_argument("--smooth-min-cutoff", type=float, default=1.0)
     pr.add_argument("--smooth-beta", type=float, default=0.05)
-    pr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    pr.add_argument("--device", default="auto", choices=DEVICES)
     _add_speed_flags(pr)
     _add_flip_flag(pr)
     pr.add_argument("--no-progress", action="store_true")
@@ -512,13 +513,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="folder of the page's label projects (photos, labelme labels, trained models)")
     sv.add_argument("--no-projects", action="store_true",
                     help="landmarks only: no label projects, no training from the page")
-    sv.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    sv.add_argument("--device", default="auto", choices=DEVICES)
     be = sub.add_parser("bench", help="speed of the landmark path")
     be.add_argument("--model", default="default", help="default, paper-256, a .safetensors or a .pt")
     be.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
     be.add_argument("--batch-size", type=int, default=1)
     be.add_argument("--reps", type=int, default=20)
-    be.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    be.add_argument("--device", default="auto", choices=DEVICES)
     _add_speed_flags(be, ("fp32", "bf16", "fp16"))
     be.add_argument("--json", action="store_true")
     ex = sub.add_parser("export", help="ONNX (landmark path) or fp16 safetensors weights")
@@ -535,24 +536,24 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     sw.add_argument("--counts", default="100%,20%,10%,5%,50,10,1")
     sw.add_argument("--seeds", type=int, default=3, help="seeds for counts of 50 images or fewer")
-    sw.add_argument("--sample", choices=("random", "first"))
+    sw.add_argument("--sample", choices=SAMPLES)
     sw.add_argument("--seed", type=int)
     sw.add_argument("--itl")
     sw.add_argument("--finetune-encoder", action="store_true")
     sw.add_argument("--batch-size", type=int)
     sw.add_argument("--max-steps", type=int)
-    sw.add_argument("--eval-dataset", choices=("300w", "wflw", "aflw", "folder"))
+    sw.add_argument("--eval-dataset", choices=DATASETS)
     sw.add_argument("--eval-root")
     sw.add_argument("--eval-split", default="test")
-    sw.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    sw.add_argument("--device", default="auto", choices=DEVICES)
     sw.add_argument("--no-progress", action="store_true")
     e = sub.add_parser("eval", help="evaluate a landmark model on a dataset split")
     e.add_argument("--model", required=True)
     _add_data_flags(e)
     e.add_argument("--out", required=True)
-    e.add_argument("--decoder", choices=("reference", "subpixel"))
+    e.add_argument("--decoder", choices=DECODERS)
     e.add_argument("--batch-size", type=int, default=32)
-    e.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    e.add_argument("--device", default="auto", choices=DEVICES)
     _add_speed_flags(e)
     _add_flip_flag(e)
     b = sub.add_parser("boxes", help="write a box CSV from .pts landmark files (top/bottom margins)")

@@ -35,10 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fabrec.choices import FRAMINGS  # noqa: F401 - re-exported: the framings' names
 from fabrec.errors import FabrecError
 from fabrec.transforms import Box
-
-FRAMINGS = ("detector", "landmarks")
 
 FRAME_FILE = Path(__file__).resolve().parent / "assets" / "five_point_frame.json"
 

@@ -17,7 +17,6 @@ import torch
 from fabrec.errors import FabrecError
 from fabrec.io import write_text_atomic
 
-DEVICES = ("auto", "cpu", "cuda")
 _CORES = torch.get_num_threads()  # PyTorch's own default (one per physical core), read once
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from fabrec.choices import DATASETS
 from fabrec.config import AugmentConfig
 from fabrec.datasets.aflw import read_aflw
 from fabrec.datasets.folder import read_folder
@@ -34,7 +35,6 @@ __all__ = [
 ]
 
 
-DATASETS = ("300w", "wflw", "aflw", "folder")
 
 
 def read_dataset(name: str, root: str | Path, split: str, scheme: Scheme) -> ReadResult:
