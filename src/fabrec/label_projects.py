@@ -28,9 +28,9 @@ import cv2
 import numpy as np
 import yaml
 
-from fabrec.datasets.labelme import labelme_doc
+from fabrec.datasets.labelme import labelme_doc, labelme_points
 from fabrec.errors import FabrecError
-from fabrec.io import atomic_write, decode_image, write_text_atomic
+from fabrec.io import atomic_write, decode_image, header_size, write_text_atomic
 from fabrec.schemes import Scheme, get_scheme
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -119,7 +119,7 @@ class ProjectStore:
         images = []
         for img in sorted((p / "images").iterdir()):
             if FILE.match(img.name):
-                pts = self.labels(name, img.name)
+                pts = _read_labels(img.with_suffix(".json"), scheme)
                 images.append({"file": img.name, "labelled": sum(q is not None for q in pts)})
         k = scheme.num_points
         return {"name": name, "points": list(scheme.names), "images": images,
@@ -150,22 +150,7 @@ class ProjectStore:
 
     def labels(self, name: str, file: str) -> list[list[float] | None]:
         """The photo's points in the scheme's order, 0-based pixel centres; None where unlabelled."""
-        scheme = self.scheme(name)
-        path = self.image(name, file).with_suffix(".json")
-        out: list[list[float] | None] = [None] * scheme.num_points
-        if not path.is_file():
-            return out
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            return out
-        index = {n: i for i, n in enumerate(scheme.names)}
-        for shape in doc.get("shapes", []):
-            i = index.get(str(shape.get("label")))
-            if i is not None and shape.get("points"):
-                x, y = shape["points"][0]
-                out[i] = [float(x) - 0.5, float(y) - 0.5]
-        return out
+        return _read_labels(self.image(name, file).with_suffix(".json"), self.scheme(name))
 
     def save_labels(self, name: str, file: str, points: Any) -> int:
         """Write the photo's labelme file from ``points`` (K entries, ``[x, y]`` 0-based or None);
@@ -174,7 +159,7 @@ class ProjectStore:
         img = self.image(name, file)
         if not isinstance(points, list) or len(points) != scheme.num_points:
             raise ProjectError(f"'points' must be a list of {scheme.num_points} entries ([x, y] or null)")
-        w, h = decode_size(img)
+        w, h = image_size(img)
         placed, names = [], []
         for n, q in zip(scheme.names, points):
             if q is None:
@@ -204,9 +189,22 @@ class ProjectStore:
         return buf.getvalue()
 
 
-def decode_size(path: Path) -> tuple[int, int]:
-    """(width, height) of an image file."""
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file: from a PNG or JPEG header, else by decoding it."""
+    size = header_size(path.read_bytes())
+    if size is not None:
+        return size
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ProjectError(f"{path.name}: cannot read the photo", 500)
     return img.shape[1], img.shape[0]
+
+
+def _read_labels(path: Path, scheme: Scheme) -> list[list[float] | None]:
+    """A project labelme file's points in the scheme's order (0-based), None where unlabelled
+    (all None when there is no file or it cannot be read)."""
+    try:
+        pts = labelme_points(json.loads(path.read_text(encoding="utf-8")), scheme, str(path), partial=True)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, FabrecError):
+        return [None] * scheme.num_points
+    return [None if np.isnan(q).any() else [float(q[0]), float(q[1])] for q in pts]

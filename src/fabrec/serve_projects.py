@@ -59,16 +59,12 @@ class ProjectApi:
         self.jobs = TrainingJobs(self.store)
         self.previews = PreviewModels(self.store, workers)
 
-    def allowed(self, request: Any) -> None:
-        if not self.gate.authorised(request.headers):
-            raise ApiError(401, "missing or wrong token (Authorization: Bearer TOKEN)")
-
     @answers_errors
     async def projects(self, request: Any) -> Any:
         from starlette.responses import JSONResponse
 
         if request.method == "GET":
-            self.allowed(request)
+            self.gate.check(request)
             return JSONResponse({"projects": self.store.names()})
         doc = await self.gate.json(request)
         points = doc.get("points")
@@ -81,7 +77,7 @@ class ProjectApi:
     async def project(self, request: Any) -> Any:
         from starlette.responses import JSONResponse
 
-        self.allowed(request)
+        self.gate.check(request)
         name = request.path_params["name"]
         info = self.store.describe(name)
         info.update(suggested_steps=suggested_steps(info["complete"]), train=self.jobs.status(name))
@@ -102,7 +98,7 @@ class ProjectApi:
     async def image(self, request: Any) -> Any:
         from starlette.responses import FileResponse
 
-        self.allowed(request)
+        self.gate.check(request)
         return FileResponse(self.store.image(request.path_params["name"], request.path_params["file"]))
 
     @answers_errors
@@ -113,7 +109,7 @@ class ProjectApi:
         if request.method == "PUT":
             doc = await self.gate.json(request)
             return JSONResponse({"file": file, "labelled": self.store.save_labels(name, file, doc.get("points"))})
-        self.allowed(request)
+        self.gate.check(request)
         return JSONResponse({"file": file, "points": self.store.labels(name, file)})
 
     @answers_errors
@@ -127,7 +123,7 @@ class ProjectApi:
             if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool)):
                 raise ApiError(400, "'steps' must be a whole number")
             return JSONResponse(self.jobs.start(name, steps), status_code=202)
-        self.allowed(request)
+        self.gate.check(request)
         if request.method == "DELETE":
             return JSONResponse(await run_in_threadpool(self.jobs.cancel, name))
         return JSONResponse(self.jobs.status(name))
@@ -145,7 +141,7 @@ class ProjectApi:
     async def model(self, request: Any) -> Any:
         from starlette.responses import FileResponse
 
-        self.allowed(request)
+        self.gate.check(request)
         name = request.path_params["name"]
         path = self.store.model_path(name)
         if not path.is_file():
@@ -157,7 +153,7 @@ class ProjectApi:
         from starlette.concurrency import run_in_threadpool
         from starlette.responses import Response
 
-        self.allowed(request)
+        self.gate.check(request)
         name = request.path_params["name"]
         data = await run_in_threadpool(self.store.labels_zip, name)
         return Response(data, media_type="application/zip",

@@ -23,10 +23,6 @@ if TYPE_CHECKING:  # the predictor (and PyTorch) load only when the app is built
     from fabrec.predict import LandmarkPredictor
 
 
-class _TooLarge(Exception):
-    pass
-
-
 @dataclass(frozen=True)
 class Gate:
     """What every API request passes: the token (where one is set) and the body and pixel limits."""
@@ -41,27 +37,30 @@ class Gate:
         given = headers.get("authorization", "").removeprefix("Bearer ").strip()
         return hmac.compare_digest(given.encode(), self.token.encode())
 
+    def check(self, request: Any) -> None:
+        """ApiError 401 unless the request carries the token (where one is set)."""
+        if not self.authorised(request.headers):
+            raise ApiError(401, "missing or wrong token (Authorization: Bearer TOKEN)")
+
     async def body(self, request: Any) -> bytes:
-        """The request body, at most ``max_bytes`` (else _TooLarge), read before any parsing."""
+        """The request body of an authorised request, at most ``max_bytes`` (else ApiError 413),
+        read before any parsing."""
+        self.check(request)
+        too_large = ApiError(413, f"request body over {self.max_bytes} bytes")
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            raise _TooLarge
+            raise too_large
         chunks, total = [], 0
         async for chunk in request.stream():
             total += len(chunk)
             if total > self.max_bytes:
-                raise _TooLarge
+                raise too_large
             chunks.append(chunk)
         return b"".join(chunks)
 
     async def upload(self, request: Any) -> tuple[str, bytes]:
         """(file name, bytes) of the multipart field ``image``; ApiError for every client mistake."""
-        if not self.authorised(request.headers):
-            raise ApiError(401, "missing or wrong token (Authorization: Bearer TOKEN)")
-        try:
-            request._body = await self.body(request)  # parsed below from memory, within the limit
-        except _TooLarge:
-            raise ApiError(413, f"request body over {self.max_bytes} bytes") from None
+        request._body = await self.body(request)  # parsed below from memory, within the limit
         try:
             form = await request.form(max_files=1, max_fields=4, max_part_size=self.max_bytes)
         except Exception as e:  # noqa: BLE001 - any malformed multipart body is the client's mistake
@@ -91,12 +90,7 @@ class Gate:
 
     async def json(self, request: Any) -> dict[str, Any]:
         """A JSON object body (token and size checked)."""
-        if not self.authorised(request.headers):
-            raise ApiError(401, "missing or wrong token (Authorization: Bearer TOKEN)")
-        try:
-            raw = await self.body(request)
-        except _TooLarge:
-            raise ApiError(413, f"request body over {self.max_bytes} bytes") from None
+        raw = await self.body(request)
         try:
             doc = json.loads(raw or b"{}")
         except (UnicodeDecodeError, json.JSONDecodeError):

@@ -93,15 +93,14 @@ class TrainingJobs:
 
     def _train_command(self, name: str, steps: int) -> list[str]:
         p = self.store.folder(name)
-        cmd = [self.python, "-m", "fabrec", "train-landmarks", "--autoencoder", self.autoencoder,
-               "--dataset", "folder", "--root", str(p / "images"), "--scheme", str(p / "scheme.yaml"),
-               "--train-count", "all", "--max-steps", str(steps), "--out", str(p / "train"), "--no-progress",
-               "--set", "log_every=1"]
-        return [*cmd, "--init-from", self.init_from]
+        return [self.python, "-m", "fabrec", "train-landmarks", "--autoencoder", self.autoencoder,
+                "--dataset", "folder", "--root", str(p / "images"), "--scheme", str(p / "scheme.yaml"),
+                "--train-count", "all", "--max-steps", str(steps), "--out", str(p / "train"), "--no-progress",
+                "--set", "log_every=1", "--init-from", self.init_from]
 
     def _spawn(self, cmd: list[str], job: Job) -> subprocess.Popen:
-        out = open(job.run_dir / "log.txt", "ab")  # noqa: SIM115 - closed by _follow
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        with open(job.run_dir / "log.txt", "ab") as out:  # the child keeps its own descriptor
+            return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def _follow(self, job: Job) -> None:
         """Wait for training, then export; record how it ended."""
@@ -120,7 +119,7 @@ class TrainingJobs:
         if job.cancelled:
             job.state, job.message = "cancelled", "cancelled; the previous model (if any) is kept"
         elif rc == 0:
-            kept = "keeping the start model" in _text(job.run_dir / "log.txt")
+            kept = _progress(job.run_dir / "metrics.jsonl")[0] == 0  # no step taken: cross-validation kept the start
             job.state, job.message = "done", ("cross-validation kept the bundled model (training did not help); "
                                               if kept else "") + f"model {self.store.model_path(job.name).name}"
         else:
@@ -174,10 +173,6 @@ def _progress(metrics: Path) -> tuple[int, float | None, float | None]:
     return step, loss, val
 
 
-def _text(path: Path) -> str:
-    return path.read_text(errors="replace") if path.is_file() else ""
-
-
 def _last_line(path: Path) -> str:
-    lines = [s for s in _text(path).splitlines() if s.strip()]
+    lines = [s for s in path.read_text(errors="replace").splitlines() if s.strip()] if path.is_file() else []
     return lines[-1][:300] if lines else "training failed"

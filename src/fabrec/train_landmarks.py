@@ -87,6 +87,7 @@ class LandmarkRun:
     stopped: str = "steps"  # "steps" (planned end) or "time" (--time-limit)
     steps_itl: int = 0  # steps run in stage 2 (ITLs) and stage 3 (finetuning), this call
     steps_finetune: int = 0
+    start_nme: float = float("nan")  # validation NME before the first step (validate_start), else NaN
 
 
 def split_pool(samples: list[LandmarkSample], permille: int, val_max: int) -> tuple[list[LandmarkSample], list[LandmarkSample]]:
@@ -178,6 +179,7 @@ def train_landmarks(
     time_limit: float | None = None,
     init_from: str | Path | None = None,
     samples: tuple[list[LandmarkSample], list[LandmarkSample]] | None = None,
+    validate_start: bool = False,
 ) -> LandmarkRun:
     """Train stages 2 (and 3) and return the outcome; writes last.pt, best.pt, metrics.jsonl.
 
@@ -198,6 +200,7 @@ def train_landmarks(
             :func:`resolve_init_from`.
         samples: (training, validation) samples to use instead of reading ``cfg``'s dataset
             (the folds of the cross-validation, :func:`cross_validate_start`).
+        validate_start: measure the validation NME of the model as it starts (``start_nme``).
     """
     say = log or (lambda s: None)
     t0 = time.time()
@@ -271,7 +274,7 @@ def train_landmarks(
         raise FabrecError("heatmap_init=combine needs --init-from a landmark model of another scheme")
     cv = (state or {}).get("cv")
     if state is None and wants_cv(cfg, init_from, source_heatmap, len(train) + len(val), steps2):
-        cv = cross_validate_start(net, cfg, autoencoder, init_from, train + val, out / "cv", device, steps2, say)
+        cv = cross_validate_start(cfg, autoencoder, init_from, train + val, out / "cv", device, steps2, say)
     if cv is not None and cv["kept"]:
         steps2, steps3 = 0, 0
     mf = memory_format(dev)
@@ -331,6 +334,9 @@ def train_landmarks(
     bar = tqdm(total=planned if planned < UNBOUNDED // 2 else None, initial=step, disable=not progress, unit="step",
                desc="train-landmarks", dynamic_ncols=True)
     val_cache = MemoryDataset(val_ds)
+    start_nme = float("nan")
+    if validate_start and val and step == 0:
+        start_nme = validation_nme(net, scheme, val_cache, cfg.decoder)
     skipped, stopped, n2, n3 = 0, "steps", 0, 0
     sampler.set_range(step, None)
     loader = step_loader(train_ds, sampler, collate_landmarks, cfg.num_workers, cfg.seed, dev)
@@ -391,7 +397,8 @@ def train_landmarks(
         save_checkpoint(last, payload())
     if skipped:
         say(f"train-landmarks: {skipped} unreadable image(s) skipped")
-    return LandmarkRun(step, best_nme, last_nme, out, len(train), len(val), time.time() - t0, stopped, n2, n3)
+    return LandmarkRun(step, best_nme, last_nme, out, len(train), len(val), time.time() - t0, stopped, n2, n3,
+                       start_nme)
 
 
 def _frames(train: list, val: list, mc: Any, say: Callable[[str], None]) -> tuple[Any, Any, np.ndarray | None]:
@@ -460,12 +467,12 @@ def wants_cv(cfg: LMTrainConfig, init_from: Any, source_heatmap: Any, labelled: 
     return cfg.select == "cv" or (source_heatmap is None and labelled <= FEW_SHOT_MAX)
 
 
-def cross_validate_start(net: FabRec, cfg: LMTrainConfig, autoencoder: str | Path, init_from: str | Path,
+def cross_validate_start(cfg: LMTrainConfig, autoencoder: str | Path, init_from: str | Path,
                          train: list[LandmarkSample], out: Path, device: str, steps: int,
                          say: Callable[[str], None]) -> dict[str, Any]:
-    """k-fold cross-validation on the labelled images (training and validation ones): NME of the
-    start model (``net`` as initialised) on each held-out fold against a run of ``steps`` steps
-    on the other folds.
+    """k-fold cross-validation on the labelled images (training and validation ones): on each
+    held-out fold, the NME of the start model against that of a run of ``steps`` steps on the
+    other folds (both measured by the fold's run, on its crops).
     Returns ``{"folds", "start_nme", "trained_nme", "kept"}``; ``kept`` (the start model is the
     result) unless training lowered the NME on every held-out fold: conservative by design, as a
     model that already works must not get worse from a handful of labels."""
@@ -477,9 +484,9 @@ def cross_validate_start(net: FabRec, cfg: LMTrainConfig, autoencoder: str | Pat
         fit = [s for i, s in enumerate(train) if i not in held]
         check = [s for i, s in enumerate(train) if i in held]
         r = train_landmarks(replace(cfg, select="none", max_steps=steps, epochs=0), autoencoder, out / f"fold{f}",
-                            device, progress=False, init_from=init_from, samples=(fit, check))
+                            device, progress=False, init_from=init_from, samples=(fit, check), validate_start=True)
+        start.append(r.start_nme)
         trained.append(r.last_nme)
-        start.append(_held_out_nme(net, cfg, check, r.out_dir))
     s0, s1 = float(np.mean(start)), float(np.mean(trained))
     kept = not all(b < a for a, b in zip(start, trained))
     say(f"train-landmarks: {k}-fold cross-validation on the {len(train)} labelled images: held-out NME "
@@ -488,31 +495,15 @@ def cross_validate_start(net: FabRec, cfg: LMTrainConfig, autoencoder: str | Pat
     return {"folds": k, "start_nme": start, "trained_nme": trained, "kept": kept}
 
 
-def _held_out_nme(net: FabRec, cfg: LMTrainConfig, check: list[LandmarkSample], fold_dir: Path) -> float:
-    """The start model's NME on a fold's held-out images, cropped as that fold's run cropped them."""
-    fold = load_checkpoint(fold_dir / "last.pt")
-    scheme = Scheme.from_dict(fold["scheme"])
-    mc = net.config
-    boxes = None
-    if mc.framing == "detector":
-        boxes = frame_labels(check, labels_detector(), (mc.crop_top, mc.crop_bottom),
-                             np.asarray(fold["mean_shape"])).boxes
-    ds = LandmarkDataset(check, scheme, mc.image_size, heatmap_size(mc.image_size), (mc.crop_top, mc.crop_bottom),
-                         None, cfg.sigma, heatmaps=False, boxes=boxes)
-    nme_ = validation_nme(net, scheme, MemoryDataset(ds), cfg.decoder)
-    set_trainable(net, 2)
-    return nme_
-
-
 def _combine_heatmaps(net: FabRec, source: torch.Tensor, train: list, boxes: Any, mc: Any, scheme: Scheme,
                       cfg: LMTrainConfig, say: Callable[[str], None]) -> None:
     """Start the new heatmap layer as fitted combinations of the source model's channels
     (:mod:`fabrec.heatmap_transfer`), on at most 100 un-augmented training crops."""
     from fabrec.heatmap_transfer import combined_heatmap_weight
 
-    ds = LandmarkDataset(train[:100], scheme, mc.image_size, heatmap_size(mc.image_size), (mc.crop_top, mc.crop_bottom),
-                         None, cfg.sigma, heatmaps=False, boxes=None if boxes is None else boxes[:100])
-    items = [it for it in (ds[i] for i in range(len(ds))) if it is not None]
+    items = MemoryDataset(LandmarkDataset(train[:100], scheme, mc.image_size, heatmap_size(mc.image_size),
+                                          (mc.crop_top, mc.crop_bottom), None, cfg.sigma, heatmaps=False,
+                                          boxes=None if boxes is None else boxes[:100])).items
     if not items:
         return
     crops = torch.stack([it["image"] for it in items])

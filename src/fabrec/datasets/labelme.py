@@ -23,10 +23,11 @@ def is_labelme(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("shapes"), list)
 
 
-def labelme_points(data: dict[str, Any], scheme: Scheme, name: str) -> np.ndarray:
+def labelme_points(data: dict[str, Any], scheme: Scheme, name: str, partial: bool = False) -> np.ndarray:
     """``(K, 2)`` 0-based pixel-centre points in the scheme's order from a labelme document.
 
-    Shapes other than points are ignored; every scheme point must appear exactly once.
+    Shapes other than points are ignored; every scheme point must appear exactly once, or at
+    most once with ``partial`` (work in progress: unlabelled points are NaN rows).
     """
     index = {n: i for i, n in enumerate(scheme.names)}
     index.update({str(i): i for i in range(scheme.num_points)})
@@ -48,10 +49,10 @@ def labelme_points(data: dict[str, Any], scheme: Scheme, name: str) -> np.ndarra
             raise FabrecError(f"{name}: shape '{label}' has no [x, y] point") from None
         seen.add(i)
     missing = [scheme.names[i] for i in range(scheme.num_points) if i not in seen]
-    if missing:
+    if missing and not partial:
         raise FabrecError(f"{name}: {len(missing)} of {scheme.num_points} points missing "
                           f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})")
-    if not np.isfinite(pts).all():
+    if not np.isfinite(pts[sorted(seen)]).all():
         raise FabrecError(f"{name}: non-finite coordinates")
     return pts
 
