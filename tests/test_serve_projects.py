@@ -3,6 +3,7 @@ labels stored as labelme files `train-landmarks` reads, one training job at a ti
 
 from __future__ import annotations
 
+import json
 import time
 
 import cv2
@@ -136,3 +137,25 @@ def test_projects_need_the_token_too(predictor, tmp_path) -> None:
     assert c.post("/v1/projects", json={"name": "x", "template": "5"}, headers=auth).status_code == 201
     assert c.get("/v1/projects/x", headers=auth).status_code == 200
     assert c.get("/v1/projects/x").status_code == 401
+
+
+def test_a_turned_phone_photo_is_labelled_in_the_orientation_training_reads(client, tmp_path) -> None:
+    """EXIF orientation 6: stored 40 x 20, shown and trained as 20 wide x 40 tall."""
+    import io
+
+    from PIL import Image
+
+    from fabrec.io import read_image
+
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.zeros((20, 40, 3), np.uint8)).save(buf, "JPEG", exif=exif)
+    client.post("/v1/projects", json={"name": "turned", "points": ["chin"]})
+    client.post("/v1/projects/turned/images", files={"image": ("phone.jpg", buf.getvalue(), "image/jpeg")})
+    photo = tmp_path / "projects" / "turned" / "images" / "phone.jpg"
+    assert read_image(photo).shape[:2] == (40, 20)
+    assert client.put("/v1/projects/turned/labels/phone.jpg", json={"points": [[10, 35]]}).status_code == 200
+    assert client.put("/v1/projects/turned/labels/phone.jpg", json={"points": [[35, 10]]}).status_code == 400
+    doc = json.loads(photo.with_suffix(".json").read_text())
+    assert (doc["imageWidth"], doc["imageHeight"]) == (20, 40)

@@ -30,7 +30,7 @@ import yaml
 
 from fabrec.datasets.labelme import labelme_doc, labelme_points
 from fabrec.errors import FabrecError
-from fabrec.io import atomic_write, decode_image, header_size, write_text_atomic
+from fabrec.io import atomic_write, decode_image, read_image, write_text_atomic
 from fabrec.schemes import Scheme, get_scheme
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -190,14 +190,13 @@ class ProjectStore:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) of an image file: from a PNG or JPEG header, else by decoding it."""
-    size = header_size(path.read_bytes())
-    if size is not None:
-        return size
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ProjectError(f"{path.name}: cannot read the photo", 500)
-    return img.shape[1], img.shape[0]
+    """(width, height) of a photo as training reads it (:func:`fabrec.io.read_image`, EXIF
+    orientation applied) and the browser shows it, so a turned phone photo's points fit."""
+    try:
+        h, w = read_image(path).shape[:2]
+    except FabrecError:
+        raise ProjectError(f"{path.name}: cannot read the photo", 500) from None
+    return w, h
 
 
 def _read_labels(path: Path, scheme: Scheme) -> list[list[float] | None]:
