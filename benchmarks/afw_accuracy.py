@@ -24,7 +24,7 @@ from fabrec.datasets.landmarks import LandmarkDataset, read_dataset
 from fabrec.evaluate import evaluate
 from fabrec.heatmaps import heatmap_size
 from fabrec.io import read_image, write_json_atomic
-from fabrec.landmark_model import LandmarkModel
+from fabrec.landmark_model import load_landmark_model
 from fabrec.metrics import ced, nme, summarize
 from fabrec.schemes import BUILTIN
 from fabrec.visualize import plot_ced
@@ -73,7 +73,7 @@ def main() -> int:
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = LandmarkModel.load(a.model)
+    model = load_landmark_model(a.model)
     t0 = time.perf_counter()
     fm = evaluate(model, "300w", a.root, a.split, out / "fabrec", decoder=a.decoder, device="cpu")
     fab_s = time.perf_counter() - t0

@@ -29,9 +29,9 @@ import torch
 
 from fabrec.config import AETrainConfig
 from fabrec.datasets.faces import FaceDataset, collect_faces, split_items
-from fabrec.hub import load_autoencoder_state
 from fabrec.io import write_image_atomic, write_json_atomic
 from fabrec.model import FabRec
+from fabrec.model_file import read_autoencoder
 from fabrec.normalization import batch_to_tensor
 from fabrec.train_autoencoder import cached_crops, validate
 from fabrec.visualize import grid, to_uint8
@@ -45,7 +45,7 @@ def held_out(folder: str, image_size: int, val_max: int) -> torch.Tensor:
 
 
 def reconstruction(spec: str, sources: dict[str, str], val_max: int) -> tuple[dict, np.ndarray]:
-    ae = load_autoencoder_state(spec)
+    ae = read_autoencoder(spec)
     net = FabRec(config=ae.model, itl=None).eval()
     net.encoder.load_state_dict(ae.nets["encoder"])
     net.generator.load_state_dict(ae.nets["generator"])

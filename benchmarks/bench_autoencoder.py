@@ -37,7 +37,7 @@ def bench(size: int, width: float, batch: int, reps: int) -> dict:
     it = [0]
 
     def train_step() -> None:  # all four losses and both discriminator updates (it % 4 == 0)
-        ae_step(nets, dict(nets.items()), opts, x, 0, cfg, True, True)
+        ae_step(nets, dict(nets.items()), opts, x, 0, cfg, 1)
         it[0] += 1
 
     enc, gen = nets.encoder.eval(), nets.generator.eval()

@@ -38,7 +38,7 @@ def dlib_speed(reps: int = 2000) -> dict | None:
     import os
 
     from fabrec.io import read_image
-    from fabrec.sample import SAMPLE_BOX, SAMPLE_IMAGE
+    from fabrec.sample_photo import SAMPLE_BOX, SAMPLE_IMAGE
 
     spec = importlib.util.find_spec("face_recognition_models")
     sp = dlib.shape_predictor(os.path.join(os.path.dirname(spec.origin), "models", "shape_predictor_68_face_landmarks.dat"))

@@ -18,7 +18,7 @@ import json
 import numpy as np
 
 from fabrec.datasets.landmarks import read_folder
-from fabrec.detect import DETECTORS
+from fabrec.detect import get_detector
 from fabrec.framing import FRAME_FILE, fit_similarity
 from fabrec.io import read_image
 from fabrec.label_framing import matching_detection
@@ -82,7 +82,7 @@ def main() -> int:
     samples = read_folder(a.root, BUILTIN["68"]).samples
     for name in a.detectors.split(","):
         try:
-            det = DETECTORS[name]()
+            det = get_detector(name)
         except Exception as e:  # noqa: BLE001 - report and go on with the others
             print(f"{name}: unavailable ({e})")
             continue

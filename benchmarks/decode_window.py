@@ -33,8 +33,7 @@ from fabrec.heatmaps import (
     decode_reference,
     heatmap_size,
 )
-from fabrec.hub import load_landmarks
-from fabrec.landmark_model import LandmarkModel
+from fabrec.landmark_model import LandmarkModel, load_landmark_model
 from fabrec.schemes import BUILTIN
 
 
@@ -76,10 +75,9 @@ def peakless(reps: int) -> dict[str, float]:
     """The worst case: heatmaps without peaks, from the 256-px paper architecture with random
     weights on 4 real face crops. The bound rules nothing out, so every map is blurred in full
     after the first block."""
-    from fabrec.bench import resolve_model
-    from fabrec.sample import face_crops
+    from fabrec.sample_photo import face_crops
 
-    model = resolve_model("paper-256")
+    model = load_landmark_model("paper-256")
     model.net.eval()
     hm = model.heatmaps(face_crops(model.image_size, 4)).float()
     _, extra = _blur_argmax_windowed(hm, 9, _tile_max(hm))
@@ -98,7 +96,7 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--json", default="")
     a = ap.parse_args()
-    model = load_landmarks(a.model)
+    model = load_landmark_model(a.model)
     model.net.eval()
     res = read_dataset("300w", a.root, a.split, BUILTIN["68"])
     ds = LandmarkDataset(res.samples, BUILTIN["68"], model.image_size, heatmap_size(model.image_size), model.framing)

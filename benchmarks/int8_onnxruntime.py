@@ -19,9 +19,9 @@ import torch
 from fabrec.bench import timed
 from fabrec.export import export_onnx, ort_session
 from fabrec.heatmaps import decode_reference
-from fabrec.hub import load_landmarks
+from fabrec.landmark_model import load_landmark_model
 from fabrec.runtime import set_threads
-from fabrec.sample import face_crops
+from fabrec.sample_photo import face_crops
 
 
 def main() -> int:
@@ -40,7 +40,7 @@ def main() -> int:
     ap.add_argument("--json", default="")
     a = ap.parse_args()
     threads = set_threads(a.threads)
-    model = load_landmarks(a.model)
+    model = load_landmark_model(a.model)
     tmp = Path(tempfile.mkdtemp())
     export_onnx(model, tmp / "fp32.onnx")
     calib = face_crops(model.image_size, 64, seed=3).numpy()

@@ -31,11 +31,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from fabrec.bench import timed
 from fabrec.export import ort_session
 from fabrec.heatmaps import decode_reference
-from fabrec.hub import load_landmarks
-from fabrec.landmark_model import TAIL_FACES
+from fabrec.landmark_model import TAIL_FACES, load_landmark_model
 from fabrec.peak import fma_peak
 from fabrec.runtime import memory_format, set_threads
-from fabrec.sample import face_crops
+from fabrec.sample_photo import face_crops
 
 
 def flops(fn, *args) -> float:
@@ -70,7 +69,7 @@ def ort_timer(fn, x: torch.Tensor, threads: int, owner: nn.Module, tmp: Path):
 @torch.no_grad()
 def profile(model_name: str, batch: int, reps: int, threads: int, backends: list[str]) -> list[dict]:
     dev = torch.device("cpu")
-    model = load_landmarks(model_name).placed(dev)
+    model = load_landmark_model(model_name).placed(dev)
     net, itl = model.net, model.net.itl
     net.requires_grad_(False)
     x = face_crops(model.image_size, batch).contiguous(memory_format=memory_format(dev))

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from fabrec.sample import SAMPLE_IMAGE
+from fabrec.sample_photo import SAMPLE_IMAGE
 
 
 def free_port() -> int:

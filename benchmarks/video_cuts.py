@@ -20,7 +20,7 @@ import numpy as np
 
 from fabrec.io import read_image
 from fabrec.predict import LandmarkPredictor
-from fabrec.sample import SAMPLE_BOX, SAMPLE_IMAGE
+from fabrec.sample_photo import SAMPLE_BOX, SAMPLE_IMAGE
 
 
 def clip(shared: Path) -> tuple[list[np.ndarray], list[tuple[float, float] | None], list[float]]:

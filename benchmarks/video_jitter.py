@@ -15,7 +15,7 @@ import numpy as np
 
 from fabrec.io import read_image
 from fabrec.predict import LandmarkPredictor, OneEuro
-from fabrec.sample import SAMPLE_IMAGE as DEMO_IMAGE
+from fabrec.sample_photo import SAMPLE_IMAGE as DEMO_IMAGE
 
 
 def main() -> int:

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny synthetic face-like images written as real JPEG/PNG files."""
+"""Shared fixtures: tiny synthetic face-like images written as real JPEG/PNG files, the shared
+data when present, and a tiny trained landmark model."""
 
 from __future__ import annotations
 
@@ -11,18 +12,12 @@ import torch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
+from factories import blob_image, lm_cfg, make_300w, tiny_cfg
+
+from fabrec.train_autoencoder import train_autoencoder
+from fabrec.train_landmarks import train_landmarks
+
 torch.set_num_threads(1)
-
-
-def blob_image(rng: np.random.Generator, size: int = 80) -> np.ndarray:
-    """A smooth random 'face-ish' picture: an ellipse and two dark eyes on a gradient."""
-    img = np.zeros((size, size, 3), np.uint8)
-    img[:] = rng.integers(40, 200, 3)
-    c = size // 2
-    cv2.ellipse(img, (c, c), (size // 3, int(size / 2.4)), 0, 0, 360, [int(v) for v in rng.integers(120, 255, 3)], -1)
-    for dx in (-size // 7, size // 7):
-        cv2.circle(img, (c + dx, c - size // 10), max(2, size // 16), (20, 20, 20), -1)
-    return cv2.GaussianBlur(img, (5, 5), 1.5)
 
 
 @pytest.fixture
@@ -43,3 +38,18 @@ def shared_data() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared/data not present")
     return SHARED
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory, ) -> Path:
+    tmp = tmp_path_factory.mktemp("lm")
+    faces = tmp / "faces"
+    faces.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        cv2.imwrite(str(faces / f"f{i}.jpg"), blob_image(rng))
+    train_autoencoder(tiny_cfg(faces, max_steps=1), tmp / "ae", device="cpu", progress=False)
+    data = tmp / "300w"
+    make_300w(data)
+    train_landmarks(lm_cfg(data, max_steps=2), tmp / "ae" / "last.pt", tmp / "lm", device="cpu", progress=False)
+    return tmp / "lm" / "last.pt"

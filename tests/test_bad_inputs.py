@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import blob_image
+from factories import blob_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

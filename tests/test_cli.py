@@ -3,7 +3,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_landmark_readers import make_300w
+from factories import make_300w
 
 from fabrec.cli import main
 
@@ -97,7 +97,7 @@ def test_predict_exits_non_zero_when_every_input_fails(tmp_path, capsys) -> None
 def test_missing_optional_detector_is_one_error_before_any_work(tmp_path, capsys, monkeypatch) -> None:
     import sys
 
-    from fabrec.sample import SAMPLE_IMAGE
+    from fabrec.sample_photo import SAMPLE_IMAGE
 
     monkeypatch.setitem(sys.modules, "dlib", None)  # as if dlib were not installed
     code = main(["predict", str(SAMPLE_IMAGE), "--detector", "dlib", "--out", str(tmp_path / "out"),
@@ -144,7 +144,7 @@ def test_default_threads_leave_busy_cores_alone(monkeypatch) -> None:
 def test_predict_says_how_it_runs_and_takes_the_speed_options(tmp_path, capsys) -> None:
     import json
 
-    from fabrec.sample import SAMPLE_IMAGE
+    from fabrec.sample_photo import SAMPLE_IMAGE
 
     runs = {}
     for name, extra in (("plain", []), ("fast", ["--dtype", "bf16", "--fold-bn"])):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from fabrec.cli import main
-from fabrec.sample import SAMPLE_IMAGE as DEMO_IMAGE
+from fabrec.sample_photo import SAMPLE_IMAGE as DEMO_IMAGE
 from fabrec.weights import WEIGHTS_DIR
 
 EXPECTED = Path(__file__).parent / "data" / "astronaut_default_expected.json"
@@ -76,11 +76,10 @@ def test_the_chunked_fast_path_gives_the_whole_batch_points_and_bf16_stays_close
     import torch
 
     from fabrec.errors import FabrecError
-    from fabrec.hub import load_landmarks
-    from fabrec.landmark_model import TAIL_FACES
-    from fabrec.sample import face_crops
+    from fabrec.landmark_model import TAIL_FACES, load_landmark_model
+    from fabrec.sample_photo import face_crops
 
-    m = load_landmarks("default").placed(torch.device("cpu"))
+    m = load_landmark_model("default").placed(torch.device("cpu"))
     x = face_crops(m.image_size, 2 * TAIL_FACES + 1, seed=4).contiguous(memory_format=torch.channels_last)
     pts, conf, hm, _ = m.predict_crops(x)  # whole batch of heatmaps, then decoded
     fast_pts, fast_conf, rec = m.locate(x)  # heatmaps made and decoded a few faces at a time

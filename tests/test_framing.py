@@ -14,7 +14,8 @@ import pytest
 from fabrec.cli import main
 from fabrec.datasets.landmarks import read_folder
 from fabrec.demo import SAMPLE_IMAGE
-from fabrec.detect import DETECTORS, YuNet, get_detector
+from fabrec.detect import YuNet, get_detector
+from fabrec.registry import DETECTORS
 from fabrec.errors import FabrecError
 from fabrec.framing import box_from_five, box_from_shape, fit_similarity, mean_shape
 from fabrec.io import read_image

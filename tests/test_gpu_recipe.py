@@ -10,11 +10,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import blob_image
-from test_landmark_readers import face_points
+from factories import blob_image, face_points
 
 from fabrec.datasets.pts import read_pts, write_pts
-from fabrec.hub import read_spec
+from fabrec.model_file import read_model_file
 from fabrec.weights import sha256
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,9 +43,9 @@ def test_dry_run_writes_what_a_gpu_call_returns_and_installs_it(tmp_path: Path) 
     back = out / "returned"
     assert {f.name for f in back.iterdir()} == {"ae.safetensors", "lm.safetensors", "extras.tar.gz", "log.txt"}
     assert all(f.stat().st_size < 16_000_000 for f in back.iterdir())  # what one GPU call can return
-    assert read_spec(back / "ae.safetensors")["kind"] == "autoencoder"
-    lm = read_spec(back / "lm.safetensors")
-    assert lm["kind"] == "landmarks" and "ae_encoder" not in lm["nets"]
+    assert read_model_file(back / "ae.safetensors").kind == "autoencoder"
+    lm = read_model_file(back / "lm.safetensors")
+    assert lm.kind == "landmarks" and "ae_encoder" not in lm.nets
     # the packed HELEN points were rescaled with their images (pixel centres kept)
     packed = sorted((out / "work" / "data" / "300w" / "helen" / "trainset").glob("*.pts"))
     assert packed
@@ -54,8 +53,8 @@ def test_dry_run_writes_what_a_gpu_call_returns_and_installs_it(tmp_path: Path) 
     np.testing.assert_allclose((src + 0.5) * (288 / 400) - 0.5, read_pts(packed[0]), atol=2e-3)
     # install: one file with the autoencoder's encoder, its checksum, and an AFW evaluation
     installed = out / "pretrained" / "default.safetensors"
-    full = read_spec(installed)
-    assert "ae_encoder" in full["nets"]
+    full = read_model_file(installed)
+    assert "ae_encoder" in full.nets
     assert (out / "pretrained" / "default.sha256").read_text().split()[0] == sha256(installed)
     summary = json.loads((out / "install" / "summary.json").read_text())
     assert summary["installed"] and summary["new"]["count"] == 6

@@ -32,15 +32,15 @@ def test_the_layer_weight_combination_equals_the_heatmap_combination() -> None:
     torch.testing.assert_close(combined, torch.einsum("nlhw,lk->nkhw", heat, a), atol=1e-4, rtol=1e-4)
 
 
-def test_init_from_auto_transfers_only_for_few_images_on_the_bundled_autoencoder() -> None:
-    notes: list[str] = []
-    assert resolve_init_from("auto", "default", 10, notes.append) == "default"
-    assert "--init-from none" in notes[0]
-    assert resolve_init_from("auto", "default", FEW_SHOT_MAX + 1, notes.append) is None
-    assert resolve_init_from("auto", "runs/ae/last.pt", 10, notes.append) is None
-    assert resolve_init_from("none", "default", 10, notes.append) is None
-    assert resolve_init_from(None, "default", 10, notes.append) is None
-    assert resolve_init_from("my.safetensors", "default", 500, notes.append) == "my.safetensors"
+def test_init_from_auto_transfers_only_for_few_images_on_the_bundled_autoencoder(caplog) -> None:
+    with caplog.at_level("INFO", logger="fabrec"):
+        assert resolve_init_from("auto", "default", 10) == "default"
+    assert "--init-from none" in caplog.records[0].getMessage()
+    assert resolve_init_from("auto", "default", FEW_SHOT_MAX + 1) is None
+    assert resolve_init_from("auto", "runs/ae/last.pt", 10) is None
+    assert resolve_init_from("none", "default", 10) is None
+    assert resolve_init_from(None, "default", 10) is None
+    assert resolve_init_from("my.safetensors", "default", 500) == "my.safetensors"
 
 
 def test_flip_averaging_is_mirror_symmetric_and_needs_flip_pairs() -> None:
@@ -51,15 +51,15 @@ def test_flip_averaging_is_mirror_symmetric_and_needs_flip_pairs() -> None:
     import pytest
 
     from fabrec.errors import FabrecError
-    from fabrec.hub import load_landmarks
     from fabrec.io import read_image
+    from fabrec.landmark_model import load_landmark_model
     from fabrec.normalization import to_tensor
     from fabrec.predict import LandmarkPredictor
-    from fabrec.sample import SAMPLE_IMAGE
+    from fabrec.sample_photo import SAMPLE_IMAGE
     from fabrec.schemes import Scheme, flip_points
     from fabrec.transforms import crop_matrix, warp
 
-    model = dataclasses.replace(load_landmarks("default"), flip_average=True)
+    model = dataclasses.replace(load_landmark_model("default"), flip_average=True)
     (face,) = LandmarkPredictor(model, device="cpu").predict(str(SAMPLE_IMAGE))
     crop = to_tensor(warp(read_image(SAMPLE_IMAGE), crop_matrix(face.crop, model.image_size), model.image_size))[None]
     pts, _, _ = model.locate(torch.cat([crop, crop.flip(-1)]))

@@ -130,7 +130,7 @@ def test_decoder_with_non_finite_maps_keeps_the_others_right() -> None:
 
 
 def test_sample_face_crops_are_real_varied_faces() -> None:
-    from fabrec.sample import face_crops
+    from fabrec.sample_photo import face_crops
 
     x = face_crops(64, 3, seed=1)
     assert x.shape == (3, 3, 64, 64) and torch.isfinite(x).all()

@@ -4,7 +4,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import blob_image
+from factories import blob_image, face_points, make_300w
 from scipy.io import savemat
 
 from fabrec.config import landmark_augment
@@ -17,35 +17,6 @@ from fabrec.datasets.landmarks import (
 from fabrec.datasets.pts import write_pts
 from fabrec.errors import FabrecError
 from fabrec.schemes import BUILTIN
-
-
-def face_points(k: int, rng: np.random.Generator, size: int = 80) -> np.ndarray:
-    return rng.uniform(size * 0.25, size * 0.75, (k, 2))
-
-
-def make_300w(root: Path, with_mat: bool = False) -> None:
-    rng = np.random.default_rng(0)
-    bbs = {}
-    for folder in ["afw", "helen/trainset", "helen/testset", "lfpw/trainset", "lfpw/testset", "ibug"]:
-        d = root / folder
-        d.mkdir(parents=True)
-        for i in range(2):
-            name = f"{folder.replace('/', '_')}_{i}"
-            cv2.imwrite(str(d / f"{name}.jpg"), blob_image(rng))
-            pts = face_points(68, rng)
-            write_pts(d / f"{name}.pts", pts)
-            bbs.setdefault(folder, []).append((f"{name}.jpg", pts))
-    if with_mat:
-        bdir = root / "Bounding Boxes"
-        bdir.mkdir()
-        for folder, entries in bbs.items():
-            arr = np.empty((1, len(entries)), dtype=object)
-            for i, (name, pts) in enumerate(entries):
-                gt = np.array([[*(pts.min(0) + 1), *(pts.max(0) + 1)]])
-                st = np.empty((1, 1), dtype=[("imgName", "O"), ("bb_detector", "O"), ("bb_ground_truth", "O")])
-                st[0, 0] = (np.array([name]), gt + 3, gt)
-                arr[0, i] = st
-            savemat(str(bdir / f"bounding_boxes_{folder.replace('/', '_')}.mat"), {"bounding_boxes": arr})
 
 
 def test_300w_splits_and_points_are_zero_based(tmp_path: Path) -> None:

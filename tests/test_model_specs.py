@@ -1,5 +1,5 @@
 """Every subcommand that takes a model accepts the bundled name, a .safetensors export and a
-training .pt, through one loader (fabrec.hub); the loader's, export's, evaluate's and the
+training .pt, through one reader (fabrec.model_file); the loader's, export's, evaluate's and the
 detector's own behaviour."""
 
 from pathlib import Path
@@ -8,13 +8,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from test_predict import tiny_lm  # noqa: F401  (the shared module fixture)
 
 from fabrec.cli import main
 from fabrec.errors import FabrecError
-from fabrec.hub import load_autoencoder_state, load_landmarks, read_spec
-from fabrec.sample import SAMPLE_IMAGE
-from fabrec.weights import export_weights
+from fabrec.landmark_model import load_landmark_model
+from fabrec.model_file import export_weights, read_autoencoder, read_model_file
+from fabrec.sample_photo import SAMPLE_IMAGE
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +43,9 @@ def test_predict_eval_export_bench_take_every_kind_of_model(specs, kind: str, tm
     assert (tmp_path / "e" / "metrics.json").exists()
     out = tmp_path / "new" / "folder" / "m.safetensors"  # export creates missing folders
     assert main(["export", "--format", "safetensors", "--model", model, "--out", str(out)]) == 0
-    a, b = read_spec(out), read_spec(model)
-    for k, v in b["nets"]["itl"].items():
-        torch.testing.assert_close(a["nets"]["itl"][k], v.half().float())
+    a, b = read_model_file(out), read_model_file(model)
+    for k, v in b.nets["itl"].items():
+        torch.testing.assert_close(a.nets["itl"][k], v.half().float())
     assert main(["bench", "--model", model, "--reps", "2", "--batch-size", "1"]) == 0
     assert "faces/s" in capsys.readouterr().out
 
@@ -90,42 +89,42 @@ def test_train_landmarks_and_train_ae_accept_the_bundled_default(specs, tmp_path
 
 
 def test_loader_decides_the_kind_in_one_place(specs, tmp_path: Path) -> None:
-    assert read_spec(specs["pt"])["kind"] == "landmarks" == read_spec(specs["safetensors"])["kind"]
-    assert read_spec(specs["ae_pt"])["kind"] == "autoencoder" == read_spec(specs["ae_safetensors"])["kind"]
+    assert read_model_file(specs["pt"]).kind == "landmarks" == read_model_file(specs["safetensors"]).kind
+    assert read_model_file(specs["ae_pt"]).kind == "autoencoder" == read_model_file(specs["ae_safetensors"]).kind
     with pytest.raises(FabrecError, match="an autoencoder, not a landmark model"):
-        load_landmarks(specs["ae_safetensors"])
+        load_landmark_model(specs["ae_safetensors"])
     with pytest.raises(FabrecError, match="not a bundled name"):
-        load_landmarks("nonexistent-model")
+        load_landmark_model("nonexistent-model")
     with pytest.raises(FabrecError, match="checkpoint not found"):
-        load_landmarks(tmp_path / "missing.pt")
+        load_landmark_model(tmp_path / "missing.pt")
     with pytest.raises(FabrecError, match="random weights"):
-        load_autoencoder_state("paper-256")
-    assert load_landmarks("paper-256").image_size == 256
+        read_autoencoder("paper-256")
+    assert load_landmark_model("paper-256").image_size == 256
     # a landmark model gives back the autoencoder it was trained on (generator unchanged)
-    ae, lm = load_autoencoder_state(specs["ae_pt"]), load_autoencoder_state(specs["pt"])
+    ae, lm = read_autoencoder(specs["ae_pt"]), read_autoencoder(specs["pt"])
     for k, v in ae.nets["generator"].items():
         torch.testing.assert_close(lm.nets["generator"][k], v)
     # the bundled default carries its autoencoder's encoder, which differs from the finetuned one
-    d = read_spec("default")
-    assert "ae_encoder" in d["nets"]
-    assert any(not torch.equal(d["nets"]["ae_encoder"][k], v) for k, v in d["nets"]["encoder"].items()
+    d = read_model_file("default")
+    assert "ae_encoder" in d.nets
+    assert any(not torch.equal(d.nets["ae_encoder"][k], v) for k, v in d.nets["encoder"].items()
                if v.is_floating_point())
     # a weights file with a foreign tensor group is refused by name
-    bad = dict(read_spec(specs["safetensors"]))
+    bad = read_model_file(specs["safetensors"]).state()
     bad["nets"] = {**bad["nets"], "extra": {"w": torch.zeros(1)}}
     from safetensors.torch import save_file
 
     tensors = {f"{n}.{k}": v for n, sd in bad["nets"].items() for k, v in sd.items()}
     import json
 
-    meta = {k: v for k, v in bad.items() if k not in ("nets",)}
+    meta = {"format": "fabrec-weights", "version": 1, **{k: v for k, v in bad.items() if k != "nets"}}
     save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={"fabrec": json.dumps(meta)})
-    with pytest.raises(FabrecError, match="unexpected tensor 'extra.w'"):
-        read_spec(tmp_path / "bad.safetensors")
+    with pytest.raises(FabrecError, match="unexpected networks \\['extra'\\]"):
+        read_model_file(tmp_path / "bad.safetensors")
 
 
 def test_placed_never_moves_the_callers_model(specs) -> None:
-    m = load_landmarks(specs["pt"])
+    m = load_landmark_model(specs["pt"])
     w = next(p for p in m.net.parameters() if p.dim() == 4)
     assert w.is_contiguous()  # NCHW as loaded
     p = m.placed(torch.device("cpu"))
@@ -138,7 +137,7 @@ def test_evaluate_scores_a_perfect_prediction_as_zero(specs, tmp_path: Path, mon
     """evaluate's metric path: feed the ground truth back as the prediction -> NME 0."""
     import fabrec.evaluate as ev
 
-    model = load_landmarks(specs["pt"])
+    model = load_landmark_model(specs["pt"])
 
     def oracle(m, ds, batch=32):
         idx = list(range(len(ds)))
@@ -155,7 +154,7 @@ def test_evaluate_scores_a_perfect_prediction_as_zero(specs, tmp_path: Path, mon
 def test_opencv_detector_finds_the_sample_face_and_maps_it_to_the_framing() -> None:
     from fabrec.detect import crop_box, get_detector
     from fabrec.io import read_image
-    from fabrec.sample import SAMPLE_BOX
+    from fabrec.sample_photo import SAMPLE_BOX
 
     det = get_detector("opencv")
     boxes = det.detect(read_image(SAMPLE_IMAGE))

@@ -18,7 +18,7 @@ from fabrec.cli import build_parser, main
 from fabrec.outputs import parse_shard, shard_index, shard_of
 from fabrec.predict import LandmarkPredictor
 from fabrec.results import csv_row_record, json_schema
-from fabrec.sample import SAMPLE_IMAGE
+from fabrec.sample_photo import SAMPLE_IMAGE
 from fabrec.schemes import Scheme
 
 jsonschema = pytest.importorskip("jsonschema")

@@ -6,34 +6,15 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import blob_image
-from test_landmark_readers import make_300w
-from test_train_autoencoder import tiny_cfg
-from test_train_landmarks import lm_cfg
+from factories import blob_image
 
 from fabrec.checkpoint import load_checkpoint
 from fabrec.cli import main
 from fabrec.errors import FabrecError
-from fabrec.landmark_model import LandmarkModel
+from fabrec.landmark_model import LandmarkModel, load_landmark_model
+from fabrec.model_file import ModelFile, export_weights
 from fabrec.predict import LandmarkPredictor, OneEuro
-from fabrec.train_autoencoder import train_autoencoder
-from fabrec.train_landmarks import train_landmarks
-from fabrec.weights import export_weights, read_weights
-
-
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory, ) -> Path:
-    tmp = tmp_path_factory.mktemp("lm")
-    faces = tmp / "faces"
-    faces.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(12):
-        cv2.imwrite(str(faces / f"f{i}.jpg"), blob_image(rng))
-    train_autoencoder(tiny_cfg(faces, max_steps=1), tmp / "ae", device="cpu", progress=False)
-    data = tmp / "300w"
-    make_300w(data)
-    train_landmarks(lm_cfg(data, max_steps=2), tmp / "ae" / "last.pt", tmp / "lm", device="cpu", progress=False)
-    return tmp / "lm" / "last.pt"
+from fabrec.weights import read_weights
 
 
 def test_weights_round_trip_fp16(tiny_lm: Path, tmp_path: Path) -> None:
@@ -44,8 +25,8 @@ def test_weights_round_trip_fp16(tiny_lm: Path, tmp_path: Path) -> None:
     ck = load_checkpoint(tiny_lm)
     for k, v in ck["nets"]["itl"].items():
         torch.testing.assert_close(st["nets"]["itl"][k], v.half().float())
-    a = LandmarkModel.from_state(st)
-    b = LandmarkModel.load(tiny_lm)
+    a = LandmarkModel.from_file(ModelFile.from_state(st))
+    b = load_landmark_model(tiny_lm)
     x = torch.randn(2, 3, 64, 64)
     pa, _, _, _ = a.predict_crops(x)
     pb, _, _, _ = b.predict_crops(x)
@@ -149,7 +130,7 @@ def test_onnx_parity(tiny_lm: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     from fabrec.export import OnnxLandmarks, export_onnx
 
-    m = LandmarkModel.load(tiny_lm)
+    m = load_landmark_model(tiny_lm)
     export_onnx(m, tmp_path / "m.onnx")
     r = OnnxLandmarks(tmp_path / "m.onnx", m.image_size)
     x = torch.randn(3, 3, 64, 64)
@@ -206,7 +187,7 @@ def _cut_clip() -> tuple[list[np.ndarray], list[tuple[float, float]]]:
     """20 frames: the sample face on the left, then a cut to a (mirrored) face on the right,
     then a fast move back; returns the frames and each frame's true face centre."""
     from fabrec.io import read_image
-    from fabrec.sample import SAMPLE_BOX, SAMPLE_IMAGE
+    from fabrec.sample_photo import SAMPLE_BOX, SAMPLE_IMAGE
 
     img = read_image(SAMPLE_IMAGE)
     x, y, w, h = (int(v) for v in SAMPLE_BOX)

@@ -13,7 +13,7 @@ import pytest
 from fabrec.cli import main
 from fabrec.detect import YuNet
 from fabrec.io import read_image
-from fabrec.sample import SAMPLE_IMAGE
+from fabrec.sample_photo import SAMPLE_IMAGE
 
 
 @pytest.fixture()
@@ -71,7 +71,7 @@ def test_the_autoencoder_continues_from_the_bundled_one_on_prepared_faces(photos
     """The recipe end to end on the CPU, tiny: prepare faces, continue the bundled autoencoder on
     them (its encoder and generator are the start), train landmarks on it."""
     from fabrec.checkpoint import load_checkpoint
-    from fabrec.hub import load_autoencoder_state
+    from fabrec.model_file import read_autoencoder
 
     out = tmp_path / "prepared"
     for i in range(3):  # a few more real faces: shifted copies of the photo
@@ -83,7 +83,7 @@ def test_the_autoencoder_continues_from_the_bundled_one_on_prepared_faces(photos
                  "--width", "0.5", "--max-steps", "2", "--batch-size", "4", "--workers", "0",
                  "--set", "data.val_permille=0", "--out", str(ae), "--no-progress", "--device", "cpu"]) == 0
     st = load_checkpoint(ae / "last.pt")
-    base = load_autoencoder_state("default").nets["generator"]
+    base = read_autoencoder("default").nets["generator"]
     moved = [k for k, v in st["nets"]["generator"].items() if v.is_floating_point() and not np.allclose(
         v.numpy(), base[k].numpy(), atol=1e-6)]
     assert st["step"] == 2 and moved  # started from the bundled weights, and trained on

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from fabrec.errors import FabrecError  # noqa: E402
 from fabrec.predict import LandmarkPredictor  # noqa: E402
-from fabrec.sample import SAMPLE_IMAGE  # noqa: E402
+from fabrec.sample_photo import SAMPLE_IMAGE  # noqa: E402
 from fabrec.serve import check_bind, create_app  # noqa: E402
 
 jsonschema = pytest.importorskip("jsonschema")

@@ -55,7 +55,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     _need(False, f"missing {e.name} (pip install selenium and fabrec[serve])")
 
 from fabrec.predict import LandmarkPredictor
-from fabrec.sample import SAMPLE_IMAGE
+from fabrec.sample_photo import SAMPLE_IMAGE
 from fabrec.serve import create_app
 
 NAMES = ["left_eye", "right_eye", "nose_tip", "mouth_left", "mouth_right"]

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from fabrec.datasets.folder import read_folder
 from fabrec.label_projects import ProjectError, ProjectStore
 from fabrec.predict import LandmarkPredictor
-from fabrec.sample import SAMPLE_IMAGE
+from fabrec.sample_photo import SAMPLE_IMAGE
 from fabrec.schemes import get_scheme
 from fabrec.serve import create_app
 

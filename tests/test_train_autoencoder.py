@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from factories import tiny_cfg
 
 from fabrec.checkpoint import load_checkpoint
-from fabrec.config import AEScheduleConfig, AETrainConfig, DataConfig, ModelConfig
+from fabrec.config import AELossConfig, AEScheduleConfig
 from fabrec.errors import FabrecError
+from fabrec.losses import ae_terms_on, mix_ae_losses
 from fabrec.train_autoencoder import (
     ae_step,
     build_networks,
@@ -19,23 +21,13 @@ from fabrec.train_autoencoder import (
 )
 
 
-def tiny_cfg(folder: Path, **kw) -> AETrainConfig:
-    base = AETrainConfig(
-        model=ModelConfig(image_size=64, width=0.125),
-        schedule=AEScheduleConfig(curriculum=False),
-        data=DataConfig(paths=(str(folder),), val_permille=150, num_workers=0),
-        batch_size=4, max_steps=4, checkpoint_every=0, log_every=1, grid_size=2,
-    )
-    return replace(base, **kw)
-
-
 def test_every_trainable_parameter_of_stage_one_gets_a_gradient(face_folder: Path) -> None:
     cfg = tiny_cfg(face_folder)
     torch.manual_seed(0)
     nets = build_networks(cfg.model)
     opts = build_optimizers(nets, cfg)
     x = torch.randn(4, 3, 64, 64) * 0.3
-    logs = ae_step(nets, dict(nets.items()), opts, x, 0, cfg, adv_on=True, cs_on=True)
+    logs = ae_step(nets, dict(nets.items()), opts, x, 0, cfg, epoch=1)
     assert set(logs) == {"rec", "cs", "enc", "adv", "dz", "dx"}
     for name, net in nets.items():
         for pname, p in net.named_parameters():
@@ -48,12 +40,13 @@ def test_update_frequencies(face_folder: Path) -> None:
     nets = build_networks(cfg.model)
     opts = build_optimizers(nets, cfg)
     x = torch.randn(4, 3, 64, 64) * 0.3
-    seen = [set(ae_step(nets, dict(nets.items()), opts, x, it, cfg, True, True)) for it in range(4)]
+    seen = [set(ae_step(nets, dict(nets.items()), opts, x, it, cfg, 1)) for it in range(4)]
     assert ["dz" in s for s in seen] == [True, False, False, False]
     assert ["enc" in s for s in seen] == [True, False, True, False]
     assert ["dx" in s for s in seen] == [True, False, True, False]
     # curriculum epoch 1: only L_rec and L_enc
-    first = ae_step(nets, dict(nets.items()), opts, x, 0, cfg, adv_on=False, cs_on=False)
+    with_curriculum = replace(cfg, schedule=AEScheduleConfig(curriculum=True))
+    first = ae_step(nets, dict(nets.items()), opts, x, 0, with_curriculum, epoch=1)
     assert set(first) == {"rec", "enc", "dz"}
 
 
@@ -64,7 +57,7 @@ def test_nan_input_stops_with_a_named_step(face_folder: Path) -> None:
     before = {k: v.clone() for k, v in nets.encoder.state_dict().items()}
     x = torch.full((4, 3, 64, 64), float("nan"))
     with pytest.raises(FabrecError, match="step 7: loss is nan"):
-        ae_step(nets, dict(nets.items()), opts, x, 7, cfg, True, True)
+        ae_step(nets, dict(nets.items()), opts, x, 7, cfg, 1)
     for k, v in nets.encoder.state_dict().items():
         torch.testing.assert_close(v, before[k], equal_nan=True)
 
@@ -182,3 +175,24 @@ def test_nan_policy_skip_keeps_training(face_folder: Path, tmp_path: Path, monke
         assert torch.isfinite(v.float()).all()
     recs = [json.loads(x) for x in (tmp_path / "skip" / "metrics.jsonl").read_text().splitlines()]
     assert any(r.get("skipped_nonfinite") for r in recs)
+
+
+def test_loss_terms_follow_the_curriculum_and_weights() -> None:
+    loss, sched = AELossConfig(), AEScheduleConfig()
+    assert ae_terms_on(0, 1, loss, sched) == ("rec", "enc")
+    assert ae_terms_on(1, 1, loss, sched) == ("rec",)
+    assert ae_terms_on(0, 2, loss, sched) == ("rec", "enc", "adv")
+    assert ae_terms_on(0, 3, loss, sched) == ("rec", "cs", "enc", "adv")
+    assert ae_terms_on(1, 1, loss, replace(sched, curriculum=False)) == ("rec", "cs", "adv")
+    assert ae_terms_on(0, 9, replace(loss, w_cs=0.0, w_adv=0.0), sched) == ("rec", "enc")
+
+
+def test_loss_mix_is_the_weighted_sum() -> None:
+    loss = AELossConfig(w_rec=0.5, w_cs=30.0, w_adv=1.0, w_enc=2.0)
+    t = {"rec": torch.tensor(4.0), "cs": torch.tensor(0.1), "enc": torch.tensor(0.7), "adv": torch.tensor(3.0)}
+    assert mix_ae_losses(t, loss).item() == pytest.approx(0.5 * 4 + 30 * 0.1 + 2 * 0.7 + 3.0)
+    assert mix_ae_losses({"rec": torch.tensor(4.0)}, loss).item() == 2.0
+    with pytest.raises(ValueError):
+        mix_ae_losses({"cs": torch.tensor(1.0)}, loss)
+    with pytest.raises(ValueError):
+        mix_ae_losses({"rec": torch.tensor(1.0), "perceptual": torch.tensor(1.0)}, loss)

@@ -5,14 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_landmark_readers import make_300w
-from test_train_autoencoder import tiny_cfg
+from factories import lm_cfg, make_300w, tiny_cfg
 
 from fabrec.checkpoint import load_checkpoint
 from fabrec.config import LMTrainConfig
 from fabrec.errors import FabrecError
 from fabrec.evaluate import evaluate
-from fabrec.landmark_model import LandmarkModel
+from fabrec.landmark_model import load_landmark_model
 from fabrec.model import FabRec
 from fabrec.train_autoencoder import train_autoencoder
 from fabrec.train_landmarks import (
@@ -29,13 +28,6 @@ from fabrec.transforms import Box
 def tiny_ae(face_folder: Path, tmp_path: Path) -> Path:
     train_autoencoder(tiny_cfg(face_folder, max_steps=1), tmp_path / "ae", device="cpu", progress=False)
     return tmp_path / "ae" / "last.pt"
-
-
-def lm_cfg(root: Path, **kw) -> LMTrainConfig:
-    base = LMTrainConfig(dataset="300w", root=str(root), split="train", batch_size=4, max_steps=4,
-                         val_permille=300, val_every=2, checkpoint_every=2, log_every=1, num_workers=0,
-                         framing="landmarks")  # synthetic faces: no detector finds them
-    return replace(base, **kw)
 
 
 def batch(k: int = 5, n: int = 2, size: int = 64) -> dict[str, torch.Tensor]:
@@ -111,7 +103,7 @@ def test_train_resume_and_evaluate(tiny_ae: Path, tmp_path: Path) -> None:
     _, val = split_pool(read_dataset("300w", data, "train", BUILTIN["68"]).samples, cfg.val_permille, cfg.val_max)
     assert a["val_keys"] == [s.key for s in val]
     assert set(a["train_keys"]) | set(a["val_keys"]) == {s.key for s in read_dataset("300w", data, "train", BUILTIN["68"]).samples}
-    model = LandmarkModel.load(tmp_path / "one" / "best.pt")
+    model = load_landmark_model(tmp_path / "one" / "best.pt")
     m = evaluate(model, "300w", data, "full", tmp_path / "eval", device="cpu", grid_count=2)
     assert m["count"] == 6 and set(m["subsets"]) == {"common", "challenging"}
     assert 0 <= m["auc_10"] <= 1 and m["nme"] > 0
@@ -124,7 +116,7 @@ def test_train_resume_and_evaluate(tiny_ae: Path, tmp_path: Path) -> None:
 def test_a_model_learns_to_place_points(tiny_ae: Path, tmp_path: Path) -> None:
     """On a fixed synthetic face whose points never move, the ITLs learn them."""
     import cv2
-    from conftest import blob_image
+    from factories import blob_image
 
     d = tmp_path / "same"
     d.mkdir()
@@ -141,13 +133,13 @@ def test_a_model_learns_to_place_points(tiny_ae: Path, tmp_path: Path) -> None:
     cfg = lm_cfg(d, dataset="folder", scheme=str(scheme), max_steps=120, augment=AugmentConfig(flip=0, rotate=0, translate=0, scale_min=1, scale_max=1, shear=0),
                  val_every=1000, checkpoint_every=1000, lr=3e-3)
     r = train_landmarks(cfg, tiny_ae, tmp_path / "lm", device="cpu", progress=False)
-    m = evaluate(LandmarkModel.load(tmp_path / "lm" / "last.pt"), "folder", d, "train", tmp_path / "ev",
+    m = evaluate(load_landmark_model(tmp_path / "lm" / "last.pt"), "folder", d, "train", tmp_path / "ev",
                  device="cpu", grid_count=0, decoder="subpixel")
     assert r.step == 120
     assert m["nme"] < 10.0  # of the 20 px eye distance: under 2 px
     # published weights carry the custom scheme; the predictor returns its 5 points
+    from fabrec.model_file import export_weights
     from fabrec.predict import LandmarkPredictor
-    from fabrec.weights import export_weights
 
     export_weights(tmp_path / "lm" / "last.pt", tmp_path / "five.safetensors")
     pred = LandmarkPredictor.from_pretrained(tmp_path / "five.safetensors", device="cpu", decoder="subpixel")

@@ -3,25 +3,23 @@ models given to train-landmarks as published weights."""
 
 import itertools
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from test_landmark_readers import make_300w
-from test_train_autoencoder import tiny_cfg
-from test_train_landmarks import lm_cfg
+from factories import lm_cfg, make_300w, tiny_cfg
 
 import fabrec.runtime as runtime
+from fabrec.batch_order import StepBatches
 from fabrec.checkpoint import load_checkpoint
 from fabrec.cli import main
 from fabrec.config import LMTrainConfig
-from fabrec.hub import load_autoencoder_state, read_spec
-from fabrec.sampling import StepBatches
+from fabrec.model_file import export_weights, read_autoencoder, read_model_file
 from fabrec.train_autoencoder import train_autoencoder
 from fabrec.train_landmarks import default_steps, train_landmarks
-from fabrec.weights import export_weights
 
 
 def test_step_batches_keep_the_per_epoch_order_and_resume_anywhere() -> None:
@@ -110,8 +108,8 @@ def test_autoencoder_weights_export_and_train_landmarks_from_them(tiny_ae: Path,
     make_300w(data)
     st = tmp_path / "ae.safetensors"
     assert main(["export", "--format", "safetensors", "--model", str(tiny_ae), "--out", str(st)]) == 0
-    assert read_spec(st)["kind"] == "autoencoder"
-    a, b = load_autoencoder_state(tiny_ae), load_autoencoder_state(st)
+    assert read_model_file(st).kind == "autoencoder"
+    a, b = read_autoencoder(tiny_ae), read_autoencoder(st)
     for net in ("encoder", "generator"):
         for k, v in a.nets[net].items():
             torch.testing.assert_close(b.nets[net][k], v.half().float() if v.is_floating_point() else v)
@@ -130,10 +128,10 @@ def test_autoencoder_weights_export_and_train_landmarks_from_them(tiny_ae: Path,
                  "--workers", "0", "--no-progress", "--framing", "landmarks"]) == 0
     pub = tmp_path / "ft.safetensors"
     export_weights(ft / "last.pt", pub)
-    back = load_autoencoder_state(pub)
+    back = read_autoencoder(pub)
     for k, v in b.nets["encoder"].items():
         torch.testing.assert_close(back.nets["encoder"][k], v)
-    finetuned = read_spec(pub)["nets"]["encoder"]
+    finetuned = read_model_file(pub).nets["encoder"]
     assert any(not torch.equal(finetuned[k], v) for k, v in b.nets["encoder"].items() if v.is_floating_point())
 
 
@@ -162,6 +160,67 @@ def test_train_landmarks_from_the_bundled_default(tmp_path: Path, capsys, monkey
     st = load_checkpoint(out / "last.pt")
     assert len(st["scheme"]["points"]) == 5 and st["step"] == 2
     assert st["transfer"] and st["optim"]["param_groups"][0]["lr"] == LMTrainConfig.transfer_lr
-    default = load_autoencoder_state("default")
+    default = read_autoencoder("default")
     for k, v in default.nets["generator"].items():
         torch.testing.assert_close(st["nets"]["generator"][k], v)
+
+
+class _Counting:
+    """A trainer that records what the loop asked of it."""
+
+    skip_logs = {"loss": float("nan")}
+
+    def __init__(self, steps: int, bad: set[int] = frozenset()) -> None:
+        self.steps, self.bad, self.calls = steps, bad, []
+
+    def train_step(self, batch, skipped, step):
+        if step in self.bad:
+            from fabrec.errors import NonFiniteLoss
+
+            raise NonFiniteLoss(f"step {step}: loss is nan")
+        return {"loss": float(step)}
+
+    def log_record(self, step, logs):
+        return {"step": step, **logs}
+
+    def validation_due(self, step):
+        return step % 3 == 0
+
+    def validate(self, step):
+        self.calls.append(("validate", step))
+        return {"step": step, "val": 1.0}
+
+    def phase_over(self, step, deadline):
+        return step >= self.steps
+
+    def next_phase(self, step):
+        return False
+
+    def save(self, step):
+        self.calls.append(("save", step))
+
+
+def test_the_loop_owns_cadence_skips_and_stops(tmp_path: Path) -> None:
+    from tqdm import tqdm
+
+    from fabrec.errors import NonFiniteLoss
+    from fabrec.runtime import Deadline
+    from fabrec.training_loop import Cadence, run_loop
+
+    batches = [(None, 0)] * 10
+    t = _Counting(7, bad={4})
+    end = run_loop(t, batches, 0, Cadence(checkpoint_every=5, on_nonfinite="skip"), Deadline(None),
+                   tmp_path / "m.jsonl", tqdm(disable=True), tmp_path / "last.pt")
+    assert end.step == 7 and end.stopped == "steps"
+    # validation every 3 steps and at the end; a checkpoint every 5 steps and at the end
+    assert t.calls == [("validate", 3), ("save", 5), ("validate", 6), ("validate", 7), ("save", 7)]
+    lines = [json.loads(x) for x in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "loss" in x] == list(range(1, 8))
+    assert math.isnan(next(x["loss"] for x in lines if x["step"] == 5 and "loss" in x))  # the skipped batch
+    with pytest.raises(NonFiniteLoss):  # the default policy stops
+        run_loop(_Counting(7, bad={2}), batches, 0, Cadence(), Deadline(None), None, tqdm(disable=True),
+                 tmp_path / "last.pt")
+    # a run that is already over does nothing
+    t = _Counting(4)
+    assert run_loop(t, batches, 4, Cadence(), Deadline(None), None, tqdm(disable=True), tmp_path / "x").step == 4
+    assert t.calls == []

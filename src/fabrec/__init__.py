@@ -14,7 +14,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "FabRec": "fabrec.model", "FabRecOutput": "fabrec.model", "ModelConfig": "fabrec.config",
     "FabrecError": "fabrec.errors", "FaceResult": "fabrec.predict", "LandmarkPredictor": "fabrec.predict",
-    "LandmarkModel": "fabrec.landmark_model", "load_landmarks": "fabrec.hub", "load_autoencoder": "fabrec.hub",
+    "LandmarkModel": "fabrec.landmark_model", "load_landmark_model": "fabrec.landmark_model",
+    "Autoencoder": "fabrec.autoencoder", "load_autoencoder": "fabrec.autoencoder",
 }
 __all__ = [*_LAZY, "__version__"]
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
+from fabrec.architectures import build_encoder, build_generator
 from fabrec.config import ModelConfig
-from fabrec.errors import FabrecError
-from fabrec.hub import AutoencoderState
 from fabrec.io import read_image
-from fabrec.nn import Encoder, Generator
+from fabrec.model_file import ModelFile, read_model_file
 from fabrec.normalization import to_tensor
 from fabrec.transforms import Box, crop_matrix, warp
 from fabrec.visualize import to_uint8
@@ -23,28 +23,17 @@ class Autoencoder:
     """A trained encoder/generator pair (eval mode) and the architecture they share."""
 
     model: ModelConfig
-    encoder: Encoder
-    generator: Generator
+    encoder: nn.Module
+    generator: nn.Module
 
     @staticmethod
-    def from_state(state: AutoencoderState, device: str | torch.device = "cpu") -> Autoencoder:
-        """Build from :func:`fabrec.hub.load_autoencoder_state`'s result."""
-        m = state.model
-        enc = Encoder(m.image_size, m.latent_dim, m.width)
-        gen = Generator(m.image_size, m.latent_dim, m.width)
-        try:
-            enc.load_state_dict(state.nets["encoder"])
-            gen.load_state_dict(state.nets["generator"])
-        except RuntimeError as e:
-            raise FabrecError(f"{state.source}: weights do not fit the model ({str(e).splitlines()[0][:120]})") from None
-        return Autoencoder(m, enc.to(device).eval(), gen.to(device).eval())
-
-    @staticmethod
-    def load(spec: str | Path, device: str | torch.device = "cpu") -> Autoencoder:
-        """Any model spec (bundled name, ``.safetensors``, training ``.pt``); see :mod:`fabrec.hub`."""
-        from fabrec.hub import load_autoencoder
-
-        return load_autoencoder(spec, device)
+    def from_file(mf: ModelFile, device: str | torch.device = "cpu") -> Autoencoder:
+        """Build from a model file (a landmark model's gives its autoencoder, see
+        :meth:`~fabrec.model_file.ModelFile.autoencoder`)."""
+        ae = mf.autoencoder()
+        enc = ae.load_net("encoder", build_encoder(ae.model))
+        gen = ae.load_net("generator", build_generator(ae.model))
+        return Autoencoder(ae.model, enc.to(device).eval(), gen.to(device).eval())
 
     @property
     def image_size(self) -> int:
@@ -72,3 +61,9 @@ class Autoencoder:
         za, zb = self.encoder(a.to(dev)), self.encoder(b.to(dev))
         t = torch.linspace(0, 1, steps, device=dev)[:, None]
         return to_uint8(self.generator((1 - t) * za + t * zb))
+
+
+def load_autoencoder(spec: str | Path, device: str | torch.device = "cpu") -> Autoencoder:
+    """The autoencoder of any spec (bundled name, ``.safetensors``, training ``.pt``; a landmark
+    model's own autoencoder too), in eval mode on ``device``."""
+    return Autoencoder.from_file(read_model_file(spec), device)

@@ -21,18 +21,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fabrec.errors import FabrecError
 from fabrec.heatmaps import native_decoder_available
-from fabrec.landmark_model import LandmarkModel
+from fabrec.landmark_model import LandmarkModel, load_landmark_model
 from fabrec.peak import Peak, fma_peak
 from fabrec.runtime import memory_format, resolve_device
-from fabrec.sample import face_crops
-
-
-def resolve_model(name: str) -> LandmarkModel:
-    """``paper-256`` (full-size paper architecture, random weights), ``default``, a
-    ``.safetensors`` file or a training checkpoint."""
-    from fabrec.hub import load_landmarks
-
-    return load_landmarks(name)
+from fabrec.sample_photo import face_crops
 
 
 def synchronize(device: torch.device) -> None:
@@ -98,71 +90,88 @@ def landmark_flops(model: LandmarkModel) -> float:
     return float(fc.get_total_flops())
 
 
+def _check_options(backend: str, dtype: str, dev: torch.device) -> None:
+    if dtype not in ("fp32", "bf16", "fp16"):
+        raise FabrecError(f"dtype must be fp32, bf16 or fp16, got '{dtype}'")
+    if dev.type == "cpu" and dtype == "fp16":
+        raise FabrecError("fp16 runs on CUDA only; on the CPU use fp32 or bf16")
+    if backend not in ("torch", "onnxruntime"):
+        raise FabrecError(f"backend must be torch or onnxruntime, got '{backend}'")
+    if backend != "torch" and dtype != "fp32":
+        raise FabrecError(f"the {backend} backend runs fp32 only")
+    if backend == "onnxruntime" and dev.type != "cpu":
+        raise FabrecError("the onnxruntime benchmark runs on the CPU")
+
+
+Runners = tuple[Callable[[], object], Callable[[], object], list[torch.Tensor]]
+
+
+def _torch_runners(model: LandmarkModel, x: torch.Tensor, dev: torch.device, dtype: str,
+                   tdtype: torch.dtype) -> tuple[LandmarkModel, Runners]:
+    """The network alone, the whole landmark path (``LandmarkModel.locate``, as predict and eval
+    run it) and the heatmaps of ``x`` ``(N, 3, S, S)`` for timing the decoding alone."""
+    model = model.placed(dev)
+    if dev.type == "cuda" and tdtype != torch.float32:
+        model.net.to(tdtype)  # whole network in the low precision (CUDA)
+    elif dtype == "bf16":
+        model = dataclasses.replace(model, precision="bf16")  # bf16 autocast (CPU)
+    xd = x.to(dev, dtype=tdtype if dev.type == "cuda" else torch.float32).contiguous(memory_format=memory_format(dev))
+
+    @torch.inference_mode()
+    def network() -> None:  # the prediction path without its decoding
+        for _ in model.heatmap_chunks(xd):
+            pass
+        synchronize(dev)
+
+    @torch.inference_mode()
+    def run() -> None:
+        model.locate(xd)
+        synchronize(dev)
+
+    with torch.inference_mode():
+        maps = list(model.heatmap_chunks(xd))
+    return model, (network, run, maps)
+
+
+def _onnx_runners(model: LandmarkModel, x: torch.Tensor) -> Runners:
+    """As :func:`_torch_runners`, through onnxruntime on an exported model."""
+    from fabrec.export import OnnxLandmarks, export_onnx
+
+    tmp = Path(tempfile.mkdtemp()) / "m.onnx"
+    export_onnx(model, tmp)
+    sess = OnnxLandmarks(tmp, model.image_size, model.decoder)
+    xn = x.numpy()
+
+    def network() -> torch.Tensor:
+        return torch.from_numpy(sess.heatmaps(xn))
+
+    def run() -> None:
+        model.decode(network())
+
+    return network, run, [network()]
+
+
 def bench(model_name: str = "default", backend: str = "torch", batch_size: int = 1, reps: int = 20,
           device: str = "auto", dtype: str = "fp32", warmup: int = 3, fold_bn: bool = False) -> dict[str, Any]:
     """Time the landmark path (network + heatmap decoding, as predict and eval run it) on real
     face crops; returns faces/s, latency median/p90 (ms per batch), the network alone (faces/s,
     GFLOP/s achieved beside the FMA peak, a same-FLOPs conv stack and a matmul) and the
     decoding alone (ms per face, timed on the same heatmaps)."""
-    model = resolve_model(model_name)
+    model = load_landmark_model(model_name)
     if fold_bn:
         model = model.with_folded_batchnorm()
     dev = resolve_device(device)
-    s = model.image_size
+    _check_options(backend, dtype, dev)
     flops = landmark_flops(model) * batch_size
-    x = face_crops(s, batch_size)  # real face content: decoding cost depends on the heatmaps
-
-    if dtype not in ("fp32", "bf16", "fp16"):
-        raise FabrecError(f"dtype must be fp32, bf16 or fp16, got '{dtype}'")
-    if dev.type == "cpu" and dtype == "fp16":
-        raise FabrecError("fp16 runs on CUDA only; on the CPU use fp32 or bf16")
-    if backend != "torch" and dtype != "fp32":
-        raise FabrecError(f"the {backend} backend runs fp32 only")
+    x = face_crops(model.image_size, batch_size)  # real face content: decoding cost depends on the heatmaps
     tdtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
     if backend == "torch":
-        model = model.placed(dev)
-        if dev.type == "cuda" and tdtype != torch.float32:
-            model.net.to(tdtype)  # whole network in the low precision (CUDA)
-        elif dtype == "bf16":
-            model = dataclasses.replace(model, precision="bf16")  # bf16 autocast (CPU)
-        xd = x.to(dev, dtype=tdtype if dev.type == "cuda" else torch.float32).contiguous(memory_format=memory_format(dev))
-
-        @torch.inference_mode()
-        def network() -> None:  # the prediction path without its decoding
-            for _ in model.heatmap_chunks(xd):
-                pass
-            synchronize(dev)
-
-        @torch.inference_mode()
-        def run() -> None:  # what predict and eval run: LandmarkModel.locate
-            model.locate(xd)
-            synchronize(dev)
-
-        with torch.inference_mode():
-            maps = list(model.heatmap_chunks(xd))
-    elif backend == "onnxruntime":
-        if dev.type != "cpu":
-            raise FabrecError("the onnxruntime benchmark runs on the CPU")
-        from fabrec.export import OnnxLandmarks, export_onnx
-
-        tmp = Path(tempfile.mkdtemp()) / "m.onnx"
-        export_onnx(model, tmp)
-        sess = OnnxLandmarks(tmp, s, model.decoder)
-        xn = x.numpy()
-
-        def network() -> torch.Tensor:
-            return torch.from_numpy(sess.heatmaps(xn))
-
-        def run() -> None:
-            model.decode(network())
-
-        maps = [network()]
+        model, (network, run, maps) = _torch_runners(model, x, dev, dtype, tdtype)
     else:
-        raise FabrecError(f"backend must be torch or onnxruntime, got '{backend}'")
+        network, run, maps = _onnx_runners(model, x)
     ts = timed(run, reps, warmup)
     med = statistics.median(ts)
-    tn = timed(network, max(3, reps // 2), warmup=1)
-    net_med = statistics.median(tn)
+    net_med = statistics.median(timed(network, max(3, reps // 2), warmup=1))
 
     def decode_all() -> None:
         for hm in maps:
@@ -182,7 +191,7 @@ def bench(model_name: str = "default", backend: str = "torch", batch_size: int =
     return {
         "model": model_name, "backend": backend, "device": str(dev), "dtype": dtype, "batch_size": batch_size,
         "batchnorm_folded": fold_bn,
-        "image_size": s, "faces_per_s": batch_size / med,
+        "image_size": model.image_size, "faces_per_s": batch_size / med,
         "latency_ms_median": 1000 * med, "latency_ms_p90": 1000 * float(np.percentile(ts, 90)),
         "latency_ms_min": 1000 * min(ts), "latency_ms_max": 1000 * max(ts),
         "network_faces_per_s": batch_size / net_med,

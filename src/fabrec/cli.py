@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from fabrec.choices import DATASETS, DECODERS, DETECTORS, DEVICES, FRAMINGS, SAMPLES
+from fabrec.cli_help import config_sets, document
 from fabrec.errors import FabrecError
+from fabrec.registry import DATASETS, DECODERS, DETECTORS, DEVICES, FRAMINGS, SAMPLES
 from fabrec.signals import TrainingInterrupted
 
 
@@ -20,6 +22,21 @@ class _Parser(argparse.ArgumentParser):
 
 def _note(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+class _Notes(logging.Handler):
+    """The library's ``fabrec.*`` log messages, one line each on the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _note(record.getMessage())
+
+
+def _show_library_notes() -> None:
+    """Route the library's INFO messages (training notes, skipped files) to stderr, once."""
+    lib = logging.getLogger("fabrec")
+    if not any(isinstance(h, _Notes) for h in lib.handlers):
+        lib.addHandler(_Notes())
+    lib.setLevel(logging.INFO)
 
 
 def _add_train_ae(sub: argparse._SubParsersAction) -> None:
@@ -53,16 +70,7 @@ def cmd_train_ae(a: argparse.Namespace) -> int:
     from fabrec.train_autoencoder import train_autoencoder
 
     cfg = load_yaml(AETrainConfig, a.config) if a.config else AETrainConfig()
-    sets = list(a.set)
-    flag_map = {
-        "image_size": "model.image_size", "width": "model.width", "batch_size": "batch_size",
-        "epochs": "epochs", "max_steps": "max_steps", "seed": "seed",
-        "checkpoint_every": "checkpoint_every", "workers": "data.num_workers", "amp": "amp",
-    }
-    for flag, key in flag_map.items():
-        v = getattr(a, flag)
-        if v is not None:
-            sets.append(f"{key}={v}")
+    sets = list(a.set) + config_sets("train-ae", a)
     if a.epochs is not None:
         sets.append("max_steps=0")
     if a.data:
@@ -79,7 +87,7 @@ def cmd_train_ae(a: argparse.Namespace) -> int:
     t0 = time.time()
     res = train_autoencoder(
         cfg, a.out, device=a.device, resume=a.resume, init_from=a.init_from,
-        progress=not a.no_progress, log=_note, time_limit=a.time_limit,
+        progress=not a.no_progress, time_limit=a.time_limit,
     )
     why = {"time": "time limit reached", "steps": "all steps done"}.get(res.stopped, res.stopped)
     side = f", {100 * res.side_seconds / max(res.seconds, 1e-9):.1f}% of it validating and saving" if res.seconds else ""
@@ -89,13 +97,13 @@ def cmd_train_ae(a: argparse.Namespace) -> int:
 
 
 def cmd_generate(a: argparse.Namespace) -> int:
-    from fabrec.autoencoder import Autoencoder
+    from fabrec.autoencoder import load_autoencoder
     from fabrec.io import write_image_atomic
     from fabrec.visualize import grid
 
     if a.count < 1:
         raise FabrecError("--count must be at least 1")
-    ae = Autoencoder.load(a.model)
+    ae = load_autoencoder(a.model)
     faces = ae.sample(a.count, a.seed)
     cols = a.cols or min(8, a.count)
     rows = [faces[i : i + cols] for i in range(0, len(faces), cols)]
@@ -105,7 +113,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
 
 
 def cmd_interpolate(a: argparse.Namespace) -> int:
-    from fabrec.autoencoder import Autoencoder
+    from fabrec.autoencoder import load_autoencoder
     from fabrec.io import write_image_atomic
     from fabrec.visualize import grid
 
@@ -114,7 +122,7 @@ def cmd_interpolate(a: argparse.Namespace) -> int:
     for face in (a.a, a.b):
         if not Path(face).is_file():
             raise FabrecError(f"{face}: no such image")
-    ae = Autoencoder.load(a.model)
+    ae = load_autoencoder(a.model)
     row = ae.interpolate(ae.crop(a.a), ae.crop(a.b), a.steps)
     write_image_atomic(a.out, grid([row]))
     _note(f"interpolate: wrote {a.steps} faces from {a.a} to {a.b} into {a.out}")
@@ -154,13 +162,7 @@ def _lm_config(a: argparse.Namespace):
     from fabrec.config import LMTrainConfig, apply_overrides, load_yaml
 
     cfg = load_yaml(LMTrainConfig, a.config) if a.config else LMTrainConfig()
-    sets = list(a.set)
-    for flag in ("dataset", "root", "split", "scheme", "train_count", "sample", "seed", "batch_size",
-                 "max_steps", "epochs", "decoder", "finetune_steps", "workers", "framing"):
-        v = getattr(a, flag, None)
-        if v is not None:
-            key = "num_workers" if flag == "workers" else flag
-            sets.append(f"{key}={v!r}" if isinstance(v, str) else f"{key}={v}")
+    sets = list(a.set) + config_sets("train-landmarks", a, skip=("itl",))
     if a.itl is not None:
         try:
             itl = [int(v) for v in a.itl.split(",") if v.strip()]
@@ -225,7 +227,7 @@ def cmd_train_landmarks(a: argparse.Namespace) -> int:
 
     cfg = _lm_config(a)
     r = train_landmarks(cfg, a.autoencoder, a.out, device=a.device, resume=a.resume,
-                        progress=not a.no_progress, log=_note, time_limit=a.time_limit, init_from=a.init_from)
+                        progress=not a.no_progress, time_limit=a.time_limit, init_from=a.init_from)
     why = " (time limit reached)" if r.stopped == "time" else ""
     val = (f"best validation NME {r.best_nme:.2f}% ({r.val_count} images)" if r.val_count
            else "no validation images (best.pt is the last step)")
@@ -236,13 +238,13 @@ def cmd_train_landmarks(a: argparse.Namespace) -> int:
 
 def cmd_eval(a: argparse.Namespace) -> int:
     from fabrec.evaluate import evaluate
-    from fabrec.hub import load_landmarks
+    from fabrec.landmark_model import load_landmark_model
 
     if not a.dataset or not a.root:
         raise FabrecError("eval: give --dataset and --root")
     if not Path(a.root).exists():
         raise FabrecError(f"--root {a.root}: no such folder")
-    model = load_landmarks(a.model)
+    model = load_landmark_model(a.model)
     if a.fold_bn:
         model = model.with_folded_batchnorm()
     m = evaluate(model, a.dataset, a.root, a.split or "test", a.out, a.scheme,
@@ -261,7 +263,7 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     cfg = _lm_config(a)
     counts = tuple(c.strip() for c in a.counts.split(",") if c.strip())
     sweep(cfg, a.autoencoder, a.out, a.eval_dataset or cfg.dataset, a.eval_root or cfg.root, a.eval_split,
-          counts, a.seeds, a.device, progress=not a.no_progress, log=_note)
+          counts, a.seeds, a.device, progress=not a.no_progress)
     print((Path(a.out) / "table.md").read_text())
     return 0
 
@@ -326,12 +328,12 @@ def cmd_predict(a: argparse.Namespace) -> int:
 def cmd_prepare_faces(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from fabrec.hub import load_autoencoder_state
+    from fabrec.model_file import read_autoencoder
     from fabrec.outputs import parse_shard
     from fabrec.prepare_faces import PrepareConfig, list_photos, prepare_faces
 
     list_photos(a.src)  # the source is checked before the autoencoder loads
-    mc = load_autoencoder_state(a.autoencoder).model
+    mc = read_autoencoder(a.autoencoder).model
     cfg = PrepareConfig(size=a.size or mc.image_size, top=mc.crop_top, bottom=mc.crop_bottom, fmt=a.format,
                         quality=a.quality, min_score=a.min_score, min_face=a.min_face, rotations=_rotations(a.rotations))
     shard = parse_shard(a.shard) if a.shard else None
@@ -393,16 +395,16 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 def cmd_export(a: argparse.Namespace) -> int:
     from fabrec.export import export_onnx
-    from fabrec.hub import load_landmarks, read_spec
-    from fabrec.weights import export_weights
+    from fabrec.landmark_model import load_landmark_model
+    from fabrec.model_file import export_weights, read_model_file
 
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     if a.format == "safetensors":
-        state = read_spec(a.model)
-        digest = export_weights(state, a.out)
-        print(f"export: wrote {a.out} ({state['kind']} model, fp16 safetensors, sha256 {digest})")
+        mf = read_model_file(a.model)
+        digest = export_weights(mf, a.out)
+        print(f"export: wrote {a.out} ({mf.kind} model, fp16 safetensors, sha256 {digest})")
         return 0
-    model = load_landmarks(a.model)
+    model = load_landmark_model(a.model)
     export_onnx(model, a.out, reconstruction=a.with_reconstruction, opset=a.opset)
     print(f"export: wrote {a.out} (ONNX opset {a.opset}, dynamic batch)")
     return 0
@@ -427,151 +429,187 @@ def _add_speed_flags(p: argparse.ArgumentParser, dtypes: tuple[str, ...] = ("fp3
                    help="fold BatchNorm into the convolutions (faster; points equal up to float rounding)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="fabrec", description="3FabRec face alignment: train, evaluate and predict.")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
-    _add_train_ae(sub)
-    g = sub.add_parser("generate", help="grid of random faces from z ~ N(0, I)")
-    g.add_argument("--model", required=True)
-    g.add_argument("--out", required=True)
-    g.add_argument("--count", type=int, default=16)
-    g.add_argument("--cols", type=int, default=0)
-    g.add_argument("--seed", type=int, default=0)
-    i = sub.add_parser("interpolate", help="row of faces between the encodings of two images")
-    i.add_argument("--model", required=True)
-    i.add_argument("--a", required=True, help="first face image (a face crop)")
-    i.add_argument("--b", required=True, help="second face image")
-    i.add_argument("--steps", type=int, default=8)
-    i.add_argument("--out", required=True)
-    _add_train_lm(sub)
-    pr = sub.add_parser("predict", help="landmarks for images, folders and videos")
-    pr.add_argument("inputs", nargs="+", help="images, folders (recursive) or videos")
-    pr.add_argument("--model", default="default", help="'default', a .safetensors file or a training .pt")
-    pr.add_argument("--out", default="fabrec_out")
-    pr.add_argument("--format", choices=("json", "jsonl", "csv"), default="json")
-    pr.add_argument("--detector", choices=DETECTORS, default="yunet",
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="grid of random faces from z ~ N(0, I)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--count", type=int, default=16)
+    p.add_argument("--cols", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _add_interpolate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("interpolate", help="row of faces between the encodings of two images")
+    p.add_argument("--model", required=True)
+    p.add_argument("--a", required=True, help="first face image (a face crop)")
+    p.add_argument("--b", required=True, help="second face image")
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--out", required=True)
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="landmarks for images, folders and videos")
+    p.add_argument("inputs", nargs="+", help="images, folders (recursive) or videos")
+    p.add_argument("--model", default="default", help="'default', a .safetensors file or a training .pt")
+    p.add_argument("--out", default="fabrec_out")
+    p.add_argument("--format", choices=("json", "jsonl", "csv"), default="json")
+    p.add_argument("--detector", choices=DETECTORS, default="yunet",
                     help="face detector: yunet (bundled, finds rotated faces too), opencv (Haar cascade) "
                     "or dlib (pip install 'fabrec[dlib]')")
-    pr.add_argument("--min-score", type=float, default=0.6,
+    p.add_argument("--min-score", type=float, default=0.6,
                     help="YuNet: drop detections scoring below this (0..1)")
-    pr.add_argument("--min-face", type=float, default=0.0,
+    p.add_argument("--min-face", type=float, default=0.0,
                     help="drop faces smaller than this many pixels (mean box side)")
-    pr.add_argument("--min-confidence", type=float, default=None,
+    p.add_argument("--min-confidence", type=float, default=None,
                     help="drop detected faces whose mean point confidence is below this (non-faces give "
                     "flat heatmaps); default: 0.35 for the bundled default model (measured), 0 (off) "
                     "for other models")
-    pr.add_argument("--rotations", default="0",
+    p.add_argument("--rotations", default="0",
                     help="YuNet: photo orientations searched, degrees, e.g. 0,90,180,270 or 'all' for "
                     "photos with sideways or upside-down faces (each face keeps the orientation the "
                     "model is most sure of; about 2x slower, more false detections)")
-    pr.add_argument("--boxes", help="JSON {name: [[x,y,w,h],...]} or CSV path,x,y,w,h (skips the detector)")
-    pr.add_argument("--refine", type=int, default=0, help="re-crop from the predicted points N times")
-    pr.add_argument("--batch-size", type=int, default=32, help="faces of one image per network batch")
-    pr.add_argument("--decoder", choices=DECODERS)
-    pr.add_argument("--save-reconstruction", action="store_true")
-    pr.add_argument("--no-images", action="store_true", help="write no annotated pictures")
-    pr.add_argument("--no-quality", action="store_true", help="skip the reconstruction (faster)")
-    pr.add_argument("--skip-existing", action="store_true", help="resume: skip inputs already written")
-    pr.add_argument("--shard", metavar="K/N",
+    p.add_argument("--boxes", help="JSON {name: [[x,y,w,h],...]} or CSV path,x,y,w,h (skips the detector)")
+    p.add_argument("--refine", type=int, default=0, help="re-crop from the predicted points N times")
+    p.add_argument("--batch-size", type=int, default=32, help="faces of one image per network batch")
+    p.add_argument("--decoder", choices=DECODERS)
+    p.add_argument("--save-reconstruction", action="store_true")
+    p.add_argument("--no-images", action="store_true", help="write no annotated pictures")
+    p.add_argument("--no-quality", action="store_true", help="skip the reconstruction (faster)")
+    p.add_argument("--skip-existing", action="store_true", help="resume: skip inputs already written")
+    p.add_argument("--shard", metavar="K/N",
                     help="process only shard K of N (a stable hash of each input's relative name): run "
                     "K = 1..N as separate processes or machines with the same --out (a Slurm array, "
                     "indexed jobs, xargs -P); each input falls in exactly one shard")
-    pr.add_argument("--smooth", action="store_true", help="One-Euro smoothing of video points")
-    pr.add_argument("--smooth-min-cutoff", type=float, default=1.0)
-    pr.add_argument("--smooth-beta", type=float, default=0.05)
-    pr.add_argument("--device", default="auto", choices=DEVICES)
-    _add_speed_flags(pr)
-    _add_flip_flag(pr)
-    pr.add_argument("--no-progress", action="store_true")
-    pf = sub.add_parser("prepare-faces", help="upright face crops from any folder of photos, for train-ae")
-    pf.add_argument("src", help="folder of photos (searched recursively)")
-    pf.add_argument("out", help="folder for faces/, manifest.jsonl and summary.json (created; resumable)")
-    pf.add_argument("--autoencoder", default="default",
+    p.add_argument("--smooth", action="store_true", help="One-Euro smoothing of video points")
+    p.add_argument("--smooth-min-cutoff", type=float, default=1.0)
+    p.add_argument("--smooth-beta", type=float, default=0.05)
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    _add_speed_flags(p)
+    _add_flip_flag(p)
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _add_prepare_faces(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prepare-faces", help="upright face crops from any folder of photos, for train-ae")
+    p.add_argument("src", help="folder of photos (searched recursively)")
+    p.add_argument("out", help="folder for faces/, manifest.jsonl and summary.json (created; resumable)")
+    p.add_argument("--autoencoder", default="default",
                     help="whose framing (crop_top, crop_bottom) and input size the crops take")
-    pf.add_argument("--size", type=int, help="crop side in pixels (default: the autoencoder's input size)")
-    pf.add_argument("--format", choices=("webp", "jpg", "png"), default="webp", help="image format of the crops")
-    pf.add_argument("--quality", type=int, default=90, help="WebP / JPEG quality, 1-100")
-    pf.add_argument("--min-score", type=float, default=0.6, help="YuNet: drop detections scoring below this")
-    pf.add_argument("--min-face", type=float, default=40.0,
+    p.add_argument("--size", type=int, help="crop side in pixels (default: the autoencoder's input size)")
+    p.add_argument("--format", choices=("webp", "jpg", "png"), default="webp", help="image format of the crops")
+    p.add_argument("--quality", type=int, default=90, help="WebP / JPEG quality, 1-100")
+    p.add_argument("--min-score", type=float, default=0.6, help="YuNet: drop detections scoring below this")
+    p.add_argument("--min-face", type=float, default=40.0,
                     help="skip faces smaller than this many pixels (mean box side): blurry once enlarged")
-    pf.add_argument("--rotations", default="0", help="YuNet: photo orientations searched, degrees, or 'all'")
-    pf.add_argument("--shard", metavar="K/N",
+    p.add_argument("--rotations", default="0", help="YuNet: photo orientations searched, degrees, or 'all'")
+    p.add_argument("--shard", metavar="K/N",
                     help="only the photos of shard K of N (stable hash of the relative path); run K = 1..N "
                     "in parallel with the same OUT (each writes its own manifest)")
-    pf.add_argument("--no-progress", action="store_true")
-    sv = sub.add_parser("serve", help="landmarks over HTTP (POST /v1/landmarks) and a browser page")
-    sv.add_argument("--host", default="127.0.0.1", help="interface to listen on (this machine only by default)")
-    sv.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
-    sv.add_argument("--model", default="default", help="'default', a .safetensors file or a training .pt")
-    sv.add_argument("--token", help="clients must send 'Authorization: Bearer TOKEN' (or set FABREC_TOKEN)")
-    sv.add_argument("--allow-remote", action="store_true",
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="landmarks over HTTP (POST /v1/landmarks) and a browser page")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (this machine only by default)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
+    p.add_argument("--model", default="default", help="'default', a .safetensors file or a training .pt")
+    p.add_argument("--token", help="clients must send 'Authorization: Bearer TOKEN' (or set FABREC_TOKEN)")
+    p.add_argument("--allow-remote", action="store_true",
                     help="allow a --host other than this machine (needs --token)")
-    sv.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body; larger: 413")
-    sv.add_argument("--max-pixels", type=int, default=40_000_000, help="largest photo in pixels; larger: 422")
-    sv.add_argument("--workers", type=int, default=2, help="requests computed at once (memory stays bounded)")
-    sv.add_argument("--projects", default="fabrec-projects",
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body; larger: 413")
+    p.add_argument("--max-pixels", type=int, default=40_000_000, help="largest photo in pixels; larger: 422")
+    p.add_argument("--workers", type=int, default=2, help="requests computed at once (memory stays bounded)")
+    p.add_argument("--projects", default="fabrec-projects",
                     help="folder of the page's label projects (photos, labelme labels, trained models)")
-    sv.add_argument("--no-projects", action="store_true",
+    p.add_argument("--no-projects", action="store_true",
                     help="landmarks only: no label projects, no training from the page")
-    sv.add_argument("--device", default="auto", choices=DEVICES)
-    be = sub.add_parser("bench", help="speed of the landmark path")
-    be.add_argument("--model", default="default", help="default, paper-256, a .safetensors or a .pt")
-    be.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
-    be.add_argument("--batch-size", type=int, default=1)
-    be.add_argument("--reps", type=int, default=20)
-    be.add_argument("--device", default="auto", choices=DEVICES)
-    _add_speed_flags(be, ("fp32", "bf16", "fp16"))
-    be.add_argument("--json", action="store_true")
-    ex = sub.add_parser("export", help="ONNX (landmark path) or fp16 safetensors weights")
-    ex.add_argument("--model", required=True)
-    ex.add_argument("--out", required=True)
-    ex.add_argument("--format", choices=("onnx", "safetensors"), default="onnx")
-    ex.add_argument("--with-reconstruction", action="store_true")
-    ex.add_argument("--opset", type=int, default=17)
-    sw = sub.add_parser("sweep", help="few-shot sweep over training-set sizes and seeds (paper Table 4)")
-    sw.add_argument("--autoencoder", required=True)
-    _add_data_flags(sw)
-    sw.add_argument("--out", required=True)
-    sw.add_argument("--config")
-    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    sw.add_argument("--counts", default="100%,20%,10%,5%,50,10,1")
-    sw.add_argument("--seeds", type=int, default=3, help="seeds for counts of 50 images or fewer")
-    sw.add_argument("--sample", choices=SAMPLES)
-    sw.add_argument("--seed", type=int)
-    sw.add_argument("--itl")
-    sw.add_argument("--finetune-encoder", action="store_true")
-    sw.add_argument("--batch-size", type=int)
-    sw.add_argument("--max-steps", type=int)
-    sw.add_argument("--eval-dataset", choices=DATASETS)
-    sw.add_argument("--eval-root")
-    sw.add_argument("--eval-split", default="test")
-    sw.add_argument("--device", default="auto", choices=DEVICES)
-    sw.add_argument("--no-progress", action="store_true")
-    e = sub.add_parser("eval", help="evaluate a landmark model on a dataset split")
-    e.add_argument("--model", required=True)
-    _add_data_flags(e)
-    e.add_argument("--out", required=True)
-    e.add_argument("--decoder", choices=DECODERS)
-    e.add_argument("--batch-size", type=int, default=32)
-    e.add_argument("--device", default="auto", choices=DEVICES)
-    _add_speed_flags(e)
-    _add_flip_flag(e)
-    b = sub.add_parser("boxes", help="write a box CSV from .pts landmark files (top/bottom margins)")
-    b.add_argument("--pts", required=True, help="folder of images with same-stem .pts files")
-    b.add_argument("--out", required=True)
-    b.add_argument("--top", type=float, default=0.25)
-    b.add_argument("--bottom", type=float, default=0.15)
+    p.add_argument("--device", default="auto", choices=DEVICES)
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="speed of the landmark path")
+    p.add_argument("--model", default="default", help="default, paper-256, a .safetensors or a .pt")
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--reps", type=int, default=20)
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    _add_speed_flags(p, ("fp32", "bf16", "fp16"))
+    p.add_argument("--json", action="store_true")
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="ONNX (landmark path) or fp16 safetensors weights")
+    p.add_argument("--model", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--format", choices=("onnx", "safetensors"), default="onnx")
+    p.add_argument("--with-reconstruction", action="store_true")
+    p.add_argument("--opset", type=int, default=17)
+
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="few-shot sweep over training-set sizes and seeds (paper Table 4)")
+    p.add_argument("--autoencoder", required=True)
+    _add_data_flags(p)
+    p.add_argument("--out", required=True)
+    p.add_argument("--config")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--counts", default="100%,20%,10%,5%,50,10,1")
+    p.add_argument("--seeds", type=int, default=3, help="seeds for counts of 50 images or fewer")
+    p.add_argument("--sample", choices=SAMPLES)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--itl")
+    p.add_argument("--finetune-encoder", action="store_true")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--eval-dataset", choices=DATASETS)
+    p.add_argument("--eval-root")
+    p.add_argument("--eval-split", default="test")
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a landmark model on a dataset split")
+    p.add_argument("--model", required=True)
+    _add_data_flags(p)
+    p.add_argument("--out", required=True)
+    p.add_argument("--decoder", choices=DECODERS)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    _add_speed_flags(p)
+    _add_flip_flag(p)
+
+
+def _add_boxes(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("boxes", help="write a box CSV from .pts landmark files (top/bottom margins)")
+    p.add_argument("--pts", required=True, help="folder of images with same-stem .pts files")
+    p.add_argument("--out", required=True)
+    p.add_argument("--top", type=float, default=0.25)
+    p.add_argument("--bottom", type=float, default=0.15)
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run the main job on the bundled example photo")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--steps", type=int, default=40, help="steps of the tiny fallback training")
+    p.add_argument("--train-tiny", action="store_true", help="run the tiny-autoencoder demo")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _add_threads_flags(sub: argparse._SubParsersAction) -> None:
     for name, sp in sub.choices.items():
         if name in THREADED:
             sp.add_argument("--threads", type=int, metavar="N",
                             help="CPU threads for PyTorch (default: one per core not kept busy by other processes)")
-    d = sub.add_parser("demo", help="run the main job on the bundled example photo")
-    d.add_argument("--out", default="runs/demo")
-    d.add_argument("--steps", type=int, default=40, help="steps of the tiny fallback training")
-    d.add_argument("--train-tiny", action="store_true", help="run the tiny-autoencoder demo")
-    d.add_argument("--no-progress", action="store_true")
-    from fabrec.cli_help import document
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``fabrec`` command line: one sub-command per job, every option documented."""
+    p = _Parser(prog="fabrec", description="3FabRec face alignment: train, evaluate and predict.")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    for add in (_add_train_ae, _add_generate, _add_interpolate, _add_train_lm, _add_predict, _add_prepare_faces,
+                _add_serve, _add_bench, _add_export, _add_sweep, _add_eval, _add_boxes, _add_threads_flags, _add_demo):
+        add(sub)
     document(p)
     return p
 
@@ -585,6 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fabrec`` script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _show_library_notes()
     try:
         if getattr(args, "out", None) is not None:  # every output-path mistake: one line, before any work
             from fabrec.outputs import check_out

@@ -69,7 +69,7 @@ SPECIFIC = {
     ("export", "--format"): "onnx (the landmark path, for other runtimes) or safetensors (fp16 weights)",
     ("export", "--with-reconstruction"): "ONNX: also output the autoencoder's reconstruction",
     ("export", "--opset"): "ONNX opset version",
-    ("sweep", "--counts"): "training-set sizes: counts (10) or percentages of the split (5%)",
+    ("sweep", "--counts"): "training-set sizes: counts (10) or percentages of the split (5%%)",
     ("sweep", "--itl"): "ITL subset, e.g. 1,2,3,4 or 3,4 (paper Table 7)",
     ("sweep", "--finetune-encoder"): "add the encoder-finetuning stage to every run",
     ("sweep", "--eval-dataset"): "dataset layout of the evaluation split (default: the training dataset's)",
@@ -84,7 +84,8 @@ SPECIFIC = {
     ("boxes", "--bottom"): "grow the landmarks' extent by this share of its height below",
 }
 
-#: Command-line dest -> config key, for flags that override a config dataclass.
+#: Command-line dest -> config key, for flags that override a config dataclass: the one place
+#: a flag is tied to its key (the commands build their overrides from it, :func:`config_sets`).
 CONFIG_KEYS = {
     "train-ae": {"image_size": "model.image_size", "width": "model.width", "batch_size": "batch_size",
                  "epochs": "epochs", "max_steps": "max_steps", "seed": "seed", "checkpoint_every": "checkpoint_every",
@@ -94,6 +95,17 @@ CONFIG_KEYS = {
                        | {"workers": "num_workers", "itl": "itl"},
 }
 CONFIG_KEYS["sweep"] = CONFIG_KEYS["train-landmarks"]
+
+
+def config_sets(cmd: str, args: argparse.Namespace, skip: tuple[str, ...] = ()) -> list[str]:
+    """``key=value`` overrides (for :func:`fabrec.config.apply_overrides`) of the config-backed
+    flags given on the command line (those left at None keep the config's value)."""
+    sets = []
+    for dest, key in CONFIG_KEYS[cmd].items():
+        v = getattr(args, dest, None)
+        if v is not None and dest not in skip:
+            sets.append(f"{key}={v!r}" if isinstance(v, str) else f"{key}={v}")
+    return sets
 
 
 def _config_default(cmd: str, dest: str) -> Any:

@@ -29,6 +29,9 @@ class ModelConfig:
     ``landmarks`` (the paper's: from the labelled points' extent) or ``detector`` (from the
     face detector's five points on each training photo, the way ``predict`` frames faces).
     Files written before this field existed were framed by ``landmarks``.
+
+    ``arch``: the encoder/generator pair, by name in :data:`fabrec.registry.ARCHITECTURES`
+    (files written before this field existed are ``resnet18``, the paper's).
     """
 
     image_size: int = 128
@@ -38,6 +41,7 @@ class ModelConfig:
     crop_top: float = 0.25
     crop_bottom: float = 0.15
     framing: str = "landmarks"
+    arch: str = "resnet18"
 
 
 @dataclass(frozen=True)

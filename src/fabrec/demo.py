@@ -12,7 +12,7 @@ import numpy as np
 
 from fabrec.errors import FabrecError
 from fabrec.results import record
-from fabrec.sample import SAMPLE_BOX, SAMPLE_IMAGE
+from fabrec.sample_photo import SAMPLE_BOX, SAMPLE_IMAGE
 
 
 @dataclass
@@ -77,7 +77,7 @@ def run_tiny_demo(out_dir: str | Path, steps: int = 40, progress: bool = True) -
     its reconstruction to ``demo_reconstruction.png`` and return that path."""
     import torch
 
-    from fabrec.autoencoder import Autoencoder
+    from fabrec.autoencoder import load_autoencoder
     from fabrec.config import (
         AEScheduleConfig,
         AETrainConfig,
@@ -103,7 +103,7 @@ def run_tiny_demo(out_dir: str | Path, steps: int = 40, progress: bool = True) -
         batch_size=16, max_steps=steps, checkpoint_every=0, log_every=5,
     )
     train_autoencoder(cfg, out / "run", device="cpu", progress=progress)
-    ae = Autoencoder.load(out / "run" / "last.pt")
+    ae = load_autoencoder(out / "run" / "last.pt")
     crop = ae.crop(SAMPLE_IMAGE, Box.from_xywh(*SAMPLE_BOX))
     with torch.no_grad():
         rec = ae.generator(ae.encoder(crop))

@@ -21,6 +21,7 @@ import numpy as np
 
 from fabrec.errors import FabrecError
 from fabrec.framing import box_from_five
+from fabrec.registry import DETECTORS, resolve
 from fabrec.transforms import Box
 
 BoxXYWH = tuple[float, float, float, float]
@@ -311,15 +312,12 @@ class DlibHOG:
         return sorted((d for d in dets if d.size >= self.min_face), key=lambda d: -d.box[2] * d.box[3])
 
 
-DETECTORS = {"yunet": YuNet, "opencv": OpenCVCascade, "dlib": DlibHOG}
 DEFAULT_DETECTOR = "yunet"
 ALL_ROTATIONS = (0, 90, 180, 270)  # YuNet's search for sideways and upside-down faces
 
 
 def _detector_class(name: str) -> type:
-    if name not in DETECTORS:
-        raise FabrecError(f"unknown detector '{name}' (use {', '.join(DETECTORS)})")
-    return DETECTORS[name]
+    return resolve(DETECTORS, name, "detector")  # type: ignore[no-any-return]
 
 
 def calibration_of(name: str) -> Calibration:
@@ -328,6 +326,6 @@ def calibration_of(name: str) -> Calibration:
 
 
 def get_detector(name: str, **options: object) -> Detector:
-    """A detector by name (:data:`DETECTORS`; ``yunet`` is the default). ``options``: YuNet's
+    """A detector by name (:data:`fabrec.registry.DETECTORS`; ``yunet`` is the default). ``options``: YuNet's
     ``score``, ``min_face``, ``rotations``; ``min_face`` for the others."""
     return _detector_class(name)(**options)  # type: ignore[no-any-return]

@@ -11,11 +11,12 @@ import torch
 
 from fabrec.datasets.landmarks import LandmarkDataset, read_dataset
 from fabrec.errors import FabrecError
-from fabrec.heatmaps import DECODERS, heatmap_size
+from fabrec.heatmaps import heatmap_size
 from fabrec.io import atomic_write, write_image_atomic, write_json_atomic
 from fabrec.label_framing import frame_labels, labels_detector
 from fabrec.landmark_model import LandmarkModel, predict_dataset
 from fabrec.metrics import ced, nme, summarize
+from fabrec.registry import DECODERS
 from fabrec.runtime import resolve_device
 from fabrec.schemes import get_scheme
 from fabrec.visualize import draw_points, grid, heatmap_overlay, plot_ced, to_uint8

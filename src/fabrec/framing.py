@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 
-from fabrec.choices import FRAMINGS  # noqa: F401 - re-exported: the framings' names
 from fabrec.errors import FabrecError
 from fabrec.transforms import Box
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from fabrec.registry import DECODERS, resolve
+
 
 def heatmap_size(image_size: int) -> int:
     """Side of the heatmaps for a model of ``image_size`` px: 128 (64 for 64-px models)."""
@@ -311,13 +313,8 @@ def decode_subpixel(heatmaps: torch.Tensor, blur: int = 9) -> tuple[torch.Tensor
     return refined, conf
 
 
-DECODERS = {"reference": decode_reference, "subpixel": decode_subpixel}
-
-
 def decode_heatmaps(hm: torch.Tensor, decoder: str, crop_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Heatmaps ``(N, K, H, H)`` -> points ``(N, K, 2)`` in crop pixels of a ``crop_size`` crop
     and confidence ``(N, K)`` (the peak value), with decoder ``reference`` or ``subpixel``."""
-    if decoder not in DECODERS:
-        raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got '{decoder}'")
-    pts, conf = DECODERS[decoder](hm)
+    pts, conf = resolve(DECODERS, decoder, "decoder")(hm)
     return heatmap_to_crop(pts, crop_size, hm.shape[-1]), conf

@@ -10,19 +10,18 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from fabrec.config import ModelConfig, from_dict
+from fabrec.config import ModelConfig
 from fabrec.errors import FabrecError
 from fabrec.heatmaps import decode_heatmaps
 from fabrec.model import FabRec
-from fabrec.nn import Encoder
+from fabrec.model_file import PAPER_256, ModelFile, read_model_file
 from fabrec.runtime import memory_format
-from fabrec.schemes import Scheme
+from fabrec.schemes import BUILTIN, Scheme
 
 PRECISIONS = ("fp32", "bf16")
 TAIL_FACES = 4  # CPU: faces per last-block + heatmap-layer + decoding chunk (68 x 128^2 floats: 18 MB)
@@ -81,32 +80,18 @@ class LandmarkModel:
         return next(self.net.parameters()).device
 
     @staticmethod
-    def from_state(state: dict[str, Any], where: str = "model") -> LandmarkModel:
-        """Rebuild from a landmark checkpoint's dict (``model``, ``itl``, ``scheme``, ``nets``)."""
-        if state.get("kind") != "landmarks":
-            raise FabrecError(f"{where}: not a landmark model (kind={state.get('kind')!r})")
-        mc = from_dict(ModelConfig, state["model"])
-        scheme = Scheme.from_dict(state["scheme"], where)
-        net = FabRec(config=mc, itl=tuple(state["itl"]))
-        try:
-            for name in ("encoder", "generator", "itl"):
-                getattr(net, name).load_state_dict(state["nets"][name])
-            if "ae_encoder" in state["nets"]:
-                net.ae_encoder = Encoder(mc.image_size, mc.latent_dim, mc.width)
-                net.ae_encoder.load_state_dict(state["nets"]["ae_encoder"])
-        except (RuntimeError, KeyError) as e:
-            raise FabrecError(f"{where}: weights do not fit the model ({str(e).splitlines()[0][:120]})") from None
-        shape = state.get("mean_shape")
-        if shape is not None:
-            shape = np.asarray(shape, np.float64).reshape(scheme.num_points, 2)
-        return LandmarkModel(net.eval(), scheme, state.get("decoder", "reference"), mean_shape=shape)
-
-    @staticmethod
-    def load(spec: str | Path, device: str | torch.device = "cpu") -> LandmarkModel:
-        """Any model spec (bundled name, ``.safetensors``, training ``.pt``); see :mod:`fabrec.hub`."""
-        from fabrec.hub import load_landmarks
-
-        return load_landmarks(spec, device)
+    def from_file(mf: ModelFile) -> LandmarkModel:
+        """Build from a landmark :class:`~fabrec.model_file.ModelFile` (eval mode, CPU)."""
+        if mf.kind != "landmarks":
+            raise FabrecError(f"{mf.source}: an autoencoder, not a landmark model (train one with train-landmarks)")
+        scheme = Scheme.from_dict(mf.scheme or {}, mf.source)
+        net = FabRec(config=mf.model, itl=tuple(mf.itl or ()))
+        for name in ("encoder", "generator", "itl"):
+            mf.load_net(name, getattr(net, name))
+        if "ae_encoder" in mf.nets:
+            mf.load_net("ae_encoder", net.add_ae_encoder())
+        shape = None if mf.mean_shape is None else np.asarray(mf.mean_shape, np.float64).reshape(scheme.num_points, 2)
+        return LandmarkModel(net.eval(), scheme, mf.decoder, mean_shape=shape)
 
     def placed(self, device: torch.device) -> LandmarkModel:
         """This model on ``device`` in its inference layout (channels-last on CPU), in eval
@@ -150,26 +135,15 @@ class LandmarkModel:
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def _trunk(self, x: torch.Tensor, reconstruct: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Crops -> the input of the last generator block ``(N, C, H/4, H/4)`` (whole batch) and
-        the reconstruction or None."""
-        net = self.net
-        if net.itl is None:
-            raise FabrecError("this model has no transfer layers (autoencoder only)")
+        """:meth:`FabRec.trunk` in this model's precision (reconstruction as float32)."""
         with self.autocast():
-            z = net.encode(x)
-            h = net.itl.run_blocks(net.generator, net.generator.start(z), 0, net.itl.num_blocks - 1)
-            rec = None
-            if reconstruct:
-                rec = net.decode(net.ae_encoder(x) if net.ae_encoder is not None else z).float()
-        return h, rec
+            h, rec = self.net.trunk(x, reconstruct)
+        return h, (None if rec is None else rec.float())
 
     def _tail(self, h: torch.Tensor) -> torch.Tensor:
-        """The last generator block, its ITL and the heatmap layer: ``(n, C, H/4, H/4)`` ->
-        heatmaps ``(n, K, H, H)`` float32."""
-        itl = self.net.itl
+        """:meth:`FabRec.tail` in this model's precision: heatmaps ``(n, K, H, H)`` float32."""
         with self.autocast():
-            h = itl.run_blocks(self.net.generator, h, itl.num_blocks - 1, itl.num_blocks)
-            return itl.heatmap(h).float()
+            return self.net.tail(h).float()
 
     def _chunk(self, n: int) -> int:
         """Faces per tail chunk: :data:`TAIL_FACES` on the CPU (cache), the whole batch on a
@@ -238,6 +212,19 @@ class LandmarkModel:
         hm = torch.cat(list(self._tails(h, mirrored)))
         pts, conf = self.decode(hm)
         return pts, conf, hm, rec
+
+
+def load_landmark_model(spec: str | Path, device: str | torch.device = "cpu") -> LandmarkModel:
+    """The landmark model of any spec (bundled name, ``.safetensors``, training ``.pt``; see
+    :func:`fabrec.model_file.read_model_file`), in eval mode on ``device``. ``paper-256`` is the
+    paper's 256-px architecture with random weights (seeded), for speed measurements."""
+    if str(spec) == PAPER_256:
+        torch.manual_seed(0)
+        model = LandmarkModel(FabRec(256, 68).eval(), BUILTIN["68"])
+    else:
+        model = LandmarkModel.from_file(read_model_file(spec))
+    model.net.to(device)
+    return model
 
 
 def crop_to_image(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:

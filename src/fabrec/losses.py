@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from fabrec.config import AELossConfig, AEScheduleConfig
+
 
 def l1_loss_255(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Reconstruction loss: mean absolute error in 0-255 units (images in [0,1]-scaled space).
@@ -105,3 +107,36 @@ def heatmap_loss(pred: torch.Tensor, target: torch.Tensor, scale: float = 1.0) -
     Shapes: ``(N, L, H, W)`` twice -> scalar.
     """
     return F.mse_loss(pred, target) * scale
+
+
+AE_TERMS = ("rec", "cs", "enc", "adv")  # the autoencoder's generator-side terms, in summation order
+
+
+def ae_terms_on(it: int, epoch: int, loss: AELossConfig, schedule: AEScheduleConfig) -> tuple[str, ...]:
+    """Which of :data:`AE_TERMS` iteration ``it`` (0-based) of 1-based ``epoch`` adds: ``rec``
+    always; ``cs`` and ``adv`` once the curriculum reaches them (``cs_from_epoch``,
+    ``adv_from_epoch``; from the start without a curriculum); ``enc`` every ``enc_every``
+    iterations; a term with weight 0 never."""
+    curriculum = schedule.curriculum
+    on = ["rec"]
+    if loss.w_cs > 0 and (not curriculum or epoch >= schedule.cs_from_epoch):
+        on.append("cs")
+    if loss.w_enc > 0 and it % schedule.enc_every == 0:
+        on.append("enc")
+    if loss.w_adv > 0 and (not curriculum or epoch >= schedule.adv_from_epoch):
+        on.append("adv")
+    return tuple(on)
+
+
+def mix_ae_losses(terms: dict[str, torch.Tensor], loss: AELossConfig) -> torch.Tensor:
+    """The encoder/generator objective ``w_rec*L_rec + w_cs*L_cs + w_enc*L_enc + w_adv*L_adv``
+    over the terms given (scalars), summed in :data:`AE_TERMS` order."""
+    weights = {"rec": loss.w_rec, "cs": loss.w_cs, "enc": loss.w_enc, "adv": loss.w_adv}
+    unknown = set(terms) - set(AE_TERMS)
+    if unknown or "rec" not in terms:
+        raise ValueError(f"terms must include rec and be among {AE_TERMS}, got {sorted(terms)}")
+    total = weights["rec"] * terms["rec"]
+    for name in AE_TERMS[1:]:
+        if name in terms:
+            total = total + weights[name] * terms[name]
+    return total

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from fabrec.architectures import build_encoder, build_generator
 from fabrec.config import ModelConfig
-from fabrec.nn import Encoder, Generator, TransferLayers
+from fabrec.errors import FabrecError
+from fabrec.nn import TransferLayers
 
 
 @dataclass
@@ -32,6 +34,11 @@ class FabRec(nn.Module):
 
     ``FabRec(image_size=256, num_landmarks=68)`` or ``FabRec(config=ModelConfig(...))``.
     Images are ``(N, 3, S, S)`` in model space (see :mod:`fabrec.normalization`).
+
+    One forward path: :meth:`trunk` (crops -> the input of the last generator block) and
+    :meth:`tail` (that -> heatmaps); :meth:`forward`, :meth:`heatmaps` and the inference core
+    (:class:`fabrec.landmark_model.LandmarkModel`, which runs the tail a few faces at a time)
+    compose the two.
     """
 
     def __init__(
@@ -48,14 +55,25 @@ class FabRec(nn.Module):
         if config is None:
             config = ModelConfig(image_size, width, latent_dim, num_landmarks)
         self.config = config
-        self.encoder = Encoder(config.image_size, config.latent_dim, config.width)
-        self.generator = Generator(config.image_size, config.latent_dim, config.width)
+        self.encoder = build_encoder(config)
+        self.generator = build_generator(config)
         self.itl: TransferLayers | None = None
         # The autoencoder's own encoder, when ``encoder`` was finetuned for landmarks: the
         # generator reconstructs faces only from codes of the encoder it was trained with.
-        self.ae_encoder: Encoder | None = None
+        self.ae_encoder: nn.Module | None = None
         if with_landmarks and config.num_landmarks > 0:
             self.itl = TransferLayers(config.image_size, config.num_landmarks, config.width, itl)
+
+    def add_ae_encoder(self) -> nn.Module:
+        """Give the model a separate autoencoder encoder (fresh; load its weights next)."""
+        self.ae_encoder = build_encoder(self.config)
+        return self.ae_encoder
+
+    @property
+    def reconstruction_encoder(self) -> nn.Module:
+        """The encoder whose codes the generator turns back into faces: the autoencoder's own
+        (``ae_encoder``) when the landmark encoder was finetuned, else ``encoder``."""
+        return self.ae_encoder if self.ae_encoder is not None else self.encoder
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 3, S, S)`` -> ``(N, latent_dim)``."""
@@ -66,20 +84,45 @@ class FabRec(nn.Module):
         return self.generator(z)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, 3, S, S)`` -> reconstruction ``(N, 3, S, S)`` (through the autoencoder's own
-        encoder when the landmark encoder was finetuned)."""
-        return self.decode((self.ae_encoder or self.encoder)(x))
+        """``(N, 3, S, S)`` -> reconstruction ``(N, 3, S, S)``."""
+        return self.decode(self.reconstruction_encoder(x))
+
+    def _transfer(self) -> TransferLayers:
+        if self.itl is None:
+            raise FabrecError("this model has no transfer layers (autoencoder only)")
+        return self.itl
+
+    def _trunk(self, x: torch.Tensor, reconstruct: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Codes ``z``, the last generator block's input (None without ITLs), reconstruction."""
+        z = self.encode(x)
+        h = None
+        if self.itl is not None:
+            h = self.itl.run_blocks(self.generator, self.generator.start(z), 0, self.itl.num_blocks - 1)
+        rec = None
+        if reconstruct:
+            enc = self.reconstruction_encoder
+            rec = self.decode(z if enc is self.encoder else enc(x))  # z is the encoder's own code
+        return z, h, rec
+
+    def trunk(self, x: torch.Tensor, reconstruct: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Crops ``(N, 3, S, S)`` -> the input of the last generator block ``(N, C, H/4, H/4)``
+        and the reconstruction ``(N, 3, S, S)`` (or None)."""
+        self._transfer()
+        _, h, rec = self._trunk(x, reconstruct)
+        assert h is not None
+        return h, rec
+
+    def tail(self, h: torch.Tensor) -> torch.Tensor:
+        """The last generator block, its ITL and the heatmap layer: ``(N, C, H/4, H/4)`` ->
+        heatmaps ``(N, L, H, H)``."""
+        itl = self._transfer()
+        return itl.heatmap(itl.run_blocks(self.generator, h, itl.num_blocks - 1, itl.num_blocks))
 
     def heatmaps(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 3, S, S)`` -> landmark heatmaps ``(N, L, H, H)``."""
-        if self.itl is None:
-            raise RuntimeError("this model has no transfer layers (autoencoder only)")
-        return self.itl(self.generator, self.encode(x))
+        return self.tail(self.trunk(x)[0])
 
     def forward(self, x: torch.Tensor, reconstruct: bool = False) -> FabRecOutput:
-        z = self.encode(x)
-        rec = None
-        if reconstruct:
-            rec = self.decode(self.ae_encoder(x) if self.ae_encoder is not None else z)
-        hm = self.itl(self.generator, z) if self.itl is not None else None
-        return FabRecOutput(z=z, reconstruction=rec, heatmaps=hm)
+        """:meth:`trunk` then :meth:`tail`; also the codes (see :class:`FabRecOutput`)."""
+        z, h, rec = self._trunk(x, reconstruct)
+        return FabRecOutput(z=z, reconstruction=rec, heatmaps=None if h is None else self.tail(h))

@@ -16,7 +16,7 @@ from fabrec.detect import DEFAULT_DETECTOR, Detector, calibration_of, crop_box, 
 from fabrec.errors import FabrecError
 from fabrec.framing import recrop
 from fabrec.io import read_image
-from fabrec.landmark_model import LandmarkModel, crop_to_image
+from fabrec.landmark_model import LandmarkModel, crop_to_image, load_landmark_model
 from fabrec.normalization import to_tensor
 from fabrec.runtime import memory_format, resolve_device
 from fabrec.transforms import Box, crop_matrix, warp
@@ -135,9 +135,7 @@ class LandmarkPredictor:
         ``precision`` ``fp32`` (default) or ``bf16``, ``fold_batchnorm`` (see
         :class:`LandmarkModel`), ``flip`` (test-time flip averaging); detector options as in
         :meth:`__init__`."""
-        from fabrec.hub import load_landmarks
-
-        model = load_landmarks(name_or_path)
+        model = load_landmark_model(name_or_path)
         model = dataclasses.replace(model, decoder=decoder or model.decoder, precision=precision, flip_average=flip)
         if fold_batchnorm:
             model = model.with_folded_batchnorm()

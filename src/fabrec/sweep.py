@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,8 +13,10 @@ import numpy as np
 from fabrec.config import LMTrainConfig
 from fabrec.evaluate import evaluate
 from fabrec.io import write_json_atomic, write_text_atomic
-from fabrec.landmark_model import LandmarkModel
+from fabrec.landmark_model import load_landmark_model
 from fabrec.train_landmarks import parse_count, train_landmarks
+
+log = logging.getLogger(__name__)
 
 DEFAULT_COUNTS = ("100%", "20%", "10%", "5%", "50", "10", "1")
 
@@ -30,12 +32,10 @@ def sweep(
     seeds: int = 3,
     device: str = "auto",
     progress: bool = True,
-    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one model per (count, seed); ``seeds`` seeds for counts of at most 50
     images, one seed otherwise. Finished cells are read back, so an interrupted sweep resumes.
     Writes ``results.json`` and ``table.md`` into ``out_dir`` and returns the results."""
-    say = log or (lambda s: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
@@ -50,14 +50,14 @@ def sweep(
                 cells.append(json.loads(done.read_text()))
                 continue
             r = train_landmarks(replace(cfg, train_count=c, seed=cfg.seed + s), autoencoder, run,
-                                device=device, resume=True, progress=progress, log=say)
-            m = evaluate(LandmarkModel.load(run / "best.pt"), eval_dataset, eval_root, eval_split,
+                                device=device, resume=True, progress=progress)
+            m = evaluate(load_landmark_model(run / "best.pt"), eval_dataset, eval_root, eval_split,
                          run / "eval", device=device, grid_count=0)
             m["train_seconds"] = r.seconds
             m["train_count"] = r.train_count
             write_json_atomic(done, m)
             cells.append(m)
-            say(f"sweep: {c} seed {s}: NME {m['nme']:.2f}% ({r.train_count} images, {r.seconds:.0f} s)")
+            log.info("sweep: %s seed %d: NME %.2f%% (%d images, %.0f s)", c, s, m["nme"], r.train_count, r.seconds)
         results[c] = cells
     write_json_atomic(out / "results.json", results)
     write_text_atomic(out / "table.md", table(results))

@@ -8,43 +8,46 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from fabrec.architectures import build_encoder, build_generator
+from fabrec.batch_order import StepBatches, step_loader
 from fabrec.checkpoint import load_checkpoint, load_matching, save_checkpoint
 from fabrec.config import AETrainConfig, ModelConfig, dump_yaml, from_dict, to_dict
 from fabrec.datasets.faces import FaceDataset, collate_skip, collect_faces, split_items
 from fabrec.errors import FabrecError, NonFiniteLoss
-from fabrec.hub import load_autoencoder_state
-from fabrec.io import write_image_atomic, write_text_atomic
-from fabrec.losses import cs_loss, gan_d_loss, gan_g_loss, l1_loss_255, ssim
-from fabrec.nn import Encoder, Generator, ImageDiscriminator, LatentDiscriminator
-from fabrec.normalization import batch_to_tensor, denormalize
-from fabrec.runtime import (
-    Deadline,
-    append_jsonl,
-    make_run_dir,
-    memory_format,
-    training_device,
-    truncate_jsonl,
+from fabrec.io import write_image_atomic
+from fabrec.losses import (
+    ae_terms_on,
+    cs_loss,
+    gan_d_loss,
+    gan_g_loss,
+    l1_loss_255,
+    mix_ae_losses,
+    ssim,
 )
-from fabrec.sampling import StepBatches, step_loader
-from fabrec.signals import TrainingInterrupted, graceful_stop
+from fabrec.model_file import ModelFile, read_autoencoder
+from fabrec.nn import ImageDiscriminator, LatentDiscriminator
+from fabrec.normalization import batch_to_tensor, denormalize
+from fabrec.runtime import Deadline, append_jsonl, make_run_dir, memory_format, training_device
+from fabrec.training_loop import Cadence, run_loop, start_run_folder
 from fabrec.visualize import grid, to_uint8
 
 NETS = ("encoder", "generator", "dz", "dx")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -86,8 +89,8 @@ class Networks:
 def build_networks(m: ModelConfig) -> Networks:
     """Fresh E, G, D_z, D_x for a model config."""
     return Networks(
-        Encoder(m.image_size, m.latent_dim, m.width),
-        Generator(m.image_size, m.latent_dim, m.width),
+        build_encoder(m),
+        build_generator(m),
         LatentDiscriminator(m.latent_dim),
         ImageDiscriminator(),
     )
@@ -122,6 +125,102 @@ def load_autoencoder_config(ckpt: dict[str, Any]) -> AETrainConfig:
     return from_dict(AETrainConfig, ckpt["config"])
 
 
+class AETrainer:
+    """Stage 1 as a :class:`~fabrec.training_loop.Trainer`: the four networks and their
+    optimisers, the epoch bookkeeping (unreadable images, images/s) and the checkpoint."""
+
+    skip_logs: ClassVar[dict[str, float]] = {"skipped_nonfinite": 1.0}
+
+    def __init__(self, cfg: AETrainConfig, nets: Networks, opts: dict[str, torch.optim.Optimizer],
+                 wrapped: dict[str, nn.Module], data: AEData, di: DistInfo, dev: torch.device, out: Path) -> None:
+        self.cfg, self.nets, self.opts, self.wrapped, self.data = cfg, nets, opts, wrapped, data
+        self.di, self.dev, self.out = di, dev, out
+        self.autocast = ((lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if cfg.amp == "bf16"
+                         else contextlib.nullcontext)
+        self.fixed_z = torch.randn(cfg.grid_size * 2, cfg.model.latent_dim, generator=torch.Generator().manual_seed(1234))
+        self.skipped_epoch, self.last_val = 0, {}
+        self.t_last, self.n_last = time.perf_counter(), 0
+
+    def train_step(self, batch: Any, skipped: int, step: int) -> dict[str, float]:
+        spe = self.data.steps_per_epoch
+        if step % spe == 0:
+            self.skipped_epoch = 0
+            self.t_last, self.n_last = time.perf_counter(), 0  # keep validation out of the images/s figure
+        self.skipped_epoch += skipped
+        try:
+            if batch.numel() == 0:
+                return {}
+            x = batch.to(self.dev, non_blocking=True).contiguous(memory_format=memory_format(self.dev))
+            logs = ae_step(self.nets, self.wrapped, self.opts, x, step, self.cfg, step // spe + 1, self.autocast)
+            self.n_last += x.shape[0] * self.di.world
+            return logs
+        finally:
+            if (step + 1) % spe == 0 and self.di.world > 1:  # every rank's unreadable images of the epoch
+                t = torch.tensor([self.skipped_epoch], device=self.dev)
+                dist.all_reduce(t)
+                self.skipped_epoch = int(t.item())
+
+    def log_record(self, step: int, logs: dict[str, float]) -> dict[str, Any] | None:
+        if not logs or (step % self.cfg.log_every and step != self.data.total_steps):
+            return None
+        now = time.perf_counter()
+        ips = self.n_last / max(now - self.t_last, 1e-9)
+        self.t_last, self.n_last = now, 0
+        return {"step": step, "epoch": (step - 1) // self.data.steps_per_epoch + 1, **logs, "images_per_s": ips}
+
+    def validation_due(self, step: int) -> bool:
+        spe = self.data.steps_per_epoch
+        return step % spe == 0 and (step // spe) % max(self.cfg.val_every_epochs, 1) == 0
+
+    def validate(self, step: int) -> dict[str, Any] | None:
+        if not self.di.main or self.data.val_crops is None:
+            return None
+        epoch = (step - 1) // self.data.steps_per_epoch + 1
+        self.last_val = validate(self.nets.encoder, self.nets.generator, self.data.val_crops, self.dev,
+                                 self.cfg.batch_size)
+        write_grids(self.nets.encoder, self.nets.generator, self.data.val_crops, self.fixed_z, self.out / "grids",
+                    epoch, self.cfg.grid_size, self.dev)
+        log.info("epoch %d: val L1 %.2f, SSIM %.3f, skipped %d unreadable image(s)", epoch,
+                 self.last_val.get("val_l1", float("nan")), self.last_val.get("val_ssim", float("nan")),
+                 self.skipped_epoch)
+        return {"step": step, "epoch": epoch, **self.last_val, "skipped": self.skipped_epoch}
+
+    def phase_over(self, step: int, deadline: Deadline) -> bool:
+        return step >= self.data.total_steps
+
+    def next_phase(self, step: int) -> bool:
+        return False
+
+    def save(self, step: int) -> None:
+        if self.di.main:
+            save_checkpoint(self.out / "last.pt", _checkpoint(self.cfg, self.nets, self.opts, step,
+                                                              step // self.data.steps_per_epoch, self.dev))
+
+
+def _place(cfg: AETrainConfig, out: Path, device: str, resume: bool,
+           init_from: str | Path | None) -> tuple[torch.device, DistInfo, dict[str, Any] | None, Networks, list[str]]:
+    """The device and process group, the checkpoint to resume from, and the networks (seeded,
+    with ``init_from``'s matching tensors on a fresh run) on the device."""
+    dev = training_device(device)
+    di = init_distributed(dev)
+    if dev.type == "cuda" and di.world > 1:
+        dev = torch.device("cuda", di.local_rank)
+        torch.cuda.set_device(dev)
+    if di.main:
+        make_run_dir(out, "grids")
+    state = _resume_state(out / "last.pt", cfg) if resume else None
+    torch.manual_seed(cfg.seed)
+    nets = build_networks(cfg.model)
+    new_tensors: list[str] = []
+    if state is None and init_from is not None:
+        new_tensors = _init_from(nets, init_from)
+        if new_tensors:
+            log.info("--init-from: %d new tensors initialised fresh: %s", len(new_tensors), ", ".join(new_tensors))
+    for _, net in nets.items():
+        net.to(dev, memory_format=memory_format(dev))
+    return dev, di, state, nets, new_tensors
+
+
 def train_autoencoder(
     cfg: AETrainConfig,
     out_dir: str | Path,
@@ -129,7 +228,6 @@ def train_autoencoder(
     resume: bool = False,
     init_from: str | Path | None = None,
     progress: bool = True,
-    log: Callable[[str], None] | None = None,
     time_limit: float | None = None,
 ) -> TrainResult:
     """Train stage 1 and return where it ended. See the module docstring.
@@ -142,131 +240,34 @@ def train_autoencoder(
         init_from: checkpoint or published weights whose matching tensors initialise a fresh
             run (128 -> 256 growth).
         progress: show a tqdm bar (rank 0).
-        log: callback for human-readable notes (new tensors, skipped images).
         time_limit: minutes of wall clock for this call; the run then ends at a step boundary
             with a checkpoint (``TrainResult.stopped == "time"``).
     """
-    say = log or (lambda s: None)
-    deadline = Deadline(time_limit)
-    dev = training_device(device)
-    di = init_distributed(dev)
-    if dev.type == "cuda" and di.world > 1:
-        dev = torch.device("cuda", di.local_rank)
-        torch.cuda.set_device(dev)
-    out = Path(out_dir)
-    if di.main:
-        make_run_dir(out, "grids")
-    last = out / "last.pt"
-    metrics_path = out / "metrics.jsonl"
-
-    state = _resume_state(last, cfg) if resume else None
-    torch.manual_seed(cfg.seed)
-    nets = build_networks(cfg.model)
-    new_tensors: list[str] = []
-    if state is None and init_from is not None:
-        new_tensors = _init_from(nets, init_from)
-        if new_tensors:
-            say(f"--init-from: {len(new_tensors)} new tensors initialised fresh: " + ", ".join(new_tensors))
-    mf = memory_format(dev)
-    for _, net in nets.items():
-        net.to(dev, memory_format=mf)
+    deadline, out = Deadline(time_limit), Path(out_dir)
+    dev, di, state, nets, new_tensors = _place(cfg, out, device, resume, init_from)
     opts = build_optimizers(nets, cfg)
     step = _restore(nets, opts, state, dev) if state is not None else 0
-    loader, spe, total_steps, val_crops = _training_data(cfg, di, dev, step)
-
+    data = _training_data(cfg, di, dev, step)
     wrapped: dict[str, nn.Module] = dict(nets.items())
     if di.world > 1:  # rank 0's initial weights are broadcast at construction
         ids = [dev.index] if dev.type == "cuda" else None
         wrapped = {n: DDP(m, device_ids=ids) for n, m in nets.items()}
-    if di.main:
-        write_text_atomic(out / "config.yaml", dump_yaml(cfg))
-        truncate_jsonl(metrics_path, step)
-
-    def save(epoch_done: int) -> None:
-        if di.main:
-            save_checkpoint(last, _checkpoint(cfg, nets, opts, step, epoch_done, dev))
-
-    autocast = (
-        (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if cfg.amp == "bf16" else contextlib.nullcontext
-    )
-    fixed_z = torch.randn(cfg.grid_size * 2, cfg.model.latent_dim, generator=torch.Generator().manual_seed(1234))
-    S = cfg.schedule
-    bar = tqdm(total=total_steps, initial=step, disable=not (progress and di.main), unit="step",
-               dynamic_ncols=True, desc="train-ae")
-    stopped = "steps"
-    skipped_epoch = 0
-    last_val: dict[str, float] = {}
-    t_last, n_last, t_side = time.perf_counter(), 0, 0.0
+    metrics = start_run_folder(out, dump_yaml(cfg), step) if di.main else None
+    trainer = AETrainer(cfg, nets, opts, wrapped, data, di, dev, out)
     for _, net in nets.items():
         net.train()
-    with graceful_stop() as stop:
-        for x, skipped in loader:
-            epoch = step // spe
-            e1 = epoch + 1
-            if step % spe == 0:
-                skipped_epoch = 0
-            skipped_epoch += skipped
-            adv_on = (not S.curriculum) or e1 >= S.adv_from_epoch
-            cs_on = (not S.curriculum) or e1 >= S.cs_from_epoch
-            if x.numel() > 0:
-                x = x.to(dev, non_blocking=True).contiguous(memory_format=mf)
-                try:
-                    logs = ae_step(nets, wrapped, opts, x, step, cfg, adv_on, cs_on, autocast)
-                except NonFiniteLoss as e:
-                    if cfg.on_nonfinite != "skip":
-                        raise
-                    say(f"skipped a batch: {e}")
-                    logs = {"skipped_nonfinite": 1.0}
-                n_last += x.shape[0] * di.world
-            else:
-                logs = {}
-            step += 1
-            bar.update(1)
-            if logs and (step % cfg.log_every == 0 or step == total_steps):
-                now = time.perf_counter()
-                ips = n_last / max(now - t_last, 1e-9)
-                t_last, n_last = now, 0
-                bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()} | {"img/s": f"{ips:.1f}"})
-                if di.main:
-                    append_jsonl(metrics_path, {"step": step, "epoch": e1, **logs, "images_per_s": ips})
-            t_side0 = time.perf_counter()
-            saved = False
-            epoch_end = step % spe == 0
-            if epoch_end and di.world > 1:
-                t = torch.tensor([skipped_epoch], device=dev)
-                dist.all_reduce(t)
-                skipped_epoch = int(t.item())
-            out_of_time = _agree(deadline.passed(), dev, di)
-            done = stop.requested or out_of_time or step >= total_steps
-            if (epoch_end and e1 % max(cfg.val_every_epochs, 1) == 0) or (done and not stop.requested):
-                if di.main and val_crops is not None:
-                    last_val = validate(nets.encoder, nets.generator, val_crops, dev, cfg.batch_size)
-                    write_grids(nets.encoder, nets.generator, val_crops, fixed_z, out / "grids", e1, cfg.grid_size, dev)
-                    append_jsonl(metrics_path, {"step": step, "epoch": e1, **last_val, "skipped": skipped_epoch})
-                    say(f"epoch {e1}: val L1 {last_val.get('val_l1', float('nan')):.2f}, "
-                        f"SSIM {last_val.get('val_ssim', float('nan')):.3f}, skipped {skipped_epoch} unreadable image(s)")
-                save(step // spe)
-                saved = True
-            elif cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                save(step // spe)
-                saved = True
-            if done and not saved:
-                save(step // spe)
-            t_side += time.perf_counter() - t_side0
-            if done:
-                stopped = "signal" if stop.requested else ("time" if out_of_time else "steps")
-                break
-            if epoch_end:  # keep validation out of the images/s figure
-                t_last, n_last = time.perf_counter(), 0
-    bar.close()
-    if stopped == "signal":
-        raise TrainingInterrupted(step, str(last))
+    with tqdm(total=data.total_steps, initial=step, disable=not (progress and di.main), unit="step",
+              dynamic_ncols=True, desc="train-ae") as bar:
+        end = run_loop(trainer, data.loader, step, Cadence(cfg.checkpoint_every, True, cfg.on_nonfinite),
+                       deadline, metrics, bar, out / "last.pt", lambda flag: _agree(flag, dev, di))
     if di.world > 1:
         dist.barrier()
-    if di.main:
-        append_jsonl(metrics_path, {"step": step, "epoch": step // spe, "stopped": stopped,
-                                    "seconds": deadline.elapsed(), "side_seconds": t_side})
-    return TrainResult(step, step // spe, out, new_tensors, last_val, stopped, deadline.elapsed(), t_side)
+    spe = data.steps_per_epoch
+    if metrics is not None:
+        append_jsonl(metrics, {"step": end.step, "epoch": end.step // spe, "stopped": end.stopped,
+                               "seconds": deadline.elapsed(), "side_seconds": end.side_seconds})
+    return TrainResult(end.step, end.step // spe, out, new_tensors, trainer.last_val, end.stopped,
+                       deadline.elapsed(), end.side_seconds)
 
 
 SAMPLER_SALT = 7919  # keeps the batch order of runs made before the shared sampler
@@ -283,11 +284,19 @@ def _restore(nets: Networks, opts: dict[str, torch.optim.Optimizer], state: dict
     return int(state["step"])
 
 
-def _training_data(
-    cfg: AETrainConfig, di: DistInfo, dev: torch.device, step: int
-) -> tuple[DataLoader, int, int, torch.Tensor | None]:
-    """One loader for the whole run from ``step`` on (workers live across epochs), steps per
-    epoch, total steps, and the validation crops (rank 0; read once)."""
+@dataclass
+class AEData:
+    """One loader for the whole run (workers live across epochs) and the validation crops."""
+
+    loader: Any
+    steps_per_epoch: int
+    total_steps: int
+    val_crops: torch.Tensor | None
+
+
+def _training_data(cfg: AETrainConfig, di: DistInfo, dev: torch.device, step: int) -> AEData:
+    """The batches from ``step`` on, steps per epoch, total steps, and the validation crops
+    (rank 0; read once)."""
     items = collect_faces(list(cfg.data.paths), list(cfg.data.boxes))
     train_items, val_items = split_items(items, cfg.data.val_permille, cfg.data.val_max)
     if len(train_items) < cfg.batch_size * di.world:
@@ -302,7 +311,7 @@ def _training_data(
     sampler.set_range(step, total_steps)
     loader = step_loader(train_ds, sampler, collate_skip, cfg.data.num_workers, cfg.seed, dev)
     val_crops = cached_crops(FaceDataset(val_items, cfg.model.image_size, None, cfg.seed)) if di.main else None
-    return loader, spe, total_steps, val_crops
+    return AEData(loader, spe, total_steps, val_crops)
 
 
 def _resume_state(last: Path, cfg: AETrainConfig) -> dict[str, Any] | None:
@@ -325,7 +334,7 @@ def _resume_state(last: Path, cfg: AETrainConfig) -> dict[str, Any] | None:
 def _init_from(nets: Networks, source: str | Path) -> list[str]:
     """Copy every matching tensor of ``source`` (E and G, and D_z / D_x when it has them);
     return the names of the tensors left freshly initialised."""
-    src = load_autoencoder_state(source)
+    src = read_autoencoder(source)
     new: list[str] = []
     for name, net in nets.items():
         if name in src.nets:
@@ -343,9 +352,9 @@ def _checkpoint(
     rng = {"torch": torch.get_rng_state()}
     if dev.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(dev)
-    return {
-        "kind": "autoencoder", "config": to_dict(cfg),
-        "nets": {n: m.state_dict() for n, m in nets.items()},
+    mf = ModelFile("autoencoder", cfg.model, {n: m.state_dict() for n, m in nets.items()})
+    return mf.state() | {
+        "config": to_dict(cfg),
         "optim": {n: o.state_dict() for n, o in opts.items()},
         "step": step, "epoch": epoch, "rng": rng,
     }
@@ -380,41 +389,61 @@ def ae_step(
     x: torch.Tensor,
     it: int,
     cfg: AETrainConfig,
-    adv_on: bool,
-    cs_on: bool,
+    epoch: int,
     autocast: Callable[[], Any] = contextlib.nullcontext,
 ) -> dict[str, float]:
-    """One iteration of stage 1 on images ``x (N, 3, S, S)``; returns the losses it computed.
+    """One iteration of stage 1 on images ``x (N, 3, S, S)`` in 1-based ``epoch``; returns the
+    losses it computed.
 
-    E and G step on ``w_rec*L_rec [+ w_cs*L_cs] [+ w_enc*L_enc every enc_every] [+ w_adv*L_adv]``
-    (the discriminators frozen meanwhile); D_z steps every ``dz_every`` iterations, D_x every
-    ``dx_every`` once the adversarial loss is on. ``wrapped`` holds the (possibly DDP) modules.
-    Raises :class:`FabrecError` on a non-finite loss, before any weight changes.
+    E and G step on :func:`~fabrec.losses.mix_ae_losses` of the terms
+    :func:`~fabrec.losses.ae_terms_on` switches on (the discriminators frozen meanwhile); D_z
+    steps every ``dz_every`` iterations, D_x every ``dx_every`` once the adversarial loss is on.
+    ``wrapped`` holds the (possibly DDP) modules. Raises :class:`NonFiniteLoss` on a non-finite
+    loss, before any weight changes.
     """
-    L, S = cfg.loss, cfg.schedule
-    E, G, Dz, Dx = (wrapped[n] for n in NETS)
+    on = ae_terms_on(it, epoch, cfg.loss, cfg.schedule)
+    z, xr, logs = _generator_step(nets, wrapped, opts, x, it, cfg, on, autocast)
+    S = cfg.schedule
+    if cfg.loss.w_enc > 0 and it % S.dz_every == 0:
+        with autocast():
+            zd = z.detach().float()
+            logs["dz"] = _step_on(opts["dz"], gan_d_loss(wrapped["dz"](torch.randn_like(zd)), wrapped["dz"](zd)))
+    if "adv" in on and it % S.dx_every == 0:
+        with autocast():
+            logs["dx"] = _step_on(opts["dx"], gan_d_loss(wrapped["dx"](x), wrapped["dx"](xr.detach())))
+    return logs
+
+
+def _step_on(opt: torch.optim.Optimizer, loss: torch.Tensor) -> float:
+    """One optimiser step on ``loss``; returns its value."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def _generator_step(
+    nets: Networks, wrapped: dict[str, nn.Module], opts: dict[str, torch.optim.Optimizer], x: torch.Tensor,
+    it: int, cfg: AETrainConfig, on: tuple[str, ...], autocast: Callable[[], Any],
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+    """The encoder/generator update: codes ``(N, D)``, reconstructions ``(N, 3, S, S)``, logs."""
+    L = cfg.loss
     saved = [(b, b.clone()) for n in ("encoder", "generator", "dx") for b in getattr(nets, n).buffers()]
     for d in (nets.dz, nets.dx):
         d.requires_grad_(False)
     try:
         with autocast():
-            z = E(x)  # (N, D)
-            xr = G(z)  # (N, 3, S, S)
-            rec = l1_loss_255(xr.float(), x)
-            loss = L.w_rec * rec
-            logs: dict[str, float] = {"rec": rec.item()}
-            if cs_on and L.w_cs > 0:
-                c = cs_loss(xr.float(), x, L.cs_window, L.cs_sigma)
-                loss = loss + L.w_cs * c
-                logs["cs"] = c.item()
-            if L.w_enc > 0 and it % S.enc_every == 0:
-                e = gan_g_loss(nets.dz(z.float()))
-                loss = loss + L.w_enc * e
-                logs["enc"] = e.item()
-            if adv_on and L.w_adv > 0:
-                a = gan_g_loss(nets.dx(xr))
-                loss = loss + L.w_adv * a
-                logs["adv"] = a.item()
+            z = wrapped["encoder"](x)  # (N, D)
+            xr = wrapped["generator"](z)  # (N, 3, S, S)
+            terms = {"rec": l1_loss_255(xr.float(), x)}
+            if "cs" in on:
+                terms["cs"] = cs_loss(xr.float(), x, L.cs_window, L.cs_sigma)
+            if "enc" in on:
+                terms["enc"] = gan_g_loss(nets.dz(z.float()))
+            if "adv" in on:
+                terms["adv"] = gan_g_loss(nets.dx(xr))
+            loss = mix_ae_losses(terms, L)
+        logs = {k: v.item() for k, v in terms.items()}
         if not torch.isfinite(loss):
             for b, copy in saved:  # undo BatchNorm statistics of the bad batch
                 b.copy_(copy)
@@ -427,22 +456,7 @@ def ae_step(
     finally:
         for d in (nets.dz, nets.dx):
             d.requires_grad_(True)
-    if L.w_enc > 0 and it % S.dz_every == 0:
-        with autocast():
-            zd = z.detach().float()
-            dz_loss = gan_d_loss(Dz(torch.randn_like(zd)), Dz(zd))
-        opts["dz"].zero_grad(set_to_none=True)
-        dz_loss.backward()
-        opts["dz"].step()
-        logs["dz"] = dz_loss.item()
-    if adv_on and L.w_adv > 0 and it % S.dx_every == 0:
-        with autocast():
-            dx_loss = gan_d_loss(Dx(x), Dx(xr.detach()))
-        opts["dx"].zero_grad(set_to_none=True)
-        dx_loss.backward()
-        opts["dx"].step()
-        logs["dx"] = dx_loss.item()
-    return logs
+    return z, xr, logs
 
 
 @torch.no_grad()

@@ -9,20 +9,21 @@ training split, never a test split. Runs resume exactly from ``RUN_DIR/last.pt``
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from fabrec.batch_order import StepBatches, hash_split, step_loader
 from fabrec.checkpoint import load_checkpoint, save_checkpoint
-from fabrec.config import LMTrainConfig, dump_yaml, from_dict, to_dict
+from fabrec.config import LMTrainConfig, ModelConfig, dump_yaml, to_dict
 from fabrec.datasets.landmarks import (
     LandmarkDataset,
     LandmarkSample,
@@ -32,26 +33,19 @@ from fabrec.datasets.landmarks import (
     target_heatmaps,
 )
 from fabrec.errors import FabrecError, NonFiniteLoss
-from fabrec.framing import FRAMINGS
-from fabrec.heatmaps import DECODERS, heatmap_size
-from fabrec.hub import load_autoencoder_state, read_spec
-from fabrec.io import write_text_atomic
+from fabrec.heatmaps import heatmap_size
 from fabrec.label_framing import frame_labels, labels_detector
 from fabrec.landmark_model import LandmarkModel, predict_dataset
 from fabrec.losses import heatmap_loss
 from fabrec.metrics import nme
 from fabrec.model import FabRec
-from fabrec.runtime import (
-    Deadline,
-    append_jsonl,
-    make_run_dir,
-    memory_format,
-    training_device,
-    truncate_jsonl,
-)
-from fabrec.sampling import StepBatches, hash_split, step_loader
+from fabrec.model_file import ModelFile, read_autoencoder, read_model_file
+from fabrec.registry import DECODERS, FRAMINGS
+from fabrec.runtime import Deadline, make_run_dir, memory_format, training_device
 from fabrec.schemes import Scheme, get_scheme
-from fabrec.signals import TrainingInterrupted, graceful_stop
+from fabrec.training_loop import Cadence, run_loop, start_run_folder
+
+log = logging.getLogger(__name__)
 
 
 def parse_count(text: str) -> int | float:
@@ -168,6 +162,201 @@ def default_steps(train_count: int, batch: int) -> int:
 UNBOUNDED = 10**12  # a stage length when only the time limit ends it
 
 
+def plan_steps(cfg: LMTrainConfig, train_count: int, batch: int, steps_per_epoch: int,
+               deadline: Deadline) -> tuple[int, int]:
+    """Steps of stage 2 (ITLs) and stage 3 (encoder finetuning, 0 without it); UNBOUNDED when
+    only the time limit ends a stage."""
+    if cfg.max_steps > 0:
+        steps2 = cfg.max_steps
+    elif cfg.epochs > 0:
+        steps2 = cfg.epochs * steps_per_epoch
+    elif deadline:
+        steps2 = UNBOUNDED
+    else:
+        steps2 = default_steps(train_count, batch)
+        log.info("train-landmarks: no --max-steps, --epochs or --time-limit given: %d ITL steps "
+                 "for %d training images (50 epochs, within 500-3000)", steps2, train_count)
+    if not cfg.finetune_encoder:
+        return steps2, 0
+    return steps2, cfg.finetune_steps or (UNBOUNDED if deadline and steps2 == UNBOUNDED else steps2)
+
+
+def check_choices(cfg: LMTrainConfig) -> None:
+    """One clear error for a config value outside its registry."""
+    for key, known in (("decoder", DECODERS), ("framing", FRAMINGS), ("heatmap_init", HEATMAP_INITS),
+                       ("select", SELECTS)):
+        if getattr(cfg, key) not in known:
+            raise FabrecError(f"{key} must be one of {', '.join(known)}, got '{getattr(cfg, key)}'")
+
+
+def build_net(cfg: LMTrainConfig, mc: ModelConfig, ae: ModelFile) -> FabRec:
+    """A fresh landmark network (seeded) on the frozen autoencoder's weights."""
+    torch.manual_seed(cfg.seed)
+    try:
+        net = FabRec(config=mc, itl=cfg.itl or None)
+    except ValueError as e:
+        raise FabrecError(f"--itl: {e}") from None
+    assert net.itl is not None
+    if cfg.heatmap_init != "he":  # see LMTrainConfig.heatmap_init; "combine" replaces it later
+        torch.nn.init.normal_(net.itl.heatmap.weight, std=1e-3)
+    ae.load_net("encoder", net.encoder)
+    ae.load_net("generator", net.generator)
+    return net
+
+
+@dataclass
+class LandmarkData:
+    """A run's faces: samples, crops as datasets, the batch order and the detector's mean shape."""
+
+    train: list[LandmarkSample]
+    val: list[LandmarkSample]
+    train_ds: LandmarkDataset
+    val_ds: LandmarkDataset
+    boxes: Any
+    shape: np.ndarray | None
+    sampler: StepBatches
+
+
+def landmark_data(cfg: LMTrainConfig, scheme: Scheme, mc: ModelConfig,
+                  samples: tuple[list[LandmarkSample], list[LandmarkSample]] | None) -> LandmarkData:
+    """Read (or take) the samples, frame them by ``mc.framing`` and set up the batch order."""
+    train, val = samples if samples is not None else read_training(cfg, scheme)
+    hm_size, framing = heatmap_size(mc.image_size), (mc.crop_top, mc.crop_bottom)
+    train_boxes, val_boxes, shape = _frames(train, val, mc)
+    train_ds = LandmarkDataset(train, scheme, mc.image_size, hm_size, framing, cfg.augment, cfg.sigma, cfg.seed,
+                               heatmaps=False, boxes=train_boxes)
+    val_ds = LandmarkDataset(val, scheme, mc.image_size, hm_size, framing, None, cfg.sigma, heatmaps=False,
+                             boxes=val_boxes)
+    sampler = StepBatches(len(train), min(cfg.batch_size, len(train)), cfg.seed, SAMPLER_SALT, drop_last=False)
+    return LandmarkData(train, val, train_ds, val_ds, train_boxes, shape, sampler)
+
+
+class LandmarkTrainer:
+    """Stages 2 and 3 as a :class:`~fabrec.training_loop.Trainer`: the network, its optimiser,
+    the stage it is in, the best validation NME, and the checkpoint it writes."""
+
+    skip_logs: ClassVar[dict[str, float]] = {"loss": float("nan")}
+
+    def __init__(self, cfg: LMTrainConfig, net: FabRec, scheme: Scheme, data: LandmarkData, out: Path,
+                 steps: tuple[int, int], transfer: bool, extras: dict[str, Any]) -> None:
+        self.cfg, self.net, self.scheme, self.data, self.out = cfg, net, scheme, data, out
+        self.steps2, self.steps3 = steps
+        self.stage, self.stage3_start, self.step, self.transfer = 2, steps[0], 0, transfer
+        self.best_nme, self.last_nme, self.skipped, self.done = float("inf"), float("nan"), 0, [0, 0]
+        self.extras = extras  # ae_encoder, autoencoder, cv, keep_ae_encoder
+        self.val_cache = MemoryDataset(data.val_ds)
+        self.dev = next(net.parameters()).device
+        self.opt = make_optimizer(net, cfg, 2, transfer)
+
+    def restore(self, state: dict[str, Any], where: Path) -> None:
+        """Continue from a checkpoint of this run (same model; the optimiser when the stage matches)."""
+        mf = ModelFile.from_state(state, str(where))
+        if mf.kind != "landmarks" or mf.model != self.net.config:
+            raise FabrecError(f"{where}: run folder holds a different model; use another --out")
+        for name in ("encoder", "generator", "itl"):
+            mf.load_net(name, getattr(self.net, name))
+        self.extras["ae_encoder"] = mf.nets.get("ae_encoder", self.extras["ae_encoder"])
+        self.extras["keep_ae_encoder"] |= "ae_encoder" in mf.nets
+        self.step = int(state["step"])
+        saved_stage = self.stage = int(state.get("stage", 2))
+        self.stage3_start = int(state.get("stage3_start", self.steps2))
+        if self.stage == 2 and self.step >= self.steps2 and self.steps3:  # an ITL-only run, now finetuned
+            self.stage, self.stage3_start = 3, self.step
+        self.transfer = bool(state.get("transfer", False))
+        self.opt = make_optimizer(self.net, self.cfg, self.stage, self.transfer)
+        if saved_stage == self.stage:
+            self.opt.load_state_dict(state["optim"])
+        self.best_nme = float(state.get("best_nme", float("inf")))
+        torch.set_rng_state(state["rng"]["torch"])
+
+    def train_step(self, batch: Any, skipped: int, step: int) -> dict[str, float]:
+        self.skipped += skipped
+        self.done[self.stage - 2] += 1
+        self.step = step + 1
+        if batch is None:
+            return {}
+        batch = {k: v.to(self.dev, non_blocking=True) for k, v in batch.items()}
+        batch["image"] = batch["image"].contiguous(memory_format=memory_format(self.dev))
+        return {"loss": lm_step(self.net, self.opt, batch, self.cfg, step)}
+
+    def log_record(self, step: int, logs: dict[str, float]) -> dict[str, Any] | None:
+        if step % self.cfg.log_every or not logs:
+            return None
+        return {"step": step, "stage": self.stage, "loss": logs["loss"]}
+
+    def validation_due(self, step: int) -> bool:
+        return step % self.cfg.val_every == 0
+
+    def validate(self, step: int) -> dict[str, Any]:
+        self.last_nme = validation_nme(self.net, self.scheme, self.val_cache, self.cfg.decoder)
+        set_trainable(self.net, self.stage)
+        if self.last_nme < self.best_nme:
+            self.best_nme = self.last_nme
+            save_checkpoint(self.out / "best.pt", self.payload())
+        return {"step": step, "stage": self.stage, "val_nme": self.last_nme, "skipped": self.skipped}
+
+    def end_step(self) -> int:
+        """The step the current stage ends at (without a time limit)."""
+        return self.steps2 if self.stage == 2 else self.stage3_start + self.steps3
+
+    def phase_over(self, step: int, deadline: Deadline) -> bool:
+        return step >= self.end_step() or bool(self.stage == 2 and self.steps3
+                                               and deadline.passed(self.cfg.itl_time_share))
+
+    def next_phase(self, step: int) -> bool:
+        if self.stage != 2 or not self.steps3:
+            return False
+        self.stage, self.stage3_start = 3, step
+        self.opt = make_optimizer(self.net, self.cfg, 3, self.transfer)
+        log.info("train-landmarks: stage 3, encoder finetuning from step %d", step)
+        return True
+
+    def save(self, step: int) -> None:
+        save_checkpoint(self.out / "last.pt", self.payload())
+
+    def payload(self) -> dict[str, Any]:
+        """The checkpoint: the model file (:class:`~fabrec.model_file.ModelFile`) plus training state."""
+        nets = {n: getattr(self.net, n).state_dict() for n in ("encoder", "generator", "itl")}
+        if self.extras["keep_ae_encoder"]:
+            nets["ae_encoder"] = self.extras["ae_encoder"]
+        d, cfg = self.data, self.cfg
+        mf = ModelFile("landmarks", self.net.config, nets, self.scheme.to_dict(), list(self.net.itl.active),  # type: ignore[union-attr]
+                       cfg.decoder, None if d.shape is None else d.shape.tolist())
+        return mf.state() | {
+            "config": to_dict(cfg), "autoencoder": self.extras["autoencoder"], "optim": self.opt.state_dict(),
+            "stage": self.stage, "stage3_start": self.stage3_start, "step": self.step, "best_nme": self.best_nme,
+            "rng": {"torch": torch.get_rng_state()}, "train_keys": [s.key for s in d.train],
+            "val_keys": [s.key for s in d.val], "transfer": self.transfer, "cv": self.extras["cv"],
+        }
+
+
+def _start_from(net: FabRec, cfg: LMTrainConfig, init_from: str | Path | None, data: LandmarkData,
+                scheme: Scheme) -> Any:
+    """Take the encoder and transfer layers of ``init_from`` (and fit the new heatmap layer);
+    returns the source's heatmap weight for a new scheme, else None."""
+    source_heatmap = None
+    if init_from is not None:
+        taken, source_heatmap = _init_from_landmarks(net, init_from, scheme, list(net.itl.active))  # type: ignore[union-attr]
+        log.info("train-landmarks: %s initialised from %s", taken, init_from)
+        if source_heatmap is not None and cfg.heatmap_init in ("auto", "combine"):
+            _combine_heatmaps(net, source_heatmap, data.train, data.boxes, net.config, scheme, cfg)
+    elif cfg.heatmap_init == "combine":
+        raise FabrecError("heatmap_init=combine needs --init-from a landmark model of another scheme")
+    return source_heatmap
+
+
+def _announce(t: LandmarkTrainer, deadline: Deadline, time_limit: float | None) -> None:
+    s2, s3 = t.steps2, t.steps3
+    if not t.data.val:
+        log.info("train-landmarks: no image fell into the validation split (label a few more, or --set "
+                 "val_permille=...): best.pt will be the last step")
+    log.info("train-landmarks: %d training images, %d validation images, %s%s%s%s", len(t.data.train),
+             len(t.data.val), "ITLs" if s2 == UNBOUNDED else f"{s2} ITL steps",
+             "" if not s3 else (" + finetuning" if s3 == UNBOUNDED else f" + {s3} finetune steps"),
+             f", at most {time_limit:g} min" if deadline else "",
+             f" ({100 * t.cfg.itl_time_share:.0f}% for the ITL stage)" if deadline and s3 else "")
+
+
 def train_landmarks(
     cfg: LMTrainConfig,
     autoencoder: str | Path,
@@ -175,7 +364,6 @@ def train_landmarks(
     device: str = "auto",
     resume: bool = False,
     progress: bool = True,
-    log: Callable[[str], None] | None = None,
     time_limit: float | None = None,
     init_from: str | Path | None = None,
     samples: tuple[list[LandmarkSample], list[LandmarkSample]] | None = None,
@@ -186,12 +374,11 @@ def train_landmarks(
     Args:
         cfg: the run's configuration.
         autoencoder: model spec of the frozen stage-1 encoder and generator (a bundled name,
-            ``.safetensors`` or ``.pt``; see :mod:`fabrec.hub`).
+            ``.safetensors`` or ``.pt``; see :mod:`fabrec.model_file`).
         out_dir: run folder.
         device: ``auto``, ``cpu`` or ``cuda``.
         resume: continue from ``out_dir/last.pt`` when present.
         progress: tqdm bar.
-        log: callback for notes.
         time_limit: minutes for this call. With ``finetune_encoder`` stage 2 gets
             ``cfg.itl_time_share`` of it and stage 3 the rest; each stage also ends at its step
             count when one is given. Ends with a checkpoint at a step boundary.
@@ -202,206 +389,57 @@ def train_landmarks(
             (the folds of the cross-validation, :func:`cross_validate_start`).
         validate_start: measure the validation NME of the model as it starts (``start_nme``).
     """
-    say = log or (lambda s: None)
-    t0 = time.time()
-    deadline = Deadline(time_limit)
-    dev = training_device(device)
+    t0, deadline, dev = time.time(), Deadline(time_limit), training_device(device)
     out = make_run_dir(out_dir)
-    last, best = out / "last.pt", out / "best.pt"
-    metrics_path = out / "metrics.jsonl"
-    if cfg.decoder not in DECODERS:
-        raise FabrecError(f"decoder must be one of {', '.join(DECODERS)}")
+    check_choices(cfg)
     scheme = get_scheme(cfg.scheme)
-
-    state = load_checkpoint(last) if (resume and last.exists()) else None
-    ae = load_autoencoder_state(autoencoder)
-    if cfg.framing not in FRAMINGS:
-        raise FabrecError(f"framing must be one of {', '.join(FRAMINGS)}, got '{cfg.framing}'")
+    state = load_checkpoint(out / "last.pt") if (resume and (out / "last.pt").exists()) else None
+    ae = read_autoencoder(autoencoder)
     mc = replace(ae.model, num_landmarks=scheme.num_points, framing=cfg.framing)
-
-    # ---- data
-    train, val = samples if samples is not None else read_training(cfg, scheme, say)
-    hm_size = heatmap_size(mc.image_size)
-    framing = (mc.crop_top, mc.crop_bottom)
-    train_boxes, val_boxes, shape = _frames(train, val, mc, say)
-    train_ds = LandmarkDataset(train, scheme, mc.image_size, hm_size, framing, cfg.augment, cfg.sigma, cfg.seed,
-                               heatmaps=False, boxes=train_boxes)
-    val_ds = LandmarkDataset(val, scheme, mc.image_size, hm_size, framing, None, cfg.sigma, heatmaps=False,
-                             boxes=val_boxes)
-    bs = min(cfg.batch_size, len(train))
-    sampler = StepBatches(len(train), bs, cfg.seed, SAMPLER_SALT, drop_last=False)
-    spe = sampler.steps_per_epoch
-    if cfg.max_steps > 0:
-        steps2 = cfg.max_steps
-    elif cfg.epochs > 0:
-        steps2 = cfg.epochs * spe
-    elif deadline:
-        steps2 = UNBOUNDED
-    else:
-        steps2 = default_steps(len(train), bs)
-        say(f"train-landmarks: no --max-steps, --epochs or --time-limit given: {steps2} ITL steps "
-            f"for {len(train)} training images (50 epochs, within 500-3000)")
-    if cfg.finetune_encoder:
-        steps3 = cfg.finetune_steps or (UNBOUNDED if deadline and steps2 == UNBOUNDED else steps2)
-    else:
-        steps3 = 0
-
-    torch.manual_seed(cfg.seed)
-    try:
-        net = FabRec(config=mc, itl=cfg.itl or None)
-    except ValueError as e:
-        raise FabrecError(f"--itl: {e}") from None
-    assert net.itl is not None
-    active = list(net.itl.active)
-    if cfg.heatmap_init not in HEATMAP_INITS:
-        raise FabrecError(f"heatmap_init must be one of {', '.join(HEATMAP_INITS)}, got '{cfg.heatmap_init}'")
-    if cfg.heatmap_init != "he":  # see LMTrainConfig.heatmap_init; "combine" replaces it below
-        torch.nn.init.normal_(net.itl.heatmap.weight, std=1e-3)
-    try:
-        net.encoder.load_state_dict(ae.nets["encoder"])
-        net.generator.load_state_dict(ae.nets["generator"])
-    except RuntimeError as e:
-        raise FabrecError(f"{autoencoder}: weights do not fit ({str(e).splitlines()[0][:120]})") from None
+    data = landmark_data(cfg, scheme, mc, samples)
+    steps = plan_steps(cfg, len(data.train), data.sampler.batch, data.sampler.steps_per_epoch, deadline)
+    net = build_net(cfg, mc, ae)
     ae_encoder = {k: v.detach().clone().cpu() for k, v in net.encoder.state_dict().items()}
-    init_from = resolve_init_from(init_from, autoencoder, len(train), say)
-    source_heatmap = None
-    if state is None and init_from is not None:
-        taken, source_heatmap = _init_from_landmarks(net, init_from, scheme, active)
-        say(f"train-landmarks: {taken} initialised from {init_from}")
-        if source_heatmap is not None and cfg.heatmap_init in ("auto", "combine"):
-            _combine_heatmaps(net, source_heatmap, train, train_boxes, mc, scheme, cfg, say)
-    elif cfg.heatmap_init == "combine":
-        raise FabrecError("heatmap_init=combine needs --init-from a landmark model of another scheme")
+    init_from = resolve_init_from(init_from, autoencoder, len(data.train))
+    source_heatmap = _start_from(net, cfg, init_from, data, scheme) if state is None else None
     cv = (state or {}).get("cv")
-    if state is None and wants_cv(cfg, init_from, source_heatmap, len(train) + len(val), steps2):
-        cv = cross_validate_start(cfg, autoencoder, init_from, train + val, out / "cv", device, steps2, say)
+    if state is None and wants_cv(cfg, init_from, source_heatmap, len(data.train) + len(data.val), steps[0]):
+        cv = cross_validate_start(cfg, autoencoder, init_from, data.train + data.val, out / "cv", device, steps[0])  # type: ignore[arg-type]
     if cv is not None and cv["kept"]:
-        steps2, steps3 = 0, 0
-    mf = memory_format(dev)
-    net.to(dev, memory_format=mf)
-    step, best_nme, last_nme = 0, float("inf"), float("nan")
-    stage, stage3_start = 2, steps2
-    transfer = init_from is not None
-    opt = make_optimizer(net, cfg, stage, transfer)
+        steps = (0, 0)
+    net.to(dev, memory_format=memory_format(dev))
+    keep = cfg.finetune_encoder or init_from is not None
+    t = LandmarkTrainer(cfg, net, scheme, data, out, steps, init_from is not None,
+                        {"ae_encoder": ae_encoder, "autoencoder": str(autoencoder), "cv": cv, "keep_ae_encoder": keep})
     if state is not None:
-        if state.get("kind") != "landmarks" or from_dict(type(mc), state["model"]) != mc:
-            raise FabrecError(f"{last}: run folder holds a different model; use another --out")
-        for name in ("encoder", "generator", "itl"):
-            getattr(net, name).load_state_dict(state["nets"][name])
-        if "ae_encoder" in state["nets"]:
-            ae_encoder = state["nets"]["ae_encoder"]
-        step = int(state["step"])
-        saved_stage = stage = int(state.get("stage", 2))
-        stage3_start = int(state.get("stage3_start", steps2))
-        if stage == 2 and step >= steps2 and steps3:  # an ITL-only run, now finetuned
-            stage, stage3_start = 3, step
-        transfer = bool(state.get("transfer", False))
-        opt = make_optimizer(net, cfg, stage, transfer)
-        if saved_stage == stage:
-            opt.load_state_dict(state["optim"])
-        best_nme = float(state.get("best_nme", float("inf")))
-        torch.set_rng_state(state["rng"]["torch"])
-
-    write_text_atomic(out / "config.yaml", dump_yaml(cfg))
-    truncate_jsonl(metrics_path, step)
-
-    def payload() -> dict[str, Any]:
-        nets = {n: getattr(net, n).state_dict() for n in ("encoder", "generator", "itl")}
-        if cfg.finetune_encoder or init_from is not None or "ae_encoder" in (state or {}).get("nets", {}):
-            nets["ae_encoder"] = ae_encoder
-        return {
-            "kind": "landmarks", "model": to_dict(mc), "scheme": scheme.to_dict(), "itl": active,
-            "decoder": cfg.decoder, "config": to_dict(cfg), "autoencoder": str(autoencoder),
-            "nets": nets, "optim": opt.state_dict(), "stage": stage, "stage3_start": stage3_start,
-            "step": step, "best_nme": best_nme, "rng": {"torch": torch.get_rng_state()},
-            "train_keys": [s.key for s in train], "val_keys": [s.key for s in val],
-            "mean_shape": None if shape is None else shape.tolist(), "transfer": transfer, "cv": cv,
-        }
-
-    def end_step() -> int:
-        """The step the current stage ends at (without a time limit)."""
-        return steps2 if stage == 2 else stage3_start + steps3
-
-    if not val:
-        say("train-landmarks: no image fell into the validation split (label a few more, or --set "
-            "val_permille=...): best.pt will be the last step")
-    say(f"train-landmarks: {len(train)} training images, {len(val)} validation images, "
-        + ("ITLs" if steps2 == UNBOUNDED else f"{steps2} ITL steps")
-        + ("" if not steps3 else (" + finetuning" if steps3 == UNBOUNDED else f" + {steps3} finetune steps"))
-        + (f", at most {time_limit:g} min" if deadline else "")
-        + (f" ({100 * cfg.itl_time_share:.0f}% for the ITL stage)" if deadline and steps3 else ""))
-    planned = (stage3_start if stage == 3 else steps2) + steps3
-    bar = tqdm(total=planned if planned < UNBOUNDED // 2 else None, initial=step, disable=not progress, unit="step",
-               desc="train-landmarks", dynamic_ncols=True)
-    val_cache = MemoryDataset(val_ds)
-    start_nme = float("nan")
-    if validate_start and val and step == 0:
-        start_nme = validation_nme(net, scheme, val_cache, cfg.decoder)
-    skipped, stopped, n2, n3 = 0, "steps", 0, 0
-    sampler.set_range(step, None)
-    loader = step_loader(train_ds, sampler, collate_landmarks, cfg.num_workers, cfg.seed, dev)
-    set_trainable(net, stage)
-    with graceful_stop() as stop:
-        if step >= end_step() and not (stage == 2 and steps3):
-            stopped = "steps"
-        else:
-            for batch, sk in loader:
-                skipped += sk
-                if batch is not None:
-                    batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
-                    batch["image"] = batch["image"].contiguous(memory_format=mf)
-                    try:
-                        loss = lm_step(net, opt, batch, cfg, step)
-                    except NonFiniteLoss as e:
-                        if cfg.on_nonfinite != "skip":
-                            raise
-                        say(f"skipped a batch: {e}")
-                        loss = float("nan")
-                step += 1
-                if stage == 2:
-                    n2 += 1
-                else:
-                    n3 += 1
-                bar.update(1)
-                if step % cfg.log_every == 0 and batch is not None:
-                    bar.set_postfix(loss=f"{loss:.4g}", stage=stage)
-                    append_jsonl(metrics_path, {"step": step, "stage": stage, "loss": loss})
-                stage_over = step >= end_step() or (
-                    stage == 2 and steps3 and deadline.passed(cfg.itl_time_share))
-                out_of_time = deadline.passed()
-                if step % cfg.val_every == 0 or stage_over or out_of_time:
-                    last_nme = validation_nme(net, scheme, val_cache, cfg.decoder)
-                    set_trainable(net, stage)
-                    append_jsonl(metrics_path, {"step": step, "stage": stage, "val_nme": last_nme, "skipped": skipped})
-                    bar.set_postfix(val_nme=f"{last_nme:.2f}", stage=stage)
-                    if last_nme < best_nme:
-                        best_nme = last_nme
-                        save_checkpoint(best, payload())
-                if stage == 2 and stage_over and steps3 and not out_of_time:
-                    stage, stage3_start = 3, step
-                    opt = make_optimizer(net, cfg, stage, transfer)
-                    say(f"train-landmarks: stage 3, encoder finetuning from step {step}")
-                    stage_over = False
-                done = stage_over or out_of_time or stop.requested
-                if step % cfg.checkpoint_every == 0 or done:
-                    save_checkpoint(last, payload())
-                if done:
-                    stopped = "signal" if stop.requested else ("time" if out_of_time and not stage_over else "steps")
-                    break
-    bar.close()
-    if stopped == "signal":
-        raise TrainingInterrupted(step, str(last))
-    if not best.exists() or not val:  # without validation, best.pt is the last step
-        save_checkpoint(best, payload())
-    if not last.exists():  # nothing to train (the cross-validation kept the start model)
-        save_checkpoint(last, payload())
-    if skipped:
-        say(f"train-landmarks: {skipped} unreadable image(s) skipped")
-    return LandmarkRun(step, best_nme, last_nme, out, len(train), len(val), time.time() - t0, stopped, n2, n3,
-                       start_nme)
+        t.restore(state, out / "last.pt")
+    metrics = start_run_folder(out, dump_yaml(cfg), t.step)
+    _announce(t, deadline, time_limit)
+    planned = (t.stage3_start if t.stage == 3 else t.steps2) + t.steps3
+    start_nme = (validation_nme(net, scheme, t.val_cache, cfg.decoder) if validate_start and data.val and t.step == 0
+                 else float("nan"))
+    data.sampler.set_range(t.step, None)
+    loader = step_loader(data.train_ds, data.sampler, collate_landmarks, cfg.num_workers, cfg.seed, dev)
+    set_trainable(net, t.stage)
+    with tqdm(total=planned if planned < UNBOUNDED // 2 else None, initial=t.step, disable=not progress,
+              unit="step", desc="train-landmarks", dynamic_ncols=True) as bar:
+        end = run_loop(t, loader, t.step, Cadence(cfg.checkpoint_every, False, cfg.on_nonfinite), deadline,
+                       metrics, bar, out / "last.pt")
+    _finish(t)
+    return LandmarkRun(end.step, t.best_nme, t.last_nme, out, len(data.train), len(data.val), time.time() - t0,
+                       end.stopped, t.done[0], t.done[1], start_nme)
 
 
-def _frames(train: list, val: list, mc: Any, say: Callable[[str], None]) -> tuple[Any, Any, np.ndarray | None]:
+def _finish(t: LandmarkTrainer) -> None:
+    if not (t.out / "best.pt").exists() or not t.data.val:  # without validation, best.pt is the last step
+        save_checkpoint(t.out / "best.pt", t.payload())
+    if not (t.out / "last.pt").exists():  # nothing to train (the cross-validation kept the start model)
+        save_checkpoint(t.out / "last.pt", t.payload())
+    if t.skipped:
+        log.info("train-landmarks: %d unreadable image(s) skipped", t.skipped)
+
+
+def _frames(train: list, val: list, mc: Any) -> tuple[Any, Any, np.ndarray | None]:
     """Crops of the training and validation faces under ``mc.framing``: ``detector`` runs the
     default detector on every photo (:mod:`fabrec.label_framing`) and returns the mean shape
     too; ``landmarks`` leaves the crops to the points' extent (None, None, None)."""
@@ -411,10 +449,9 @@ def _frames(train: list, val: list, mc: Any, say: Callable[[str], None]) -> tupl
     framing = (mc.crop_top, mc.crop_bottom)
     tr = frame_labels(train, det, framing)
     va = frame_labels(val, det, framing, tr.shape) if val else None
-    say(f"train-landmarks: framing by the {det.name} detector, as predict frames faces: "
-        f"{tr.detected} of {len(train)} training faces found"
-        + (f", {va.detected} of {len(val)} validation faces" if va else "")
-        + " (the others framed by their labels' fit to the mean shape)")
+    log.info("train-landmarks: framing by the %s detector, as predict frames faces: %d of %d training faces "
+             "found%s (the others framed by their labels' fit to the mean shape)", det.name, tr.detected, len(train),
+             f", {va.detected} of {len(val)} validation faces" if va else "")
     return tr.boxes, (va.boxes if va else None), tr.shape
 
 
@@ -425,8 +462,7 @@ FEW_SHOT_MAX = 100  # --init-from auto transfers from the bundled model up to th
 HEATMAP_INITS = ("auto", "small", "he", "combine")
 
 
-def resolve_init_from(init_from: str | Path | None, autoencoder: str | Path, train_count: int,
-                      say: Callable[[str], None]) -> str | Path | None:
+def resolve_init_from(init_from: str | Path | None, autoencoder: str | Path, train_count: int) -> str | Path | None:
     """``auto`` (the CLI's default): the bundled landmark model when training on the bundled
     autoencoder with at most FEW_SHOT_MAX images (few-shot: transfer), else nothing (the paper's
     new ITLs); ``none`` -> None; anything else is a model spec, kept."""
@@ -435,18 +471,18 @@ def resolve_init_from(init_from: str | Path | None, autoencoder: str | Path, tra
     if str(init_from) != "auto":
         return init_from
     if str(autoencoder) == "default" and train_count <= FEW_SHOT_MAX:
-        say(f"train-landmarks: {train_count} training images: starting from the bundled landmark model "
-            "(--init-from auto; --init-from none trains new ITLs, the paper's way)")
+        log.info("train-landmarks: %d training images: starting from the bundled landmark model "
+                 "(--init-from auto; --init-from none trains new ITLs, the paper's way)", train_count)
         return "default"
     return None
 
 
-def read_training(cfg: LMTrainConfig, scheme: Scheme, say: Callable[[str], None]) -> tuple[list, list]:
+def read_training(cfg: LMTrainConfig, scheme: Scheme) -> tuple[list, list]:
     """(training, validation) samples of ``cfg``'s dataset: the hash split, then the training
     count drawn from the pool."""
     res = read_dataset(cfg.dataset, cfg.root, cfg.split, scheme)
     for p in res.problems:
-        say(f"skipped: {p}")
+        log.info("skipped: %s", p)
     pool, val = split_pool(res.samples, cfg.val_permille, cfg.val_max)
     if not pool:
         raise FabrecError(f"{cfg.root}: no training images left after the validation split")
@@ -468,8 +504,7 @@ def wants_cv(cfg: LMTrainConfig, init_from: Any, source_heatmap: Any, labelled: 
 
 
 def cross_validate_start(cfg: LMTrainConfig, autoencoder: str | Path, init_from: str | Path,
-                         train: list[LandmarkSample], out: Path, device: str, steps: int,
-                         say: Callable[[str], None]) -> dict[str, Any]:
+                         train: list[LandmarkSample], out: Path, device: str, steps: int) -> dict[str, Any]:
     """k-fold cross-validation on the labelled images (training and validation ones): on each
     held-out fold, the NME of the start model against that of a run of ``steps`` steps on the
     other folds (both measured by the fold's run, on its crops).
@@ -489,14 +524,14 @@ def cross_validate_start(cfg: LMTrainConfig, autoencoder: str | Path, init_from:
         trained.append(r.last_nme)
     s0, s1 = float(np.mean(start)), float(np.mean(trained))
     kept = not all(b < a for a, b in zip(start, trained))
-    say(f"train-landmarks: {k}-fold cross-validation on the {len(train)} labelled images: held-out NME "
-        f"{s0:.2f}% as started, {s1:.2f}% after {steps} steps (mean of the folds) -> "
-        + ("keeping the start model (--set select=none trains regardless)" if kept else "training"))
+    log.info("train-landmarks: %d-fold cross-validation on the %d labelled images: held-out NME %.2f%% as "
+             "started, %.2f%% after %d steps (mean of the folds) -> %s", k, len(train), s0, s1, steps,
+             "keeping the start model (--set select=none trains regardless)" if kept else "training")
     return {"folds": k, "start_nme": start, "trained_nme": trained, "kept": kept}
 
 
 def _combine_heatmaps(net: FabRec, source: torch.Tensor, train: list, boxes: Any, mc: Any, scheme: Scheme,
-                      cfg: LMTrainConfig, say: Callable[[str], None]) -> None:
+                      cfg: LMTrainConfig) -> None:
     """Start the new heatmap layer as fitted combinations of the source model's channels
     (:mod:`fabrec.heatmap_transfer`), on at most 100 un-augmented training crops."""
     from fabrec.heatmap_transfer import combined_heatmap_weight
@@ -510,8 +545,8 @@ def _combine_heatmaps(net: FabRec, source: torch.Tensor, train: list, boxes: Any
     points = torch.stack([it["points"] for it in items])
     assert net.itl is not None
     net.itl.heatmap.weight.data.copy_(combined_heatmap_weight(net, source, crops, points, cfg.sigma))
-    say(f"train-landmarks: heatmap layer started as combinations of the source model's {source.shape[1]} "
-        f"channels, fitted on {len(items)} training crops (heatmap_init={cfg.heatmap_init})")
+    log.info("train-landmarks: heatmap layer started as combinations of the source model's %d channels, "
+             "fitted on %d training crops (heatmap_init=%s)", source.shape[1], len(items), cfg.heatmap_init)
 
 
 def _init_from_landmarks(net: FabRec, spec: str | Path, scheme: Scheme,
@@ -520,26 +555,25 @@ def _init_from_landmarks(net: FabRec, spec: str | Path, scheme: Scheme,
     when the scheme is the same; returns what was taken and, for a new scheme, the source's
     heatmap weight ``(C, L, 4, 4)`` (the new layer starts fresh or as combinations of it: the
     3x3 transfer layers are scheme-independent, only the last layer maps features to points)."""
-    src = read_spec(spec)
-    if src["kind"] != "landmarks":
+    src = replace(read_model_file(spec), source=f"--init-from {spec}")
+    if src.kind != "landmarks":
         raise FabrecError(f"--init-from {spec}: not a landmark model")
-    if list(src["itl"]) != active:
-        raise FabrecError(f"--init-from {spec}: its ITL set {src['itl']} differs from this run's {active}")
-    same = list(src["scheme"]["points"]) == list(scheme.names)
-    itl = {k: v for k, v in src["nets"]["itl"].items() if same or not k.startswith("heatmap.")}
-    try:
-        net.encoder.load_state_dict(src["nets"]["encoder"])
-        net.itl.load_state_dict(itl, strict=same)  # type: ignore[union-attr]
-    except RuntimeError as e:
-        raise FabrecError(f"--init-from {spec}: weights do not fit ({str(e).splitlines()[0][:120]})") from None
-    gen_src = src["nets"]["generator"]
+    if src.itl != active:
+        raise FabrecError(f"--init-from {spec}: its ITL set {src.itl} differs from this run's {active}")
+    same = list((src.scheme or {}).get("points", [])) == list(scheme.names)
+    source_heatmap = src.nets["itl"]["heatmap.weight"].float()
+    if not same:
+        src.nets["itl"] = {k: v for k, v in src.nets["itl"].items() if not k.startswith("heatmap.")}
+    src.load_net("encoder", net.encoder)
+    src.load_net("itl", net.itl, strict=same)  # type: ignore[arg-type]
+    gen_src = src.nets["generator"]
     own = net.generator.state_dict()
     if any(not torch.allclose(own[k].float(), gen_src[k].float(), rtol=1e-2, atol=1e-3) for k in own if k in gen_src):  # fp16 exports
         raise FabrecError(f"--init-from {spec}: it was trained on another autoencoder than --autoencoder")
     if same:
         return "encoder, transfer layers and heatmap layer", None
     return (f"encoder and transfer layers (a new heatmap layer for the {scheme.num_points}-point scheme)",
-            src["nets"]["itl"]["heatmap.weight"].float())
+            source_heatmap)
 
 
 class MemoryDataset(Dataset):

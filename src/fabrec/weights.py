@@ -21,7 +21,6 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from fabrec.checkpoint import load_checkpoint
 from fabrec.errors import FabrecError
 from fabrec.io import atomic_write
 
@@ -39,41 +38,27 @@ def sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-GROUPS = {"landmarks": ("encoder", "generator", "itl", "ae_encoder"),
-          "autoencoder": ("encoder", "generator", "dz", "dx")}  # D_z / D_x when the source has them
-
-
-def export_weights(source: str | Path | dict[str, Any], out: str | Path, extra: dict[str, Any] | None = None) -> str:
-    """A landmark or autoencoder model (a training ``.pt`` path or a loaded state dict with
-    ``kind``) -> fp16 safetensors at ``out`` (atomic). Returns the file's SHA-256."""
-    state = load_checkpoint(source) if isinstance(source, (str, Path)) else source
-    kind = state.get("kind")
-    if kind not in GROUPS:
-        raise FabrecError(f"{source if isinstance(source, (str, Path)) else 'model'}: "
-                          f"not a landmark or autoencoder model (kind={kind!r})")
+def write_weights(state: dict[str, Any], out: str | Path, extra: dict[str, Any] | None = None) -> str:
+    """A model file's layout (:meth:`fabrec.model_file.ModelFile.state`) -> fp16 safetensors at
+    ``out`` (atomic): tensors named ``net.param``, the other keys as JSON metadata. Returns the
+    file's SHA-256."""
     tensors: dict[str, torch.Tensor] = {}
-    for net in GROUPS[kind]:
-        for k, v in state["nets"].get(net, {}).items():
-            if v.dtype.is_floating_point:
-                v = v.half()
-            tensors[f"{net}.{k}"] = v.contiguous()
-    if kind == "landmarks":
-        meta = {"format": FORMAT, "version": VERSION, "kind": kind, "model": state["model"],
-                "scheme": state["scheme"], "itl": state["itl"], "decoder": state.get("decoder", "reference")}
-        if state.get("mean_shape") is not None:
-            meta["mean_shape"] = [[float(v) for v in row] for row in state["mean_shape"]]
-    else:
-        model = state["model"] if "model" in state else state["config"]["model"]
-        meta = {"format": FORMAT, "version": VERSION, "kind": kind, "model": model}
+    for net, sd in state["nets"].items():
+        for k, v in sd.items():
+            tensors[f"{net}.{k}"] = (v.half() if v.dtype.is_floating_point else v).contiguous()
+    meta: dict[str, Any] = {"format": FORMAT, "version": VERSION}
+    meta |= {k: v for k, v in state.items() if k != "nets" and v is not None}
+    if meta.get("mean_shape") is not None:
+        meta["mean_shape"] = [[float(v) for v in row] for row in meta["mean_shape"]]
     meta.update(extra or {})
     atomic_write(out, lambda tmp: save_file(tensors, tmp, metadata={"fabrec": json.dumps(meta)}))
     return sha256(out)
 
 
 def read_weights(path: str | Path) -> dict[str, Any]:
-    """Read a weights file into a state dict (``kind``, ``model``, ``nets`` and, for landmark
-    models, ``scheme``, ``itl``, ``decoder``) with fp32 tensors. Only safetensors is parsed:
-    no code runs."""
+    """Read a weights file into its layout dict (``kind``, ``model``, ``nets`` and, for landmark
+    models, ``scheme``, ``itl``, ``decoder``) with fp32 tensors; :class:`fabrec.model_file.ModelFile`
+    checks it. Only safetensors is parsed: no code runs."""
     p = Path(path)
     if not p.is_file():
         raise FabrecError(f"{p}: weights file not found")
@@ -91,19 +76,11 @@ def read_weights(path: str | Path) -> dict[str, Any]:
         raise FabrecError(f"{p}: safetensors file without fabrec metadata") from None
     if info.get("format") != FORMAT or info.get("version", 0) > VERSION:
         raise FabrecError(f"{p}: unsupported weights format {info.get('format')} v{info.get('version')}")
-    kind = info.get("kind", "landmarks")
-    if kind not in GROUPS:
-        raise FabrecError(f"{p}: unknown model kind {kind!r}")
     nets: dict[str, dict[str, torch.Tensor]] = {}
     for k, v in tensors.items():
         net, _, name = k.partition(".")
-        if net not in GROUPS[kind]:
-            raise FabrecError(f"{p}: unexpected tensor '{k}'")
         nets.setdefault(net, {})[name] = v.float() if v.dtype.is_floating_point else v
-    for net in GROUPS[kind][:2] + (("itl",) if kind == "landmarks" else ()):
-        if net not in nets:
-            raise FabrecError(f"{p}: no {net} tensors")
-    return {**info, "kind": kind, "nets": nets}
+    return {**info, "kind": info.get("kind", "landmarks"), "nets": nets}
 
 
 def bundled(name: str) -> Path:

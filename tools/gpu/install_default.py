@@ -24,24 +24,28 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
 from fabrec.evaluate import evaluate  # noqa: E402
-from fabrec.hub import load_landmarks, read_spec  # noqa: E402
 from fabrec.io import write_json_atomic, write_text_atomic  # noqa: E402
-from fabrec.weights import WEIGHTS_DIR, export_weights, sha256  # noqa: E402
+from fabrec.landmark_model import load_landmark_model  # noqa: E402
+from fabrec.model_file import (
+    export_weights,  # noqa: E402
+    read_model_file,  # noqa: E402
+)
+from fabrec.weights import WEIGHTS_DIR, sha256  # noqa: E402
 
 
 def compose(returned: Path, out: Path) -> dict:
     """Landmark weights with the autoencoder's encoder added as ``ae_encoder``."""
-    lm = read_spec(returned / "lm.safetensors")
-    ae = read_spec(returned / "ae.safetensors")
-    if ae["kind"] != "autoencoder" or lm["kind"] != "landmarks":
+    lm = read_model_file(returned / "lm.safetensors")
+    ae = read_model_file(returned / "ae.safetensors")
+    if ae.kind != "autoencoder" or lm.kind != "landmarks":
         raise SystemExit(f"{returned}: expected an autoencoder ae.safetensors and a landmark lm.safetensors")
-    lm["nets"]["ae_encoder"] = ae["nets"]["encoder"]
+    lm.nets["ae_encoder"] = ae.nets["encoder"]
     export_weights(lm, out)
     return lm
 
 
 def afw(spec: str | Path, root: Path, out: Path) -> dict:
-    m = evaluate(load_landmarks(spec), "300w", root, "afw", out, device="cpu", grid_count=6)
+    m = evaluate(load_landmark_model(spec), "300w", root, "afw", out, device="cpu", grid_count=6)
     return {k: m[k] for k in ("nme", "fr_10", "auc_10", "count", "normaliser")}
 
 

@@ -178,13 +178,13 @@ def recipe(mode: str, data: Path, boxes: Path, work: Path, out: Path, log: Log) 
         return
     fabrec(log, "train-landmarks", "--config", "configs/lm_gpu_default.yaml", "--autoencoder", str(ae_run / "last.pt"),
            "--root", str(data / "300w"), "--out", str(lm_run), "--device", device, "--no-progress", "--resume", *lm_args)
-    from fabrec.hub import read_spec
-    from fabrec.weights import export_weights
+    from fabrec.model_file import export_weights, read_model_file
 
-    state = read_spec(lm_run / "best.pt")
-    state["nets"].pop("ae_encoder", None)  # ae.safetensors carries it; keeps each file < 16 MB
-    export_weights(state, out / "lm.safetensors")
-    log(f"wrote {out / 'lm.safetensors'} (best validation NME {state['best_nme']:.2f}% at step {state['step']})")
+    mf = read_model_file(lm_run / "best.pt")
+    mf.nets.pop("ae_encoder", None)  # ae.safetensors carries it; keeps each file < 16 MB
+    export_weights(mf, out / "lm.safetensors")
+    log(f"wrote {out / 'lm.safetensors'} (best validation NME {mf.training['best_nme']:.2f}% "
+        f"at step {mf.training['step']})")
     _archive(out, [ae_run, lm_run])
     if do_bench:
         bench(out, log, smoke=mode == "smoke")

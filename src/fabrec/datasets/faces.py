@@ -23,12 +23,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from fabrec.batch_order import hash_split, sample_key
 from fabrec.config import AugmentConfig
 from fabrec.datasets.boxes import read_box_rows
 from fabrec.errors import FabrecError
 from fabrec.io import IMAGE_EXTENSIONS, list_images, read_image
 from fabrec.normalization import to_tensor
-from fabrec.sampling import hash_split, sample_key
 from fabrec.transforms import Box, augment_matrix, crop_matrix, warp
 
 
@@ -130,7 +130,7 @@ def collect_faces(paths: list[str], boxes: list[str] = (), min_face_size: float 
 
 
 def split_items(items: list[FaceItem], permille: int, val_max: int) -> tuple[list[FaceItem], list[FaceItem]]:
-    """(train, val) by the shared hash rule on item keys (:func:`fabrec.sampling.hash_split`)."""
+    """(train, val) by the shared hash rule on item keys (:func:`fabrec.batch_order.hash_split`)."""
     return hash_split(items, lambda it: it.key, permille, val_max)
 
 
@@ -138,7 +138,7 @@ class FaceDataset(Dataset):
     """Face crops for the autoencoder. ``dataset[i]`` -> ``(3, S, S)`` tensor or ``None`` for an
     unreadable image (use :func:`collate_skip`, which drops and counts them).
 
-    Keys are indices or ``(epoch, index)`` pairs (see :mod:`fabrec.sampling`); augmentation
+    Keys are indices or ``(epoch, index)`` pairs (see :mod:`fabrec.batch_order`); augmentation
     randomness comes from ``(seed, epoch, index)`` so that any worker layout and any resume
     point see the same crops.
     """

@@ -94,3 +94,10 @@ def _read_points_csv(path: Path, scheme: Scheme) -> ReadResult:
     if not res.samples:
         raise FabrecError(f"{path}: no valid rows")
     return res
+
+
+def read_folder_split(root: str | Path, split: str, scheme: Scheme) -> ReadResult:
+    """The ``folder`` dataset: ``root/split`` when that sub-folder exists (and is not the
+    default ``train``), else ``root`` itself."""
+    sub = Path(root) / split if split not in ("", "train", ".") and (Path(root) / split).is_dir() else Path(root)
+    return read_folder(sub, scheme)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from fabrec.choices import DATASETS
+from fabrec.batch_order import sample_key
 from fabrec.config import AugmentConfig
 from fabrec.datasets.aflw import read_aflw
 from fabrec.datasets.folder import read_folder
@@ -24,7 +24,7 @@ from fabrec.errors import FabrecError
 from fabrec.heatmaps import crop_to_heatmap, make_heatmaps
 from fabrec.io import read_image
 from fabrec.normalization import to_tensor
-from fabrec.sampling import sample_key
+from fabrec.registry import DATASETS, resolve
 from fabrec.schemes import Scheme, flip_points
 from fabrec.transforms import Box, augment_matrix, crop_matrix, occlude, transform_points, warp
 
@@ -41,16 +41,8 @@ def read_dataset(name: str, root: str | Path, split: str, scheme: Scheme) -> Rea
     """Dispatch to the reader for ``name`` (one of :data:`DATASETS`)."""
     if not Path(root).exists():
         raise FabrecError(f"{root}: no such folder")
-    if name == "300w":
-        return read_300w(root, split, scheme)
-    if name == "wflw":
-        return read_wflw(root, split, scheme)
-    if name == "aflw":
-        return read_aflw(root, split, scheme)
-    if name == "folder":
-        sub = Path(root) / split if split not in ("", "train", ".") and (Path(root) / split).is_dir() else Path(root)
-        return read_folder(sub, scheme)
-    raise FabrecError(f"unknown dataset '{name}' (use one of {', '.join(DATASETS)})")
+    reader = resolve(DATASETS, name, "dataset")
+    return reader(root, split, scheme)  # type: ignore[no-any-return]
 
 
 # ----------------------------------------------------------------------------- crops
