@@ -2,8 +2,9 @@
 
 A new backbone is one entry in :data:`fabrec.registry.ARCHITECTURES` plus its own module (its
 networks and an :class:`Architecture` naming how to build them):
-its generator must expose ``start(z)`` and ``blocks`` as :class:`fabrec.nn.Generator` does, so
-that the interleaved transfer layers can run between its blocks.
+its generator must expose ``start(z)``, ``blocks`` and ``channels`` (``(cin, cout)`` per block) as
+:class:`fabrec.nn.Generator` does, so that the interleaved transfer layers can run between its
+blocks.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from fabrec.cli_help import config_sets, document
+from fabrec.cli_help import add_config_flags, config_sets, document
 from fabrec.errors import FabrecError
 from fabrec.registry import DATASETS, DECODERS, DETECTORS, DEVICES, FRAMINGS, SAMPLES
 from fabrec.signals import TrainingInterrupted
@@ -46,22 +46,16 @@ def _add_train_ae(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--config", help="YAML recipe (flags below override it)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key")
-    p.add_argument("--image-size", type=int, choices=(64, 128, 256))
-    p.add_argument("--width", type=float)
-    p.add_argument("--batch-size", type=int)
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--max-steps", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--checkpoint-every", type=int)
-    p.add_argument("--workers", type=int)
+    add_config_flags(p, "train-ae", ("image_size", "width", "batch_size"), {"image_size": (64, 128, 256)})
+    add_config_flags(p.add_mutually_exclusive_group(), "train-ae", ("epochs", "max_steps"))
+    add_config_flags(p, "train-ae", ("seed", "checkpoint_every", "workers"))
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt if present")
     p.add_argument("--init-from", help="initialise matching tensors from a model: a training .pt, .safetensors "
                    "or bundled name (128 -> 256 growth)")
     p.add_argument("--time-limit", type=float, metavar="MINUTES",
                    help="stop after this much wall-clock time (checkpoint saved, exit 0; --resume goes on)")
     p.add_argument("--device", default="auto", choices=DEVICES)
-    p.add_argument("--amp", choices=("none", "bf16"), help="bf16 autocast (CUDA; works on CPU too, slowly)")
+    add_config_flags(p, "train-ae", ("amp",), {"amp": ("none", "bf16")})
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -186,6 +180,15 @@ def _add_data_flags(p: argparse.ArgumentParser, split_default: str | None = None
     p.add_argument("--scheme", help="68, 98, 19 or a scheme .yaml/.json")
 
 
+def _add_lm_recipe(p: argparse.ArgumentParser) -> None:
+    """The training options train-landmarks and sweep share (each overrides a config key)."""
+    add_config_flags(p, "train-landmarks", ("sample", "seed", "itl"), {"sample": SAMPLES})
+    p.add_argument("--finetune-encoder", action="store_true", help="add the encoder-finetuning stage")
+    add_config_flags(p, "train-landmarks", ("finetune_steps", "batch_size"))
+    add_config_flags(p.add_mutually_exclusive_group(), "train-landmarks", ("max_steps", "epochs"))
+    add_config_flags(p, "train-landmarks", ("decoder", "framing", "workers"), {"decoder": DECODERS, "framing": FRAMINGS})
+
+
 def _add_train_lm(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-landmarks", help="stages 2-3: train interleaved transfer layers")
     p.add_argument("--autoencoder", required=True,
@@ -201,22 +204,8 @@ def _add_train_lm(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--config", help="YAML recipe")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--train-count", help="N images, P%% of the split, or all")
-    p.add_argument("--sample", choices=SAMPLES)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--itl", help="ITL subset, e.g. 1,2,3,4 or 3,4 (paper Table 7)")
-    p.add_argument("--finetune-encoder", action="store_true", help="add the encoder-finetuning stage")
-    p.add_argument("--finetune-steps", type=int)
-    p.add_argument("--batch-size", type=int)
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--max-steps", type=int)
-    g.add_argument("--epochs", type=int)
-    p.add_argument("--decoder", choices=DECODERS)
-    p.add_argument("--framing", choices=FRAMINGS,
-                   help="how training faces are cropped: 'detector' (default; the YuNet detector on each "
-                   "photo, exactly as predict crops faces) or 'landmarks' (the paper's: the labelled "
-                   "points' extent)")
-    p.add_argument("--workers", type=int)
+    add_config_flags(p, "train-landmarks", ("train_count",))
+    _add_lm_recipe(p)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--no-progress", action="store_true")
@@ -555,12 +544,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--counts", default="100%,20%,10%,5%,50,10,1")
     p.add_argument("--seeds", type=int, default=3, help="seeds for counts of 50 images or fewer")
-    p.add_argument("--sample", choices=SAMPLES)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--itl")
-    p.add_argument("--finetune-encoder", action="store_true")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--max-steps", type=int)
+    _add_lm_recipe(p)
     p.add_argument("--eval-dataset", choices=DATASETS)
     p.add_argument("--eval-root")
     p.add_argument("--eval-split", default="test")

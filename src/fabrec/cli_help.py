@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import typing
 from typing import Any
 
 #: Option -> sentence, for options whose meaning is the same in every command.
@@ -33,6 +34,11 @@ COMMON = {
     "--width": "channel multiplier of the networks (1.0 the paper's; 0.5 the bundled model's)",
     "--checkpoint-every": "save last.pt every this many steps",
     "--config": "YAML recipe (configs/); flags given on the command line override it",
+    "--itl": "ITL subset, e.g. 1,2,3,4 or 3,4 (paper Table 7)",
+    "--train-count": "N images, P%% of the split, or all",
+    "--framing": "how training faces are cropped: 'detector' (default; the YuNet detector on each photo, exactly "
+                 "as predict crops faces) or 'landmarks' (the paper's: the labelled points' extent)",
+    "--amp": "bf16 autocast (CUDA; works on CPU too, slowly)",
 }
 
 #: (command, option) -> sentence, where the same flag means different things.
@@ -106,6 +112,27 @@ def config_sets(cmd: str, args: argparse.Namespace, skip: tuple[str, ...] = ()) 
         if v is not None and dest not in skip:
             sets.append(f"{key}={v!r}" if isinstance(v, str) else f"{key}={v}")
     return sets
+
+
+def _config_type(cmd: str, dest: str) -> type:
+    """The command-line type of a config-backed flag, from its dataclass field: int, float, or
+    str (strings, and tuples written as text such as ``--itl 1,2``)."""
+    from fabrec.config import AETrainConfig, LMTrainConfig
+
+    node: Any = AETrainConfig if cmd == "train-ae" else LMTrainConfig
+    hint: Any = node
+    for part in CONFIG_KEYS[cmd][dest].split("."):
+        hint = typing.get_type_hints(node)[part]
+        node = hint
+    return hint if hint in (int, float) else str
+
+
+def add_config_flags(p: Any, cmd: str, dests: tuple[str, ...], choices: dict[str, Any] | None = None) -> None:
+    """Add ``--dest`` for each config-backed ``dest`` (:data:`CONFIG_KEYS`) to parser or group
+    ``p``: its type from the config dataclass, its default left to the config (None)."""
+    for dest in dests:
+        p.add_argument("--" + dest.replace("_", "-"), type=_config_type(cmd, dest),
+                       choices=(choices or {}).get(dest))
 
 
 def _config_default(cmd: str, dest: str) -> Any:

@@ -55,7 +55,7 @@ def combined_heatmap_weight(net: FabRec, source_weight: torch.Tensor, crops: tor
     net.eval()
     source = []
     for i in range(0, len(crops), batch):
-        feats = net.itl.features(net.generator, net.encode(crops[i:i + batch]))
+        feats = net.tail_features(net.trunk(crops[i:i + batch])[0])
         source.append(F.conv_transpose2d(feats, source_weight.to(feats.dtype), stride=2, padding=1))
     heat = torch.cat(source)
     targets = target_heatmaps(points, crops.shape[-1], heat.shape[-1], sigma)

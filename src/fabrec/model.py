@@ -62,7 +62,8 @@ class FabRec(nn.Module):
         # generator reconstructs faces only from codes of the encoder it was trained with.
         self.ae_encoder: nn.Module | None = None
         if with_landmarks and config.num_landmarks > 0:
-            self.itl = TransferLayers(config.image_size, config.num_landmarks, config.width, itl)
+            self.itl = TransferLayers(config.image_size, config.num_landmarks, config.width, itl,
+                                      channels=self.generator.channels)
 
     def add_ae_encoder(self) -> nn.Module:
         """Give the model a separate autoencoder encoder (fresh; load its weights next)."""
@@ -112,11 +113,16 @@ class FabRec(nn.Module):
         assert h is not None
         return h, rec
 
+    def tail_features(self, h: torch.Tensor) -> torch.Tensor:
+        """The last generator block and its ITL: ``(N, C, H/4, H/4)`` -> what the heatmap layer
+        reads, ``(N, C', H/2, H/2)``."""
+        itl = self._transfer()
+        return itl.run_blocks(self.generator, h, itl.num_blocks - 1, itl.num_blocks)
+
     def tail(self, h: torch.Tensor) -> torch.Tensor:
         """The last generator block, its ITL and the heatmap layer: ``(N, C, H/4, H/4)`` ->
         heatmaps ``(N, L, H, H)``."""
-        itl = self._transfer()
-        return itl.heatmap(itl.run_blocks(self.generator, h, itl.num_blocks - 1, itl.num_blocks))
+        return self._transfer().heatmap(self.tail_features(h))
 
     def heatmaps(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 3, S, S)`` -> landmark heatmaps ``(N, L, H, H)``."""

@@ -57,6 +57,7 @@ class Generator(nn.Module):
         chans = block_channels(image_size, width)
         c0 = chans[0][0]
         self.image_size = image_size
+        self.channels = chans  # (cin, cout) per block: what transfer layers interleave with
         self.fc = nn.Linear(latent_dim, c0)
         self.stem = nn.Sequential(
             nn.ConvTranspose2d(c0, c0, 4, 1, 0, bias=False), nn.BatchNorm2d(c0), nn.ReLU(inplace=True)

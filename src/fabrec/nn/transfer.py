@@ -24,6 +24,8 @@ class TransferLayers(nn.Module):
         width: the autoencoder's width multiplier.
         active: which ITLs (1-based) are used, the others are identity (paper Table 7);
             None means all of them.
+        channels: the generator's ``(cin, cout)`` per block (its ``channels``); None: those of
+            :class:`fabrec.nn.Generator` at this size and width.
     """
 
     def __init__(
@@ -32,9 +34,10 @@ class TransferLayers(nn.Module):
         num_landmarks: int,
         width: float = 1.0,
         active: Sequence[int] | None = None,
+        channels: Sequence[tuple[int, int]] | None = None,
     ) -> None:
         super().__init__()
-        chans = block_channels(image_size, width)[:4]
+        chans = list(channels or block_channels(image_size, width))[:4]
         self.num_blocks = len(chans)
         if active is None:
             active = range(1, self.num_blocks + 1)
