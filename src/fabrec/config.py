@@ -267,7 +267,7 @@ class LMTrainConfig:
     # "he" = He-normal (the other layers' rule). Measured: 10 HELEN images, 300 ITL steps from the
     # bundled autoencoder, validation NME 16.8% (small) against 121.6% (he, no peaks yet).
     # "combine": starting from a landmark model of another scheme (--init-from), each new channel
-    # is a ridge-fitted combination of that model's channels (fabrec.heatmap_transfer);
+    # is a ridge-fitted combination of that model's channels (fabrec.transfer);
     # "auto" = combine when starting from another scheme's model, else small.
     heatmap_init: str = "auto"
     decoder: str = "reference"

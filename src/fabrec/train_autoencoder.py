@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from fabrec.architectures import build_encoder, build_generator
 from fabrec.batch_order import StepBatches, step_loader
-from fabrec.checkpoint import load_checkpoint, load_matching, save_checkpoint
+from fabrec.checkpoint import load_matching, save_checkpoint
 from fabrec.config import AETrainConfig, ModelConfig, dump_yaml, from_dict, to_dict
 from fabrec.datasets.faces import FaceDataset, collate_skip, collect_faces, split_items
 from fabrec.errors import FabrecError, NonFiniteLoss
@@ -43,7 +43,7 @@ from fabrec.model_file import ModelFile, read_autoencoder
 from fabrec.nn import ImageDiscriminator, LatentDiscriminator
 from fabrec.normalization import batch_to_tensor, denormalize
 from fabrec.runtime import Deadline, append_jsonl, make_run_dir, memory_format, training_device
-from fabrec.training_loop import Cadence, run_loop, start_run_folder
+from fabrec.training_loop import Cadence, resume_state, run_loop, start_run_folder
 from fabrec.visualize import grid, to_uint8
 
 NETS = ("encoder", "generator", "dz", "dx")
@@ -208,7 +208,7 @@ def _place(cfg: AETrainConfig, out: Path, device: str, resume: bool,
         torch.cuda.set_device(dev)
     if di.main:
         make_run_dir(out, "grids")
-    state = _resume_state(out / "last.pt", cfg) if resume else None
+    state = _check_resume(resume_state(out, resume, "autoencoder"), out / "last.pt", cfg)
     torch.manual_seed(cfg.seed)
     nets = build_networks(cfg.model)
     new_tensors: list[str] = []
@@ -314,13 +314,10 @@ def _training_data(cfg: AETrainConfig, di: DistInfo, dev: torch.device, step: in
     return AEData(loader, spe, total_steps, val_crops)
 
 
-def _resume_state(last: Path, cfg: AETrainConfig) -> dict[str, Any] | None:
-    """The checkpoint to resume from (None when the run folder has none); its model must match."""
-    if not last.exists():
+def _check_resume(state: dict[str, Any] | None, last: Path, cfg: AETrainConfig) -> dict[str, Any] | None:
+    """The checkpoint to resume from, when its model is this run's."""
+    if state is None:
         return None
-    state = load_checkpoint(last)
-    if state.get("kind") != "autoencoder":
-        raise FabrecError(f"{last}: not an autoencoder training checkpoint; use another --out")
     saved = load_autoencoder_config(state)
     if saved.model != cfg.model:
         raise FabrecError(

@@ -22,11 +22,12 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from fabrec.batch_order import StepBatches, hash_split, step_loader
-from fabrec.checkpoint import load_checkpoint, save_checkpoint
+from fabrec.checkpoint import save_checkpoint
 from fabrec.config import LMTrainConfig, ModelConfig, dump_yaml, to_dict
 from fabrec.datasets.landmarks import (
     LandmarkDataset,
     LandmarkSample,
+    MemoryDataset,
     choose_training,
     collate_landmarks,
     read_dataset,
@@ -39,11 +40,12 @@ from fabrec.landmark_model import LandmarkModel, predict_dataset
 from fabrec.losses import heatmap_loss
 from fabrec.metrics import nme
 from fabrec.model import FabRec
-from fabrec.model_file import ModelFile, read_autoencoder, read_model_file
+from fabrec.model_file import ModelFile, read_autoencoder
 from fabrec.registry import DECODERS, FRAMINGS
 from fabrec.runtime import Deadline, make_run_dir, memory_format, training_device
 from fabrec.schemes import Scheme, get_scheme
-from fabrec.training_loop import Cadence, run_loop, start_run_folder
+from fabrec.training_loop import Cadence, resume_state, run_loop, start_run_folder
+from fabrec.transfer import FEW_SHOT_MAX, HEATMAP_INITS, resolve_init_from, start_from
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +253,7 @@ class LandmarkTrainer:
     def restore(self, state: dict[str, Any], where: Path) -> None:
         """Continue from a checkpoint of this run (same model; the optimiser when the stage matches)."""
         mf = ModelFile.from_state(state, str(where))
-        if mf.kind != "landmarks" or mf.model != self.net.config:
+        if mf.model != self.net.config:
             raise FabrecError(f"{where}: run folder holds a different model; use another --out")
         for name in ("encoder", "generator", "itl"):
             mf.load_net(name, getattr(self.net, name))
@@ -330,21 +332,6 @@ class LandmarkTrainer:
         }
 
 
-def _start_from(net: FabRec, cfg: LMTrainConfig, init_from: str | Path | None, data: LandmarkData,
-                scheme: Scheme) -> Any:
-    """Take the encoder and transfer layers of ``init_from`` (and fit the new heatmap layer);
-    returns the source's heatmap weight for a new scheme, else None."""
-    source_heatmap = None
-    if init_from is not None:
-        taken, source_heatmap = _init_from_landmarks(net, init_from, scheme, list(net.itl.active))  # type: ignore[union-attr]
-        log.info("train-landmarks: %s initialised from %s", taken, init_from)
-        if source_heatmap is not None and cfg.heatmap_init in ("auto", "combine"):
-            _combine_heatmaps(net, source_heatmap, data.train, data.boxes, net.config, scheme, cfg)
-    elif cfg.heatmap_init == "combine":
-        raise FabrecError("heatmap_init=combine needs --init-from a landmark model of another scheme")
-    return source_heatmap
-
-
 def _announce(t: LandmarkTrainer, deadline: Deadline, time_limit: float | None) -> None:
     s2, s3 = t.steps2, t.steps3
     if not t.data.val:
@@ -393,7 +380,7 @@ def train_landmarks(
     out = make_run_dir(out_dir)
     check_choices(cfg)
     scheme = get_scheme(cfg.scheme)
-    state = load_checkpoint(out / "last.pt") if (resume and (out / "last.pt").exists()) else None
+    state = resume_state(out, resume, "landmarks")
     ae = read_autoencoder(autoencoder)
     mc = replace(ae.model, num_landmarks=scheme.num_points, framing=cfg.framing)
     data = landmark_data(cfg, scheme, mc, samples)
@@ -401,7 +388,7 @@ def train_landmarks(
     net = build_net(cfg, mc, ae)
     ae_encoder = {k: v.detach().clone().cpu() for k, v in net.encoder.state_dict().items()}
     init_from = resolve_init_from(init_from, autoencoder, len(data.train))
-    source_heatmap = _start_from(net, cfg, init_from, data, scheme) if state is None else None
+    source_heatmap = start_from(net, cfg, init_from, data.train, data.boxes, scheme) if state is None else None
     cv = (state or {}).get("cv")
     if state is None and wants_cv(cfg, init_from, source_heatmap, len(data.train) + len(data.val), steps[0]):
         cv = cross_validate_start(cfg, autoencoder, init_from, data.train + data.val, out / "cv", device, steps[0])  # type: ignore[arg-type]
@@ -458,23 +445,6 @@ def _frames(train: list, val: list, mc: Any) -> tuple[Any, Any, np.ndarray | Non
 SAMPLER_SALT = 104729  # keeps the batch order of runs made before the shared sampler
 
 
-FEW_SHOT_MAX = 100  # --init-from auto transfers from the bundled model up to this many training images
-HEATMAP_INITS = ("auto", "small", "he", "combine")
-
-
-def resolve_init_from(init_from: str | Path | None, autoencoder: str | Path, train_count: int) -> str | Path | None:
-    """``auto`` (the CLI's default): the bundled landmark model when training on the bundled
-    autoencoder with at most FEW_SHOT_MAX images (few-shot: transfer), else nothing (the paper's
-    new ITLs); ``none`` -> None; anything else is a model spec, kept."""
-    if init_from is None or str(init_from) == "none":
-        return None
-    if str(init_from) != "auto":
-        return init_from
-    if str(autoencoder) == "default" and train_count <= FEW_SHOT_MAX:
-        log.info("train-landmarks: %d training images: starting from the bundled landmark model "
-                 "(--init-from auto; --init-from none trains new ITLs, the paper's way)", train_count)
-        return "default"
-    return None
 
 
 def read_training(cfg: LMTrainConfig, scheme: Scheme) -> tuple[list, list]:
@@ -530,66 +500,3 @@ def cross_validate_start(cfg: LMTrainConfig, autoencoder: str | Path, init_from:
     return {"folds": k, "start_nme": start, "trained_nme": trained, "kept": kept}
 
 
-def _combine_heatmaps(net: FabRec, source: torch.Tensor, train: list, boxes: Any, mc: Any, scheme: Scheme,
-                      cfg: LMTrainConfig) -> None:
-    """Start the new heatmap layer as fitted combinations of the source model's channels
-    (:mod:`fabrec.heatmap_transfer`), on at most 100 un-augmented training crops."""
-    from fabrec.heatmap_transfer import combined_heatmap_weight
-
-    items = MemoryDataset(LandmarkDataset(train[:100], scheme, mc.image_size, heatmap_size(mc.image_size),
-                                          (mc.crop_top, mc.crop_bottom), None, cfg.sigma, heatmaps=False,
-                                          boxes=None if boxes is None else boxes[:100])).items
-    if not items:
-        return
-    crops = torch.stack([it["image"] for it in items])
-    points = torch.stack([it["points"] for it in items])
-    assert net.itl is not None
-    net.itl.heatmap.weight.data.copy_(combined_heatmap_weight(net, source, crops, points, cfg.sigma))
-    log.info("train-landmarks: heatmap layer started as combinations of the source model's %d channels, "
-             "fitted on %d training crops (heatmap_init=%s)", source.shape[1], len(items), cfg.heatmap_init)
-
-
-def _init_from_landmarks(net: FabRec, spec: str | Path, scheme: Scheme,
-                         active: list[int]) -> tuple[str, torch.Tensor | None]:
-    """Encoder and transfer layers of a landmark model (same ITL set), and its heatmap layer
-    when the scheme is the same; returns what was taken and, for a new scheme, the source's
-    heatmap weight ``(C, L, 4, 4)`` (the new layer starts fresh or as combinations of it: the
-    3x3 transfer layers are scheme-independent, only the last layer maps features to points)."""
-    src = replace(read_model_file(spec), source=f"--init-from {spec}")
-    if src.kind != "landmarks":
-        raise FabrecError(f"--init-from {spec}: not a landmark model")
-    if src.itl != active:
-        raise FabrecError(f"--init-from {spec}: its ITL set {src.itl} differs from this run's {active}")
-    same = list((src.scheme or {}).get("points", [])) == list(scheme.names)
-    source_heatmap = src.nets["itl"]["heatmap.weight"].float()
-    if not same:
-        src.nets["itl"] = {k: v for k, v in src.nets["itl"].items() if not k.startswith("heatmap.")}
-    src.load_net("encoder", net.encoder)
-    src.load_net("itl", net.itl, strict=same)  # type: ignore[arg-type]
-    gen_src = src.nets["generator"]
-    own = net.generator.state_dict()
-    if any(not torch.allclose(own[k].float(), gen_src[k].float(), rtol=1e-2, atol=1e-3) for k in own if k in gen_src):  # fp16 exports
-        raise FabrecError(f"--init-from {spec}: it was trained on another autoencoder than --autoencoder")
-    if same:
-        return "encoder, transfer layers and heatmap layer", None
-    return (f"encoder and transfer layers (a new heatmap layer for the {scheme.num_points}-point scheme)",
-            source_heatmap)
-
-
-class MemoryDataset(Dataset):
-    """Every readable item of an un-augmented landmark dataset (built with ``heatmaps=False``),
-    read once and kept."""
-
-    def __init__(self, ds: LandmarkDataset) -> None:
-        self.items = []
-        for i in range(len(ds)):
-            it = ds[i]
-            if it is not None:
-                self.items.append(it)
-        self.samples, self.image_size = ds.samples, ds.image_size
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return self.items[i]

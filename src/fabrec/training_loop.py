@@ -6,6 +6,8 @@ validation is due and what it measures, when its current phase ends (the landmar
 phase hands over to encoder finetuning), how a metrics line looks, and how it saves itself.
 The loop decides everything else, the same way for both:
 
+0. continue from the run folder's ``last.pt`` (:func:`resume_state`; the trainer restores
+   its own parts from it) and write its ``config.yaml`` (:func:`start_run_folder`);
 1. run the step; a non-finite loss raises unless ``on_nonfinite == "skip"`` (then the batch is
    skipped with a note, the weights unchanged);
 2. write the trainer's metrics line, if it has one for this step;
@@ -27,7 +29,8 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
-from fabrec.errors import NonFiniteLoss
+from fabrec.checkpoint import load_checkpoint
+from fabrec.errors import FabrecError, NonFiniteLoss
 from fabrec.io import write_text_atomic
 from fabrec.runtime import Deadline, append_jsonl, truncate_jsonl
 from fabrec.signals import TrainingInterrupted, graceful_stop
@@ -80,6 +83,18 @@ class LoopEnd:
     step: int
     stopped: str
     side_seconds: float = 0.0
+
+
+def resume_state(out: Path, resume: bool, kind: str) -> dict[str, Any] | None:
+    """The checkpoint a run continues from: ``out/last.pt`` when resuming and it exists (else
+    None); it must hold a ``kind`` model (a run folder is not shared between stages)."""
+    last = out / "last.pt"
+    if not (resume and last.exists()):
+        return None
+    state = load_checkpoint(last)
+    if state.get("kind") != kind:
+        raise FabrecError(f"{last}: not a {kind} training checkpoint; use another --out")
+    return state
 
 
 def start_run_folder(out: Path, config_yaml: str, step: int) -> Path:

@@ -29,7 +29,7 @@ from fabrec.schemes import Scheme, flip_points
 from fabrec.transforms import Box, augment_matrix, crop_matrix, occlude, transform_points, warp
 
 __all__ = [
-    "DATASETS", "LandmarkDataset", "LandmarkSample", "ReadResult", "W300_SPLITS", "WFLW_ATTRS",
+    "DATASETS", "LandmarkDataset", "LandmarkSample", "MemoryDataset", "ReadResult", "W300_SPLITS", "WFLW_ATTRS",
     "choose_training", "collate_landmarks", "normaliser", "read_300w", "read_aflw", "read_dataset",
     "read_folder", "read_wflw", "target_heatmaps", "w300_box",
 ]
@@ -170,3 +170,23 @@ def choose_training(
         raise FabrecError(f"--sample must be random or first, got '{mode}'")
     idx = np.sort(np.random.default_rng(seed).choice(n, k, replace=False))
     return [samples[i] for i in idx]
+
+
+class MemoryDataset(Dataset):
+    """Every readable item of an un-augmented landmark dataset (built with ``heatmaps=False``),
+    read once and kept."""
+
+    def __init__(self, ds: LandmarkDataset) -> None:
+        self.items = []
+        for i in range(len(ds)):
+            it = ds[i]
+            if it is not None:
+                self.items.append(it)
+        self.samples, self.image_size = ds.samples, ds.image_size
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.items[i]
+

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from fabrec.heatmap_transfer import fit_combination
-from fabrec.train_landmarks import FEW_SHOT_MAX, resolve_init_from
+from fabrec.transfer import fit_combination
+from fabrec.transfer import FEW_SHOT_MAX, resolve_init_from
 
 
 def test_a_channel_that_is_a_blend_of_known_ones_is_recovered() -> None:
