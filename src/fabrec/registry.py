@@ -11,6 +11,7 @@ The plain tuples below are switches inside one module (no code to look up).
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import import_module
 from typing import Any
 
@@ -48,5 +49,11 @@ def resolve(registry: dict[str, str], name: str, what: str) -> Any:
         from fabrec.errors import FabrecError
 
         raise FabrecError(f"unknown {what} '{name}' (use one of {', '.join(registry)})")
-    module, _, attr = registry[name].partition(":")
+    return _load(registry[name])
+
+
+@cache
+def _load(target: str) -> Any:
+    """``"module:attribute"`` -> the object (imported once; decoding asks on every batch)."""
+    module, _, attr = target.partition(":")
     return getattr(import_module(module), attr)

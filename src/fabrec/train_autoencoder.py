@@ -166,7 +166,11 @@ class AETrainer:
         now = time.perf_counter()
         ips = self.n_last / max(now - self.t_last, 1e-9)
         self.t_last, self.n_last = now, 0
-        return {"step": step, "epoch": (step - 1) // self.data.steps_per_epoch + 1, **logs, "images_per_s": ips}
+        return {"step": step, "epoch": self._epoch(step), **logs, "images_per_s": ips}
+
+    def _epoch(self, step: int) -> int:
+        """The 1-based epoch the ``step``-th step belongs to."""
+        return (step - 1) // self.data.steps_per_epoch + 1
 
     def validation_due(self, step: int) -> bool:
         spe = self.data.steps_per_epoch
@@ -175,7 +179,7 @@ class AETrainer:
     def validate(self, step: int) -> dict[str, Any] | None:
         if not self.di.main or self.data.val_crops is None:
             return None
-        epoch = (step - 1) // self.data.steps_per_epoch + 1
+        epoch = self._epoch(step)
         self.last_val = validate(self.nets.encoder, self.nets.generator, self.data.val_crops, self.dev,
                                  self.cfg.batch_size)
         write_grids(self.nets.encoder, self.nets.generator, self.data.val_crops, self.fixed_z, self.out / "grids",

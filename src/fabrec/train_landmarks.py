@@ -233,6 +233,19 @@ def landmark_data(cfg: LMTrainConfig, scheme: Scheme, mc: ModelConfig,
     return LandmarkData(train, val, train_ds, val_ds, train_boxes, shape, sampler)
 
 
+@dataclass(frozen=True)
+class RunOrigin:
+    """What a landmark run started from: the autoencoder spec, that autoencoder's own encoder
+    (kept in the checkpoint when the landmark encoder can differ from it: finetuning or transfer),
+    whether training transferred from a landmark model, and the cross-validation's record."""
+
+    autoencoder: str
+    ae_encoder: dict[str, torch.Tensor]
+    keep_ae_encoder: bool
+    transfer: bool
+    cv: dict[str, Any] | None
+
+
 class LandmarkTrainer:
     """Stages 2 and 3 as a :class:`~fabrec.training_loop.Trainer`: the network, its optimiser,
     the stage it is in, the best validation NME, and the checkpoint it writes."""
@@ -240,15 +253,14 @@ class LandmarkTrainer:
     skip_logs: ClassVar[dict[str, float]] = {"loss": float("nan")}
 
     def __init__(self, cfg: LMTrainConfig, net: FabRec, scheme: Scheme, data: LandmarkData, out: Path,
-                 steps: tuple[int, int], transfer: bool, extras: dict[str, Any]) -> None:
-        self.cfg, self.net, self.scheme, self.data, self.out = cfg, net, scheme, data, out
+                 steps: tuple[int, int], origin: RunOrigin) -> None:
+        self.cfg, self.net, self.scheme, self.data, self.out, self.origin = cfg, net, scheme, data, out, origin
         self.steps2, self.steps3 = steps
-        self.stage, self.stage3_start, self.step, self.transfer = 2, steps[0], 0, transfer
+        self.stage, self.stage3_start, self.step, self.transfer = 2, steps[0], 0, origin.transfer
         self.best_nme, self.last_nme, self.skipped, self.done = float("inf"), float("nan"), 0, [0, 0]
-        self.extras = extras  # ae_encoder, autoencoder, cv, keep_ae_encoder
         self.val_cache = MemoryDataset(data.val_ds)
         self.dev = next(net.parameters()).device
-        self.opt = make_optimizer(net, cfg, 2, transfer)
+        self.opt = make_optimizer(net, cfg, 2, self.transfer)
 
     def restore(self, state: dict[str, Any], where: Path) -> None:
         """Continue from a checkpoint of this run (same model; the optimiser when the stage matches)."""
@@ -257,8 +269,8 @@ class LandmarkTrainer:
             raise FabrecError(f"{where}: run folder holds a different model; use another --out")
         for name in ("encoder", "generator", "itl"):
             mf.load_net(name, getattr(self.net, name))
-        self.extras["ae_encoder"] = mf.nets.get("ae_encoder", self.extras["ae_encoder"])
-        self.extras["keep_ae_encoder"] |= "ae_encoder" in mf.nets
+        if "ae_encoder" in mf.nets:
+            self.origin = replace(self.origin, ae_encoder=mf.nets["ae_encoder"], keep_ae_encoder=True)
         self.step = int(state["step"])
         saved_stage = self.stage = int(state.get("stage", 2))
         self.stage3_start = int(state.get("stage3_start", self.steps2))
@@ -319,16 +331,16 @@ class LandmarkTrainer:
     def payload(self) -> dict[str, Any]:
         """The checkpoint: the model file (:class:`~fabrec.model_file.ModelFile`) plus training state."""
         nets = {n: getattr(self.net, n).state_dict() for n in ("encoder", "generator", "itl")}
-        if self.extras["keep_ae_encoder"]:
-            nets["ae_encoder"] = self.extras["ae_encoder"]
+        if self.origin.keep_ae_encoder:
+            nets["ae_encoder"] = self.origin.ae_encoder
         d, cfg = self.data, self.cfg
         mf = ModelFile("landmarks", self.net.config, nets, self.scheme.to_dict(), list(self.net.itl.active),  # type: ignore[union-attr]
                        cfg.decoder, None if d.shape is None else d.shape.tolist())
         return mf.state() | {
-            "config": to_dict(cfg), "autoencoder": self.extras["autoencoder"], "optim": self.opt.state_dict(),
+            "config": to_dict(cfg), "autoencoder": self.origin.autoencoder, "optim": self.opt.state_dict(),
             "stage": self.stage, "stage3_start": self.stage3_start, "step": self.step, "best_nme": self.best_nme,
             "rng": {"torch": torch.get_rng_state()}, "train_keys": [s.key for s in d.train],
-            "val_keys": [s.key for s in d.val], "transfer": self.transfer, "cv": self.extras["cv"],
+            "val_keys": [s.key for s in d.val], "transfer": self.transfer, "cv": self.origin.cv,
         }
 
 
@@ -395,9 +407,9 @@ def train_landmarks(
     if cv is not None and cv["kept"]:
         steps = (0, 0)
     net.to(dev, memory_format=memory_format(dev))
-    keep = cfg.finetune_encoder or init_from is not None
-    t = LandmarkTrainer(cfg, net, scheme, data, out, steps, init_from is not None,
-                        {"ae_encoder": ae_encoder, "autoencoder": str(autoencoder), "cv": cv, "keep_ae_encoder": keep})
+    origin = RunOrigin(str(autoencoder), ae_encoder, cfg.finetune_encoder or init_from is not None,
+                       init_from is not None, cv)
+    t = LandmarkTrainer(cfg, net, scheme, data, out, steps, origin)
     if state is not None:
         t.restore(state, out / "last.pt")
     metrics = start_run_folder(out, dump_yaml(cfg), t.step)
@@ -445,8 +457,6 @@ def _frames(train: list, val: list, mc: Any) -> tuple[Any, Any, np.ndarray | Non
 SAMPLER_SALT = 104729  # keeps the batch order of runs made before the shared sampler
 
 
-
-
 def read_training(cfg: LMTrainConfig, scheme: Scheme) -> tuple[list, list]:
     """(training, validation) samples of ``cfg``'s dataset: the hash split, then the training
     count drawn from the pool."""
@@ -465,9 +475,8 @@ SELECTS = ("auto", "cv", "none")
 def wants_cv(cfg: LMTrainConfig, init_from: Any, source_heatmap: Any, labelled: int, steps: int) -> bool:
     """Whether k-fold cross-validation decides between the start model and training (see
     ``LMTrainConfig.select``): ``auto`` when adapting a landmark model of the same scheme with at
-    most FEW_SHOT_MAX labelled images, ``cv`` whenever starting from a landmark model."""
-    if cfg.select not in SELECTS:
-        raise FabrecError(f"select must be one of {', '.join(SELECTS)}, got '{cfg.select}'")
+    most FEW_SHOT_MAX labelled images, ``cv`` whenever starting from a landmark model
+    (``cfg.select`` already checked by :func:`check_choices`)."""
     if init_from is None or steps >= UNBOUNDED // 2 or cfg.select == "none":
         return False
     return cfg.select == "cv" or (source_heatmap is None and labelled <= FEW_SHOT_MAX)
