@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import cv2
 import numpy as np
 import torch
 
@@ -27,6 +28,12 @@ BoxXYWH = tuple[float, float, float, float]
 # Measured (benchmarks/detectors.py): keeps all 337 AFW faces and 400 infant photos' faces, drops
 # 72% of non-face crops. Other models get no filter unless asked (their confidence scales differ).
 MIN_CONFIDENCE = 0.35
+# Tracking: a face whose thumbnail correlates less than this with the previous frame's is another
+# face (a cut, a swap). Measured on clips of 300-W faces (benchmarks/video_cuts.py): the same face
+# tracked correlates 0.67-0.92 from frame to frame, moving up to 25 px a frame; a cut to another
+# face, 0.03-0.51, in the same place or elsewhere.
+MIN_SIMILARITY = 0.6
+REANCHOR_IOU = 0.75
 ROTATIONS = (0,)  # upright photos; (0, 90, 180, 270) also finds sideways and upside-down faces
 
 
@@ -272,49 +279,90 @@ class LandmarkPredictor:
 
     def track(self, frames: Iterable[np.ndarray], min_confidence: float = 0.25,
               smoothing: OneEuro | None = None, redetect_every: int = 3,
-              min_overlap: float = 0.3, channels: str = "rgb") -> Iterator[FaceResult | None]:
+              min_overlap: float = 0.3, channels: str = "rgb",
+              min_similarity: float = MIN_SIMILARITY, max_drop: float = 0.1) -> Iterator[FaceResult | None]:
         """One face through video frames (arrays in ``channels`` order, as in :meth:`predict`);
         yields a result per frame (None where no face is found). ``smoothing`` filters the points
         (a template: the track smooths with its own copy, see :meth:`OneEuro.fresh`).
 
         Between detections the face is cropped from the previous frame's points. The
         detector runs on the first frame, whenever the tracked face's mean confidence drops
-        under ``min_confidence``, and every ``redetect_every`` frames: if it then finds faces
-        and none overlaps the tracked crop by ``min_overlap`` (intersection over union), the
-        track jumps to the detected face nearest the old one -- after a cut or a fast move the
-        points are wrong for at most ``redetect_every - 1`` frames, whatever the model's
-        confidence scale. The track ends when less than half of its crop is inside the frame,
-        or less than three quarters while the detector finds no face.
+        under ``min_confidence``, every ``redetect_every`` frames, and whenever the face under
+        the crop changed: its appearance (:func:`appearance`, a small grey thumbnail of the
+        crop its points frame) correlates less than ``min_similarity`` with the previous
+        frame's -- a cut, a swap, an occlusion. After such a change the track starts again
+        from the detected face nearest the old one; on a periodic detection it jumps only
+        when no detected face overlaps the tracked crop by ``min_overlap`` (intersection over
+        union), or when the tracked face has drifted: its mean confidence is more than
+        ``max_drop`` under what it was where the detector last placed it (the points creep
+        off a face that moves one way for long). A detected face the face filter rejects is no face. The track ends when less
+        than half of its crop is inside the frame, or less than three quarters while the
+        detector finds no face.
         """
         smoothing = smoothing.fresh() if smoothing is not None else None  # this track's own filter state
         prev: FaceResult | None = None
+        seen: np.ndarray | None = None  # the previous face's appearance
+        anchor = 0.0  # the face's mean confidence where the detector last placed it
         for t, frame in enumerate(frames):
             rgb = _as_rgb(frame, channels)
-            h, w = rgb.shape[:2]
-            face = None
-            if prev is not None:
-                cb = self._crop_of(prev)
-                if _inside(cb, w, h) >= 0.5:
-                    (face,) = self._faces(rgb, [Region(prev.box, cb, "tracked", prev.score)], 1)
-                    if face.confidence.mean() < min_confidence:
-                        face = None
-            if face is None or (redetect_every and t % redetect_every == 0):
-                regions = self.crops_for(rgb, None)  # detector only; the network runs on a switch
-                mine = self._crop_of(face) if face is not None else None
-                if not regions and mine is not None and _inside(mine, w, h) < 0.75:
-                    face = None  # leaving the frame, and the detector sees no face
-                elif regions and (mine is None or max(_iou(mine, r.crop) for r in regions) < min_overlap):
-                    ref = face or prev
-                    near = self._crop_of(ref) if ref is not None else None
-                    region = _nearest(regions, near)
-                    group = [r for r in regions if r.group == region.group] if region.group >= 0 else [region]
-                    (face,) = self._faces(rgb, group, len(group))  # its most confident orientation
-                    if smoothing is not None:
-                        smoothing.reset()
+            face, changed = self._follow(rgb, prev, min_confidence), False
+            if face is not None and seen is not None:
+                changed = float(seen @ appearance(rgb, self._crop_of(face))) < min_similarity
+            if face is None or changed or (redetect_every and t % redetect_every == 0):
+                drifted = face is not None and float(face.confidence.mean()) < anchor - max_drop
+                face, jumped = self._redetect(rgb, None if changed else face, prev if changed else face or prev,
+                                              min_overlap, drifted)
+                if jumped and face is not None:
+                    anchor = float(face.confidence.mean())
+                if jumped and smoothing is not None:
+                    smoothing.reset()
             if face is not None and smoothing is not None:
                 face.points = smoothing(face.points, t)
+            seen = appearance(rgb, self._crop_of(face)) if face is not None else None
             prev = face
             yield face
+
+    def _follow(self, rgb: np.ndarray, prev: FaceResult | None, min_confidence: float) -> FaceResult | None:
+        """The face cropped where ``prev``'s points put it, or None (no previous face, its crop
+        mostly outside the frame, or a mean confidence under ``min_confidence``)."""
+        if prev is None:
+            return None
+        h, w = rgb.shape[:2]
+        cb = self._crop_of(prev)
+        if _inside(cb, w, h) < 0.5:
+            return None
+        faces = self._faces(rgb, [Region(prev.box, cb, "tracked", prev.score)], 1)
+        return faces[0] if faces and faces[0].confidence.mean() >= min_confidence else None
+
+    def _redetect(self, rgb: np.ndarray, face: FaceResult | None, ref: FaceResult | None,
+                  min_overlap: float, drifted: bool = False) -> tuple[FaceResult | None, bool]:
+        """The detector's view of a tracked ``face`` (None: lost, or changed): ``(face,
+        jumped)``. It is kept when a detected face overlaps its crop by ``min_overlap`` and it
+        has not ``drifted`` (then it is cropped again where the detector puts it); otherwise
+        the detected face nearest ``ref`` (the old face) replaces it, in its most confident
+        orientation, or None when the face filter rejects that one. With no detection, a face
+        leaving the frame (under three quarters inside) is dropped."""
+        h, w = rgb.shape[:2]
+        regions = self.crops_for(rgb, None)  # detector only; the network runs on a switch
+        mine = self._crop_of(face) if face is not None else None
+        if not regions:
+            return (None if mine is not None and _inside(mine, w, h) < 0.75 else face), False
+        best = max(_iou(mine, r.crop) for r in regions) if mine is not None else 0.0
+        if best >= min_overlap and not drifted and best >= REANCHOR_IOU:
+            return face, False
+        region = _nearest(regions, self._crop_of(ref) if ref is not None else None)
+        group = [r for r in regions if r.group == region.group] if region.group >= 0 else [region]
+        found = self._faces(rgb, group, len(group))  # its most confident orientation, if a face
+        return (found[0] if found else None), True
+
+
+def appearance(rgb: np.ndarray, crop: Box, size: int = 32) -> np.ndarray:
+    """What a face looks like, for telling the same face from another one in the next frame:
+    the crop's grey ``size x size`` thumbnail, mean removed, unit length, flattened
+    ``(size * size,)``. The dot product of two is their correlation (1: the same picture)."""
+    g = cv2.cvtColor(warp(rgb, crop_matrix(crop, size), size), cv2.COLOR_RGB2GRAY).astype(np.float64).ravel()
+    g -= g.mean()
+    return g / max(float(np.linalg.norm(g)), 1e-9)
 
 
 def _overlap(b: Box, x0: float, y0: float, x1: float, y1: float) -> float:
