@@ -272,20 +272,32 @@ def _rotations(text: str) -> tuple[int, ...]:
     return rot
 
 
-def cmd_predict(a: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+def check_predict(a: argparse.Namespace) -> list:
+    """``predict``'s inputs and options, checked before anything heavy loads (a mistyped path
+    fails at once): the input files of this shard (:func:`fabrec.inputs.expand_inputs`)."""
+    from fabrec.inputs import expand_inputs
     from fabrec.outputs import parse_shard, shard_of
-    from fabrec.predict import LandmarkPredictor, OneEuro
-    from fabrec.predict_io import expand_inputs, predict_files, read_boxes_file
 
     if a.batch_size < 1 or a.refine < 0:
         raise FabrecError("--batch-size must be >= 1 and --refine >= 0")
-    rotations = _rotations(a.rotations)
-    files = expand_inputs(a.inputs)  # inputs and options are checked before the model loads
+    _rotations(a.rotations)
+    if a.boxes and not Path(a.boxes).is_file():
+        raise FabrecError(f"{a.boxes}: boxes file not found")
+    files = expand_inputs(a.inputs)
     if a.shard:
-        k, n = parse_shard(a.shard)
-        files = shard_of(files, k, n)
+        files = shard_of(files, *parse_shard(a.shard))
+    return files
+
+
+def cmd_predict(a: argparse.Namespace, files: list | None = None) -> int:
+    """``files``: what :func:`check_predict` returned (checked again when not given)."""
+    from tqdm import tqdm
+
+    from fabrec.predict import LandmarkPredictor, OneEuro
+    from fabrec.predict_io import predict_files, read_boxes_file
+
+    files = check_predict(a) if files is None else files
+    rotations = _rotations(a.rotations)
     boxes = read_boxes_file(a.boxes) if a.boxes else None
     pred = LandmarkPredictor.from_pretrained(a.model, detector=a.detector, device=a.device, decoder=a.decoder,
                                              quality=not a.no_quality, precision=a.dtype,
@@ -613,11 +625,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from fabrec.outputs import check_out
 
             check_out(args.out, "file" if args.cmd in OUT_FILES else "folder")
+        checked = args.cmd == "predict" and check_predict(args)  # before PyTorch loads
         if args.cmd in THREADED:
             from fabrec.runtime import default_threads, set_threads
 
             set_threads(args.threads if args.threads is not None else default_threads())
-        return COMMANDS[args.cmd](args)
+        return cmd_predict(args, checked) if checked else COMMANDS[args.cmd](args)
     except FabrecError as e:
         print(f"fabrec {args.cmd}: error: {e}", file=sys.stderr)
         return 2

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 
 from fabrec.errors import FabrecError
+from fabrec.inputs import IMAGE_EXTENSIONS
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 MAX_IMAGE_PIXELS = 100_000_000  # decompression-bomb guard (about 10k x 10k)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import cv2
@@ -13,32 +13,11 @@ import numpy as np
 
 from fabrec.datasets.boxes import read_box_rows
 from fabrec.errors import FabrecError
-from fabrec.io import IMAGE_EXTENSIONS, complete_lines, write_image_atomic, write_text_atomic
+from fabrec.inputs import InputFile, expand_inputs
+from fabrec.io import complete_lines, write_image_atomic, write_text_atomic
 from fabrec.predict import BoxXYWH, FaceResult, LandmarkPredictor, OneEuro
 from fabrec.results import csv_header, csv_rows, record
 from fabrec.visualize import draw_points
-
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
-
-
-def expand_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
-    """(file, name relative to its input root) for images and videos; folders are recursive."""
-    out = []
-    for s in inputs:
-        p = Path(s)
-        if not p.exists():
-            raise FabrecError(f"{p}: no such file or folder")
-        if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
-            out += [(f, f.relative_to(p)) for f in files]
-        else:
-            if p.suffix.lower() not in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS:
-                raise FabrecError(f"{p}: not an image or video ({p.suffix or 'no extension'})")
-            out.append((p, Path(p.name)))
-    if not out:
-        raise FabrecError("no images or videos in the inputs")
-    return out
-
 
 def read_boxes_file(path: str | Path) -> dict[str, list[BoxXYWH]]:
     """``{"name": [[x, y, w, h], ...]}`` JSON, or CSV rows ``path,x,y,w,h``; keys are file names
@@ -85,7 +64,7 @@ def annotate(rgb: np.ndarray, faces: list[FaceResult]) -> np.ndarray:
 
 def predict_files(
     predictor: LandmarkPredictor,
-    inputs: list[str] | list[tuple[Path, Path]],
+    inputs: list[str] | list[InputFile],
     out_dir: str | Path,
     fmt: str = "json",
     boxes: dict[str, list[BoxXYWH]] | None = None,
@@ -99,32 +78,34 @@ def predict_files(
 ) -> dict[str, Any]:
     """Predict every input; writes per-input JSON (or one ``predictions.jsonl``/``.csv``) in the
     result schema (:mod:`fabrec.results`) and annotated pictures into ``out_dir``. ``inputs``:
-    paths, or the ``(file, relative name)`` pairs of :func:`expand_inputs`. Unreadable files are
+    paths, or the input files of :func:`fabrec.inputs.expand_inputs` (which names them so that
+    no two share an output). Unreadable files are
     reported in the output, not raised. ``batch_size``: faces of one image per network batch.
     Returns counts (files, images, videos, faces, frames, frames_with_face, no_face, errors,
     skipped) and ``causes``: each error message (without its file name) with how many inputs it
     hit."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = expand_inputs(inputs) if inputs and isinstance(inputs[0], str) else list(inputs)  # type: ignore[arg-type]
+    files: list[InputFile] = (expand_inputs(inputs) if inputs and isinstance(inputs[0], str)  # type: ignore[arg-type]
+                              else list(inputs))  # type: ignore[arg-type]
     counts: dict = {k: 0 for k in ("files", "images", "videos", "faces", "frames", "frames_with_face", "no_face",
                                    "errors", "skipped")}
     counts["causes"] = {}
     sink = _Sink(out, fmt, predictor.scheme.num_points, skip_existing)
     it = progress(iter(files)) if progress else iter(files)
-    for path, rel in it:
-        key = str(rel)
-        if skip_existing and sink.done(key, rel):
+    for inp in it:
+        key = inp.name.as_posix()
+        if skip_existing and sink.done(key, inp.out):
             counts["skipped"] += 1
             continue
         counts["files"] += 1
-        if path.suffix.lower() in VIDEO_EXTENSIONS:
-            rec = _predict_video(predictor, path, key, out / rel, smooth, save_images)
+        if inp.is_video:
+            rec = _predict_video(predictor, inp.path, key, out / inp.out, smooth, save_images)
         else:
-            rec = _predict_image(predictor, path, key, out / rel, boxes, refine, save_images, save_reconstruction,
-                                 batch_size)
-        _count(counts, rec, path)
-        sink.write(rec, rel)
+            rec = _predict_image(predictor, inp.path, key, out / inp.out, boxes, refine, save_images,
+                                 save_reconstruction, batch_size)
+        _count(counts, rec, inp.path)
+        sink.write(rec, inp.out)
     return counts
 
 
@@ -142,6 +123,12 @@ def _count(counts: dict, rec: dict, path: Path) -> None:
         counts["images"] += 1
         counts["faces"] += len(rec["faces"])
         counts["no_face"] += int(not rec["faces"])
+
+
+def _named(out: PurePath, ending: str) -> PurePath:
+    """An input's output ``out`` (no suffix of its own) with ``ending`` appended:
+    ``a/x`` + ``.json`` -> ``a/x.json``; ``a/x.jpg`` + ``_landmarks.jpg`` -> ``a/x.jpg_landmarks.jpg``."""
+    return out.with_name(out.name + ending)
 
 
 class _Sink:
@@ -168,12 +155,12 @@ class _Sink:
                 keep.append(line)
         write_text_atomic(self.agg, "".join(keep))
 
-    def done(self, key: str, rel: Path) -> bool:
-        return key in self.finished if self.agg is not None else (self.out / rel.with_suffix(".json")).exists()
+    def done(self, key: str, out: PurePath) -> bool:
+        return key in self.finished if self.agg is not None else (self.out / _named(out, ".json")).exists()
 
-    def write(self, rec: dict, rel: Path) -> None:
+    def write(self, rec: dict, out: PurePath) -> None:
         if self.agg is None:
-            path = self.out / rel.with_suffix(".json")
+            path = self.out / _named(out, ".json")
             path.parent.mkdir(parents=True, exist_ok=True)
             write_text_atomic(path, json.dumps(rec) + "\n")
             return
@@ -206,10 +193,10 @@ def _predict_image(predictor: LandmarkPredictor, path: Path, key: str, dest: Pat
         rec["note"] = "no face found"
     dest.parent.mkdir(parents=True, exist_ok=True)
     if save_images and faces:
-        write_image_atomic(dest.with_name(dest.stem + "_landmarks.jpg"), annotate(rgb, faces))
+        write_image_atomic(_named(dest, "_landmarks.jpg"), annotate(rgb, faces))
     if save_reconstruction and faces:
         crop, rec_img = predictor.reconstruct(rgb, faces[0].crop if faces[0].crop else faces[0].box)
-        write_image_atomic(dest.with_name(dest.stem + "_reconstruction.png"), np.hstack([crop, rec_img]))
+        write_image_atomic(_named(dest, "_reconstruction.png"), np.hstack([crop, rec_img]))
     return rec
 
 
@@ -225,7 +212,7 @@ def _predict_video(predictor: LandmarkPredictor, path: Path, key: str, dest: Pat
     if not cap.isOpened():
         return _record(predictor, "video", key, error=f"{path}: cannot open video")
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    frames_out = dest.with_name(dest.stem + "_frames.jsonl")
+    frames_out = Path(_named(dest, "_frames.jsonl"))
     frames_out.parent.mkdir(parents=True, exist_ok=True)
     writer = None
     n = found = 0
@@ -258,7 +245,7 @@ def _predict_video(predictor: LandmarkPredictor, path: Path, key: str, dest: Pat
                                         height=size[1], faces=[face.to_dict()] if face else [])) + "\n")
             if save:
                 if writer is None:
-                    writer = cv2.VideoWriter(str(dest.with_name(dest.stem + "_landmarks.mp4")),
+                    writer = cv2.VideoWriter(str(_named(dest, "_landmarks.mp4")),
                                              cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
                 writer.write(cv2.cvtColor(annotate(rgb, [face] if face else []), cv2.COLOR_RGB2BGR))
     cap.release()

@@ -1,0 +1,85 @@
+"""What ``fabrec predict`` is given: files and folders -> input files with names no two share.
+
+Light on purpose (no OpenCV, NumPy or PyTorch): the inputs are checked before anything heavy
+loads, so a mistyped path fails at once.
+
+The naming rule (stated in the README):
+
+- an input's **name** (the ``file`` field of its records, its ``--shard`` key, its ``--boxes``
+  key) is its path relative to the deepest folder holding every input -- a single folder input
+  is that folder itself, so ``predict photos/`` names ``photos/a/x.jpg`` ``a/x.jpg`` and
+  ``predict coll/a coll/b`` names ``a/x.jpg`` and ``b/x.jpg``;
+- its outputs (``x.json``, ``x_landmarks.jpg``, ...) sit at that name's place under ``--out``,
+  named after the file without its extension, or with it (``x.jpg.json``, ``x.png.json``) when
+  two inputs of the run would otherwise share an output name;
+- a file given twice (directly and through a folder, say) is predicted once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path, PurePath
+from typing import NamedTuple
+
+from fabrec.errors import FabrecError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+MEDIA_EXTENSIONS = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
+
+
+class InputFile(NamedTuple):
+    """One file to predict.
+
+    Attributes:
+        path: the file as given or found.
+        name: its name relative to the inputs' common folder (see the module docstring).
+        out: where its outputs go, relative to ``--out``, without a suffix: ``a/x`` writes
+            ``a/x.json``, ``a/x_landmarks.jpg``, ...
+    """
+
+    path: Path
+    name: PurePath
+    out: PurePath
+
+    @property
+    def is_video(self) -> bool:
+        return self.path.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def _listed(p: Path) -> list[Path]:
+    if not p.exists():
+        raise FabrecError(f"{p}: no such file or folder")
+    if p.is_dir():
+        return sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in MEDIA_EXTENSIONS)
+    if p.suffix.lower() not in MEDIA_EXTENSIONS:
+        raise FabrecError(f"{p}: not an image or video ({p.suffix or 'no extension'})")
+    return [p]
+
+
+def expand_inputs(inputs: list[str]) -> list[InputFile]:
+    """Files and folders (searched recursively for images and videos) -> the input files, in
+    the order given (folders sorted), each named by the module's rule. Raises
+    :class:`FabrecError` naming the first missing path or unsupported file."""
+    given = [Path(s) for s in inputs]
+    found = [(p, f) for p in given for f in _listed(p)]
+    if not found:
+        raise FabrecError("no images or videos in the inputs")
+    roots = [given[0]] if len(given) == 1 and given[0].is_dir() else [p if p.is_dir() else p.parent for p in given]
+    base = Path(os.path.commonpath([os.path.abspath(r) for r in roots]))
+    seen: set[str] = set()
+    named: list[tuple[Path, PurePath]] = []
+    for _, f in found:
+        a = os.path.abspath(f)
+        if a not in seen:
+            seen.add(a)
+            named.append((f, PurePath(os.path.relpath(a, base))))
+    stems = Counter(n.with_suffix("") for _, n in named)
+    outs = [n.with_suffix("") if stems[n.with_suffix("")] == 1 else n for _, n in named]
+    taken = Counter(outs)
+    for i, o in enumerate(outs):  # x.jpg beside x.png and x.jpg.png: the last resort, a number
+        if taken[o] > 1:
+            taken[o] -= 1
+            outs[i] = o.with_name(f"{o.name}~{taken[o] + 1}")
+    return [InputFile(f, n, o) for (f, n), o in zip(named, outs)]
