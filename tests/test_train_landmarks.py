@@ -174,3 +174,21 @@ def test_cross_validation_keeps_the_start_model_unless_training_helps(tiny_ae: P
     none = train_landmarks(replace(cfg, select="none"), tiny_ae, tmp_path / "plain", device="cpu", progress=False,
                            init_from=start / "best.pt")
     assert none.step == 3 and load_checkpoint(tmp_path / "plain" / "best.pt")["cv"] is None
+
+
+def test_train_count_means_the_labelled_images_to_learn_from(tiny_ae: Path, tmp_path: Path, caplog) -> None:
+    """Six labelled images and ``--train-count 6``: all six train, validation is left empty and
+    the log says so; ``--train-count 7`` names the fix."""
+    data = tmp_path / "300w"
+    make_300w(data)
+    cfg = lm_cfg(data, max_steps=2, train_count="6", val_permille=500)
+    with caplog.at_level("INFO", logger="fabrec"):
+        r = train_landmarks(cfg, tiny_ae, tmp_path / "six", device="cpu", progress=False)
+    assert r.train_count == 6 and r.val_count == 0
+    assert "go to training to give 6 training images; 0 left for validation" in caplog.text
+    assert "no validation images (label more images than --train-count" in caplog.text
+    assert (tmp_path / "six" / "best.pt").exists()
+    r = train_landmarks(replace(cfg, train_count="4"), tiny_ae, tmp_path / "four", device="cpu", progress=False)
+    assert r.train_count == 4 and r.val_count >= 1  # enough left over: validation as the hash split chose
+    with pytest.raises(FabrecError, match=r"the data has 6; give --train-count 6 \(or all\)"):
+        train_landmarks(replace(cfg, train_count="7"), tiny_ae, tmp_path / "seven", device="cpu", progress=False)

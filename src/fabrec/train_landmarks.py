@@ -347,7 +347,7 @@ class LandmarkTrainer:
 def _announce(t: LandmarkTrainer, deadline: Deadline, time_limit: float | None) -> None:
     s2, s3 = t.steps2, t.steps3
     if not t.data.val:
-        log.info("train-landmarks: no image fell into the validation split (label a few more, or --set "
+        log.info("train-landmarks: no validation images (label more images than --train-count, or --set "
                  "val_permille=...): best.pt will be the last step")
     log.info("train-landmarks: %d training images, %d validation images, %s%s%s%s", len(t.data.train),
              len(t.data.val), "ITLs" if s2 == UNBOUNDED else f"{s2} ITL steps",
@@ -459,14 +459,35 @@ SAMPLER_SALT = 104729  # keeps the batch order of runs made before the shared sa
 
 def read_training(cfg: LMTrainConfig, scheme: Scheme) -> tuple[list, list]:
     """(training, validation) samples of ``cfg``'s dataset: the hash split, then the training
-    count drawn from the pool."""
+    count drawn from the pool. ``--train-count N`` means N labelled images to learn from:
+    validation takes only what is left beyond them (:func:`give_back_validation`)."""
     res = read_dataset(cfg.dataset, cfg.root, cfg.split, scheme)
     for p in res.problems:
         log.info("skipped: %s", p)
+    count = parse_count(cfg.train_count)
     pool, val = split_pool(res.samples, cfg.val_permille, cfg.val_max)
-    if not pool:
-        raise FabrecError(f"{cfg.root}: no training images left after the validation split")
-    return choose_training(pool, parse_count(cfg.train_count), cfg.sample, cfg.seed), val
+    total = len(pool) + len(val)
+    if isinstance(count, int) and count > total:
+        raise FabrecError(f"{cfg.root}: --train-count {count} asks for {count} labelled images, the data has "
+                          f"{total}; give --train-count {total} (or all)")
+    pool, val = give_back_validation(pool, val, count if isinstance(count, int) else 1)
+    return choose_training(pool, count, cfg.sample, cfg.seed), val
+
+
+def give_back_validation(pool: list[LandmarkSample], val: list[LandmarkSample],
+                         need: int) -> tuple[list[LandmarkSample], list[LandmarkSample]]:
+    """(pool, validation) with validation images moved to the pool until it holds ``need``
+    (whole images, the last keys first, so the rest of the split stays as it was); says so."""
+    if len(pool) >= need:
+        return pool, val
+    keep, moved = list(val), []
+    while keep and len(pool) + len(moved) < need:
+        key = keep[-1].key
+        while keep and keep[-1].key == key:
+            moved.append(keep.pop())
+    log.info("train-landmarks: %d image(s) of the validation split go to training to give %d training images; "
+             "%d left for validation", len(moved), need, len(keep))
+    return pool + moved[::-1], keep
 
 
 SELECTS = ("auto", "cv", "none")
