@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -47,6 +48,10 @@ def test_demo_command(tmp_path: Path, capsys) -> None:
     assert len(rec["faces"]) >= 1 and len(rec["faces"][0]["points"]) == 68
     assert (tmp_path / "astronaut_landmarks.jpg").stat().st_size > 0
     assert (tmp_path / "astronaut_reconstruction.png").stat().st_size > 0
+    # the README's picture is what the demo writes (same size, same drawing up to JPEG noise)
+    got = cv2.imread(str(tmp_path / "astronaut_landmarks.jpg")).astype(np.float64)
+    shown = cv2.imread(str(Path(__file__).resolve().parents[1] / "docs" / "demo_astronaut.jpg")).astype(np.float64)
+    assert got.shape == shown.shape and np.abs(got - shown).mean() < 2.0
 
 
 if __name__ == "__main__" and "--write" in sys.argv:

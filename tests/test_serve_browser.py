@@ -164,3 +164,34 @@ def test_the_page_finds_landmarks_and_makes_a_new_scheme(server, drv, predictor,
     assert len(model) > 1_000_000 and model[8:9] == b"{"  # a safetensors header
     with zipfile.ZipFile(io.BytesIO(urllib.request.urlopen(f"{url}/v1/projects/five/labels.zip").read())) as z:
         assert sum(n.endswith(".json") for n in z.namelist()) == 3 and "five/scheme.yaml" in z.namelist()
+
+
+def test_own_point_names_get_mirror_pairs_and_a_normaliser_on_the_page(server, drv) -> None:
+    """A project of own point names made on the page: the mirror pairs and the eye normaliser
+    found from the names are shown; the user changes them in the form and the scheme follows."""
+    from selenium.webdriver.support.ui import Select
+
+    from fabrec.schemes import get_scheme
+
+    url, projects = server
+    drv.get(url + "/")
+    drv.find_element(By.ID, "scheme-tab").click()
+    drv.find_element(By.ID, "project-name").send_keys("own")
+    Select(drv.find_element(By.ID, "template")).select_by_value("own")
+    drv.find_element(By.ID, "point-names").send_keys("\n".join(["l_ear_lobe", "r_ear_lobe", *NAMES]))
+    drv.find_element(By.CSS_SELECTOR, "#new-project button[type=submit]").click()
+    wait(drv, lambda d: d.find_element(By.ID, "workspace").is_displayed() and "own:" in d.find_element(By.ID, "project-title").text)
+    text = drv.find_element(By.ID, "roles-text").text
+    assert "l_ear_lobe ↔ r_ear_lobe" in text and "left_eye ↔ right_eye" in text and "mouth_left ↔ mouth_right" in text
+    assert "distance between left_eye and right_eye" in text
+    scheme = get_scheme(projects / "own" / "scheme.yaml")
+    assert scheme.flip is not None and scheme.norm_points == (2, 3)
+    pairs = drv.find_element(By.ID, "roles-pairs")
+    pairs.clear()
+    pairs.send_keys("left_eye right_eye\nmouth_left mouth_right")
+    norm = drv.find_element(By.ID, "roles-norm")
+    norm.clear()
+    drv.find_element(By.CSS_SELECTOR, "#roles button[type=submit]").click()
+    wait(drv, lambda d: "box size" in d.find_element(By.ID, "roles-text").text)
+    scheme = get_scheme(projects / "own" / "scheme.yaml")
+    assert scheme.norm_points is None and scheme.flip[0] == 0 and scheme.flip[2] == 3

@@ -76,6 +76,36 @@ def test_own_point_names_and_templates_make_readable_schemes(client, tmp_path) -
     assert client.get("/v1/projects").json()["projects"] == ["full", "tips"]
 
 
+def test_own_point_names_get_mirror_pairs_and_a_normaliser(client, tmp_path) -> None:
+    """Own names spelling left/right and eye: mirror pairs and the eye normaliser found, the
+    same scheme as the 5-point template (so the page validates like the command line); given
+    pairs and normaliser are kept; bad ones are refused; both can be changed later."""
+    names = ["left_eye", "right_eye", "nose_tip", "mouth_left", "mouth_right"]
+    r = client.post("/v1/projects", json={"name": "mine", "points": names})
+    assert r.status_code == 201
+    info = r.json()
+    assert info["flip_pairs"] == [["left_eye", "right_eye"], ["mouth_left", "mouth_right"]]
+    assert info["norm_points"] == ["left_eye", "right_eye"]
+    assert info["normaliser"].startswith("distance between left_eye and right_eye")
+    mine = get_scheme(tmp_path / "projects" / "mine" / "scheme.yaml")
+    client.post("/v1/projects", json={"name": "tmpl", "template": "5"})
+    tmpl = get_scheme(tmp_path / "projects" / "tmpl" / "scheme.yaml")
+    assert (mine.names, mine.flip, mine.norm_points) == (tmpl.names, tmpl.flip, tmpl.norm_points)
+    ears = client.post("/v1/projects", json={"name": "ears", "points": ["l_ear_lobe", "r_ear_lobe", "chin"]}).json()
+    assert ears["flip_pairs"] == [["l_ear_lobe", "r_ear_lobe"]] and ears["norm_points"] is None
+    assert ears["normaliser"].startswith("box size")
+    given = client.post("/v1/projects", json={"name": "given", "points": ["a", "b", "c"], "flip_pairs": [["a", "b"]],
+                                              "norm_points": ["a", "c"]}).json()
+    assert given["flip_pairs"] == [["a", "b"]] and given["norm_points"] == ["a", "c"]
+    for bad in ({"flip_pairs": [["a", "zz"]]}, {"flip_pairs": [["a", "a"]]}, {"flip_pairs": [["a", "b"], ["b", "c"]]},
+                {"norm_points": ["a"]}, {"flip_pairs": "a-b"}):
+        r = client.post("/v1/projects", json={"name": "bad", "points": ["a", "b", "c"], **bad})
+        assert r.status_code == 400 and "\n" not in r.json()["error"], bad
+    changed = client.put("/v1/projects/given/scheme", json={"flip_pairs": [], "norm_points": []}).json()
+    assert changed["flip_pairs"] == [] and changed["norm_points"] is None
+    assert get_scheme(tmp_path / "projects" / "given" / "scheme.yaml").flip is None
+
+
 def test_labels_round_trip_as_labelme_that_training_reads(client, predictor, tmp_path) -> None:
     client.post("/v1/projects", json={"name": "five", "template": "5"})
     img = cv2.imread(str(SAMPLE_IMAGE))

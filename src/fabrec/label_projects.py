@@ -31,7 +31,7 @@ import yaml
 from fabrec.datasets.labelme import labelme_doc, labelme_points
 from fabrec.errors import FabrecError
 from fabrec.io import atomic_write, decode_image, read_image, write_text_atomic
-from fabrec.schemes import Scheme, get_scheme
+from fabrec.schemes import Scheme, eye_pair, get_scheme, mirror_pairs
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.(jpg|jpeg|png|webp|bmp)$", re.IGNORECASE)
@@ -50,10 +50,11 @@ class ProjectError(FabrecError):
         self.status = status
 
 
-def scheme_document(name: str, template: str | None = None, points: list[str] | None = None) -> dict[str, Any]:
+def scheme_document(name: str, template: str | None = None, points: list[str] | None = None,
+                    flip_pairs: Any = None, norm_points: Any = None) -> dict[str, Any]:
     """The scheme YAML of a new project: a template (``5``: eye centres, nose tip, mouth corners;
-    ``68``: the 300-W points) or the user's point names (no flip pairs; errors normalised by the
-    face box)."""
+    ``68``: the 300-W points) or the user's point names with their mirror pairs and the two
+    points that normalise errors (:func:`point_roles`)."""
     if template == "5":
         return {**FIVE, "name": name}
     if template == "68":
@@ -65,9 +66,32 @@ def scheme_document(name: str, template: str | None = None, points: list[str] | 
         raise ProjectError("give 1 to 200 point names (or a template: 5 or 68)")
     if any(not NAME.match(n) for n in names):
         raise ProjectError("point names: letters, digits, '_' and '-' only, starting with a letter or digit")
-    doc = {"name": name, "points": names, "norm_points": None}
-    Scheme.from_dict(doc, "scheme")  # unique names etc.
-    return doc
+    return point_roles({"name": name, "points": names}, flip_pairs, norm_points)
+
+
+def point_roles(doc: dict[str, Any], flip_pairs: Any = None, norm_points: Any = None) -> dict[str, Any]:
+    """``doc`` (a scheme document with point names) with ``flip_pairs`` (``[[a, b], ...]`` of
+    point names; None: the left/right pairs the names spell, :func:`fabrec.schemes.mirror_pairs`)
+    and ``norm_points`` (``[a, b]``; None: the eye pair among them, else the face box; ``[]``:
+    the face box). Checked as a scheme; a bad entry is a 400 naming it."""
+    names = list(doc["points"])
+    if flip_pairs is None:
+        flip_pairs = [list(p) for p in mirror_pairs(names)]
+    if not isinstance(flip_pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in flip_pairs):
+        raise ProjectError("'flip_pairs' must be a list of [name, name] pairs")
+    if norm_points is None:
+        eyes = eye_pair([tuple(p) for p in flip_pairs])
+        norm_points = list(eyes) if eyes else []
+    if not isinstance(norm_points, list) or len(norm_points) not in (0, 2):
+        raise ProjectError("'norm_points' must be two point names, or [] to normalise by the face box")
+    if any(p[0] == p[1] for p in flip_pairs) or len({n for p in flip_pairs for n in p}) != 2 * len(flip_pairs):
+        raise ProjectError("'flip_pairs': each point may be in one pair, with another point")
+    out = {"name": doc["name"], "points": names, "flip_pairs": flip_pairs, "norm_points": norm_points or None}
+    try:
+        Scheme.from_dict(out, "scheme")  # known names, unique, a permutation
+    except FabrecError as e:
+        raise ProjectError(str(e)) from None
+    return out
 
 
 @dataclass(frozen=True)
@@ -92,12 +116,14 @@ class ProjectStore:
             raise ProjectError(f"{what} '{name}' is not allowed")
         return p
 
-    def create(self, name: str, template: str | None = None, points: list[str] | None = None) -> dict[str, Any]:
-        """Make project ``name`` (409 if it exists) and return its description."""
+    def create(self, name: str, template: str | None = None, points: list[str] | None = None,
+               flip_pairs: Any = None, norm_points: Any = None) -> dict[str, Any]:
+        """Make project ``name`` (409 if it exists) and return its description; ``flip_pairs``
+        and ``norm_points`` for own point names as in :func:`point_roles`."""
         p = self._inside(name, NAME, "project name")
         if p.exists():
             raise ProjectError(f"project '{name}' exists", 409)
-        doc = scheme_document(name, template, points)
+        doc = scheme_document(name, template, points, flip_pairs, norm_points)
         (p / "images").mkdir(parents=True)
         write_text_atomic(p / "scheme.yaml", yaml.safe_dump(doc, sort_keys=False))
         return self.describe(name)
@@ -111,9 +137,19 @@ class ProjectStore:
     def scheme(self, name: str) -> Scheme:
         return get_scheme(self.folder(name) / "scheme.yaml")
 
+    def set_roles(self, name: str, flip_pairs: Any, norm_points: Any) -> dict[str, Any]:
+        """Change the project's mirror pairs and normalising points (:func:`point_roles`; the
+        point names and labels stay); returns its description."""
+        sch = self.scheme(name)
+        doc = point_roles({"name": sch.name, "points": list(sch.names)}, flip_pairs, norm_points)
+        write_text_atomic(self.folder(name) / "scheme.yaml", yaml.safe_dump(doc, sort_keys=False))
+        return self.describe(name)
+
     def describe(self, name: str) -> dict[str, Any]:
-        """``{"name", "points": [names], "images": [{"file", "width", "height", "labelled"}], "complete",
-        "model"}`` -- ``labelled`` counts placed points, ``complete`` the fully labelled photos."""
+        """``{"name", "points": [names], "flip_pairs": [[a, b], ...], "norm_points": [a, b] | None,
+        "normaliser", "images": [{"file", "labelled"}], "complete", "model"}`` -- ``labelled``
+        counts placed points, ``complete`` the fully labelled photos, ``normaliser`` says what
+        the validation NME is divided by."""
         p = self.folder(name)
         scheme = self.scheme(name)
         images = []
@@ -122,7 +158,10 @@ class ProjectStore:
                 pts = _read_labels(img.with_suffix(".json"), scheme)
                 images.append({"file": img.name, "labelled": sum(q is not None for q in pts)})
         k = scheme.num_points
-        return {"name": name, "points": list(scheme.names), "images": images,
+        pairs = [] if scheme.flip is None else [[scheme.names[i], scheme.names[j]] for i, j in enumerate(scheme.flip) if i < j]
+        norm = None if scheme.norm_points is None else [scheme.names[i] for i in scheme.norm_points]
+        return {"name": name, "points": list(scheme.names), "flip_pairs": pairs, "norm_points": norm,
+                "normaliser": scheme.normaliser, "images": images,
                 "complete": sum(i["labelled"] == k for i in images), "model": self.model_path(name).is_file()}
 
     def image(self, name: str, file: str) -> Path:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,6 +142,47 @@ BUILTIN: dict[str, Scheme] = {
     "98": Scheme("98", tuple(f"p{i}" for i in range(98)), _pairs_to_perm(98, _P98), (60, 72)),
     "19": Scheme("19", _N19, _pairs_to_perm(19, _P19), None),
 }
+
+
+_SIDES = {"left": "right", "right": "left", "l": "r", "r": "l", "lt": "rt", "rt": "lt"}
+
+
+def _mirror_name(name: str) -> str:
+    """``left_eye`` -> ``right_eye``, ``r_ear_lobe`` -> ``l_ear_lobe``, ``LeftBrow`` -> ``RightBrow``:
+    the name with its side words swapped (tokens between ``_``/``-``, or Left/Right inside a
+    word); the name itself when it names no side."""
+    parts = re.split(r"([_-])", name)
+    swapped = [_keep_case(t, _SIDES[t.lower()]) if t.lower() in _SIDES else t for t in parts]
+    out = "".join(swapped)
+    if out == name:
+        out = re.sub(r"(?i)left|right", lambda m: _keep_case(m.group(0), _SIDES[m.group(0).lower()]), name)
+    return out
+
+
+def _keep_case(like: str, word: str) -> str:
+    return word.upper() if like.isupper() and len(like) > 1 else word.capitalize() if like[:1].isupper() else word
+
+
+def mirror_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
+    """The left/right pairs a scheme's point names spell out (``left_eye`` / ``right_eye``,
+    ``l_mouth`` / ``r_mouth``, ``LeftEar`` / ``RightEar``), each once, in name order."""
+    have, pairs = set(names), []
+    for n in names:
+        m = _mirror_name(n)
+        if m != n and m in have and (m, n) not in pairs:
+            pairs.append((n, m))
+    return pairs
+
+
+def eye_pair(pairs: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
+    """The mirror pair that normalises errors the way 300-W does: eye points (outer corners
+    first, then centres or pupils, then any eye pair); None when no pair names an eye."""
+    eyes = [p for p in pairs if all("eye" in q.lower() for q in p)]
+    for word in ("outer", "corner", "cent", "pupil", ""):
+        for p in eyes:
+            if word in p[0].lower():
+                return p
+    return None
 
 
 def get_scheme(spec: str | Path) -> Scheme:

@@ -3,9 +3,12 @@
 Routes (every one behind the server's token, where one is set; errors ``{"error": "one line"}``):
 
 - ``GET /v1/projects`` -> ``{"projects": [names]}``; ``POST /v1/projects`` ``{"name", "template":
-  "5" | "68"}`` or ``{"name", "points": [names]}`` -> 201, the project;
-- ``GET /v1/projects/{name}`` -> ``{"name", "points", "images": [{"file", "labelled"}], "complete",
-  "model", "suggested_steps", "train": status}``;
+  "5" | "68"}`` or ``{"name", "points": [names], "flip_pairs": [[a, b], ...], "norm_points": [a, b]}``
+  (both optional: found from left/right and eye in the names) -> 201, the project;
+- ``GET /v1/projects/{name}`` -> ``{"name", "points", "flip_pairs", "norm_points", "normaliser",
+  "images": [{"file", "labelled"}], "complete", "model", "suggested_steps", "train": status}``;
+- ``PUT /v1/projects/{name}/scheme`` ``{"flip_pairs", "norm_points"}`` -> the project (names and
+  labels unchanged; ``[]`` for none / the face box);
 - ``POST /v1/projects/{name}/images`` (multipart ``image``) -> 201 ``{"file"}``;
   ``GET /v1/projects/{name}/images/{file}`` -> the photo;
 - ``GET|PUT /v1/projects/{name}/labels/{file}`` -> ``{"points": [[x, y] | null, ...]}`` (0-based
@@ -70,8 +73,17 @@ class ProjectApi:
         points = doc.get("points")
         if points is not None and not isinstance(points, list):
             raise ApiError(400, "'points' must be a list of names")
-        made = self.store.create(str(doc.get("name", "")), doc.get("template"), points)
+        made = self.store.create(str(doc.get("name", "")), doc.get("template"), points, doc.get("flip_pairs"),
+                                 doc.get("norm_points"))
         return JSONResponse(made, status_code=201)
+
+    @answers_errors
+    async def scheme(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        doc = await self.gate.json(request)
+        name = request.path_params["name"]
+        return JSONResponse(self.store.set_roles(name, doc.get("flip_pairs", []), doc.get("norm_points", [])))
 
     @answers_errors
     async def project(self, request: Any) -> Any:
@@ -167,6 +179,7 @@ def project_routes(root: Path, gate: Gate, workers: int = 2) -> tuple[list[Any],
     api = ProjectApi(root, gate, workers)
     base = "/v1/projects/{name}"
     routes = [Route("/v1/projects", api.projects, methods=["GET", "POST"]), Route(base, api.project),
+              Route(base + "/scheme", api.scheme, methods=["PUT"]),
               Route(f"{base}/images", api.add_image, methods=["POST"]), Route(base + "/images/{file}", api.image),
               Route(base + "/labels/{file}", api.labels, methods=["GET", "PUT"]),
               Route(f"{base}/train", api.train, methods=["GET", "POST", "DELETE"]),

@@ -29,11 +29,24 @@ async function openProject(name) {
   S.photos = S.project.images;
   $("workspace").hidden = false;
   $("project-title").textContent = `${S.project.name}: ${S.project.points.length} points`;
+  showRoles(S.project);
   $("steps").placeholder = `${S.project.suggested_steps} (auto)`;
   showTraining(S.project.train);
   if (S.project.train.state === "training" || S.project.train.state === "exporting") follow();
   renderStrip();
   await openPhoto(Math.min(S.index, Math.max(0, S.photos.length - 1)));
+}
+
+// mirror pairs (for flip augmentation and --flip) and the normaliser of the validation NME
+const pairsText = pairs => pairs.map(p => p.join(" ")).join("\n");
+const readPairs = text => text.split("\n").map(l => l.trim().split(/[\s,]+/).filter(Boolean)).filter(p => p.length);
+const readNorm = text => text.trim().split(/[\s,]+/).filter(Boolean);
+
+function showRoles(p) {
+  const pairs = p.flip_pairs.length ? p.flip_pairs.map(q => q.join(" ↔ ")).join(", ") : "none (no flip)";
+  $("roles-text").textContent = `mirror pairs: ${pairs}; validation NME normalised by ${p.normaliser}`;
+  $("roles-pairs").value = pairsText(p.flip_pairs);
+  $("roles-norm").value = (p.norm_points || []).join(" ");
 }
 
 function renderStrip() {
@@ -245,7 +258,9 @@ function showTraining(t) {
   const parts = [t.state];
   if (t.steps) parts.push(`step ${t.step} of ${t.steps}`);
   if (t.loss !== null && t.loss !== undefined) parts.push(`loss ${t.loss.toFixed(4)}`);
-  if (t.val_nme !== null && t.val_nme !== undefined) parts.push(`validation NME ${t.val_nme.toFixed(2)}%`);
+  if (t.val_nme !== null && t.val_nme !== undefined) {
+    parts.push(`validation NME ${t.val_nme.toFixed(2)}% (of the ${S.project ? S.project.normaliser : "normaliser"})`);
+  }
   if (t.seconds) parts.push(`${t.seconds.toFixed(0)} s`);
   if (t.message) parts.push(t.message);
   st.textContent = parts.join(", ");
@@ -275,7 +290,7 @@ async function download(url, filename) {
   a.click();
 }
 
-$("template").addEventListener("change", () => { $("point-names").hidden = $("template").value !== "own"; });
+$("template").addEventListener("change", () => { $("own-roles").hidden = $("template").value !== "own"; });
 
 $("new-project").addEventListener("submit", async e => {
   e.preventDefault();
@@ -283,12 +298,26 @@ $("new-project").addEventListener("submit", async e => {
   const own = $("template").value === "own";
   const doc = own ? { name, points: $("point-names").value.split(/[\n,]+/).map(s => s.trim()).filter(Boolean) }
                   : { name, template: $("template").value };
+  if (own && $("new-pairs").value.trim()) doc.flip_pairs = readPairs($("new-pairs").value);
+  if (own && $("new-norm").value.trim()) doc.norm_points = readNorm($("new-norm").value);
   try {
     await api("/v1/projects", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(doc) });
     await refreshList(name);
     S.index = 0;
     await openProject(name);
-    say(`project ${name} created: add photos, then click the points`);
+    say(`project ${name} created (${$("roles-text").textContent}): add photos, then click the points`);
+  } catch (err) { say(err.message, true); }
+});
+
+$("roles").addEventListener("submit", async e => {
+  e.preventDefault();
+  const doc = { flip_pairs: readPairs($("roles-pairs").value), norm_points: readNorm($("roles-norm").value) };
+  try {
+    S.project = { ...S.project, ...(await (await api(`${base()}/scheme`, {
+      method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify(doc),
+    })).json()) };
+    showRoles(S.project);
+    say("mirror pairs and normaliser saved");
   } catch (err) { say(err.message, true); }
 });
 
