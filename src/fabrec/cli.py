@@ -303,7 +303,8 @@ def cmd_predict(a: argparse.Namespace, files: list | None = None) -> int:
                                              quality=not a.no_quality, precision=a.dtype,
                                              fold_batchnorm=a.fold_bn, min_score=a.min_score,
                                              min_face=a.min_face, rotations=rotations,
-                                             min_confidence=a.min_confidence, flip=a.flip)
+                                             min_confidence=a.min_confidence, flip=a.flip,
+                                             face_filter=not a.no_face_filter)
     if boxes is None:
         pred.detector  # noqa: B018  (a missing optional detector fails here, before any work)
     print(f"predict: {pred.model.describe()}" + (f"; shard {a.shard}: {len(files)} input(s)" if a.shard else ""))
@@ -336,7 +337,8 @@ def cmd_prepare_faces(a: argparse.Namespace) -> int:
     list_photos(a.src)  # the source is checked before the autoencoder loads
     mc = read_autoencoder(a.autoencoder).model
     cfg = PrepareConfig(size=a.size or mc.image_size, top=mc.crop_top, bottom=mc.crop_bottom, fmt=a.format,
-                        quality=a.quality, min_score=a.min_score, min_face=a.min_face, rotations=_rotations(a.rotations))
+                        quality=a.quality, min_score=a.min_score, min_face=a.min_face, rotations=_rotations(a.rotations),
+                        face_filter=None if a.face_filter == "none" else a.face_filter)
     shard = parse_shard(a.shard) if a.shard else None
     bar = None if a.no_progress else (lambda it, n: tqdm(it, total=n, desc="prepare-faces", unit="photo"))
     s = prepare_faces(a.src, a.out, cfg, shard, bar)
@@ -463,8 +465,11 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                     help="drop faces smaller than this many pixels (mean box side)")
     p.add_argument("--min-confidence", type=float, default=None,
                     help="drop detected faces whose mean point confidence is below this (non-faces give "
-                    "flat heatmaps); default: 0.35 for the bundled default model (measured), 0 (off) "
-                    "for other models")
+                    "flat heatmaps); default: 0 (off) where the model has a face filter (the bundled "
+                    "model does), 0.35 for the bundled model with --no-face-filter, 0 for other models")
+    p.add_argument("--no-face-filter", action="store_true",
+                    help="keep detections the model's face filter takes for non-faces (prints, patterns, "
+                    "hands); the filter is fitted per model file and kept beside it (NAME.face_filter.json)")
     p.add_argument("--rotations", default="0",
                     help="YuNet: photo orientations searched, degrees, e.g. 0,90,180,270 or 'all' for "
                     "photos with sideways or upside-down faces (each face keeps the orientation the "
@@ -503,6 +508,9 @@ def _add_prepare_faces(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-face", type=float, default=40.0,
                     help="skip faces smaller than this many pixels (mean box side): blurry once enlarged")
     p.add_argument("--rotations", default="0", help="YuNet: photo orientations searched, degrees, or 'all'")
+    p.add_argument("--face-filter", default="default", metavar="MODEL|none",
+                    help="the landmark model whose face filter drops detections that are not faces (prints, "
+                    "patterns, hands), as predict does; none keeps every detection")
     p.add_argument("--shard", metavar="K/N",
                     help="only the photos of shard K of N (stable hash of the relative path); run K = 1..N "
                     "in parallel with the same OUT (each writes its own manifest)")

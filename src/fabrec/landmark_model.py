@@ -28,6 +28,23 @@ TAIL_FACES = 4  # CPU: faces per last-block + heatmap-layer + decoding chunk (68
 
 
 @dataclass
+class Located:
+    """What :meth:`LandmarkModel.located` finds in ``N`` crops.
+
+    Attributes:
+        points: ``(N, K, 2)`` in crop pixels.
+        confidence: ``(N, K)`` heatmap peaks.
+        codes: ``(N, latent_dim)`` the encoder's codes (what the face filter reads).
+        reconstruction: ``(N, 3, S, S)`` in model space, or None.
+    """
+
+    points: torch.Tensor
+    confidence: torch.Tensor
+    codes: torch.Tensor
+    reconstruction: torch.Tensor | None = None
+
+
+@dataclass
 class LandmarkModel:
     """What is needed to turn face crops into points.
 
@@ -134,11 +151,11 @@ class LandmarkModel:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
-    def _trunk(self, x: torch.Tensor, reconstruct: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """:meth:`FabRec.trunk` in this model's precision (reconstruction as float32)."""
+    def _trunk(self, x: torch.Tensor, reconstruct: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`FabRec.coded_trunk` in this model's precision (codes and reconstruction as float32)."""
         with self.autocast():
-            h, rec = self.net.trunk(x, reconstruct)
-        return h, (None if rec is None else rec.float())
+            z, h, rec = self.net.coded_trunk(x, reconstruct)
+        return z.float(), h, (None if rec is None else rec.float())
 
     def _tail(self, h: torch.Tensor) -> torch.Tensor:
         """:meth:`FabRec.tail` in this model's precision: heatmaps ``(n, K, H, H)`` float32."""
@@ -163,16 +180,18 @@ class LandmarkModel:
         for c, m in zip(h.split(n), mirrored.split(n)):
             yield (self._tail(c) + self._tail(m).flip(-1)[:, perm]) / 2
 
-    def _trunks(self, x: torch.Tensor, reconstruct: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """:meth:`_trunk` of the crops, and of their mirror images when ``flip_average`` (else None)."""
-        h, rec = self._trunk(x, reconstruct)
-        return h, (self._trunk(x.flip(-1))[0] if self.flip_average else None), rec
+    def _trunks(self, x: torch.Tensor, reconstruct: bool
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """:meth:`_trunk` of the crops (codes, features), the features of their mirror images
+        when ``flip_average`` (else None), and the reconstruction."""
+        z, h, rec = self._trunk(x, reconstruct)
+        return z, h, (self._trunk(x.flip(-1))[1] if self.flip_average else None), rec
 
     def heatmap_chunks(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
         """The heatmaps of crops ``(N, 3, S, S)``, :data:`TAIL_FACES` faces at a time: the
         network up to its last generator block runs on the whole batch, the last block (64x64
         maps), its ITL and the 128x128 heatmaps a few faces at a time (see :meth:`locate`)."""
-        h, mirrored, _ = self._trunks(x, False)
+        _, h, mirrored, _ = self._trunks(x, False)
         yield from self._tails(h, mirrored)
 
     def heatmaps(self, x: torch.Tensor) -> torch.Tensor:
@@ -187,20 +206,27 @@ class LandmarkModel:
     @torch.no_grad()
     def locate(self, x: torch.Tensor, reconstruct: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Crops ``(N, 3, S, S)`` (model space) -> points ``(N, K, 2)`` in crop pixels,
-        confidence ``(N, K)`` and the reconstruction ``(N, 3, S, S)`` or None.
+        confidence ``(N, K)`` and the reconstruction ``(N, 3, S, S)`` or None (see :meth:`located`)."""
+        got = self.located(x, reconstruct)
+        return got.points, got.confidence, got.reconstruction
+
+    @torch.no_grad()
+    def located(self, x: torch.Tensor, reconstruct: bool = False) -> Located:
+        """Crops ``(N, 3, S, S)`` (model space) -> :class:`Located`: points, confidence, the
+        encoder's codes and the reconstruction (when asked for).
 
         The fast path that prediction and evaluation use: on the CPU the largest maps -- the
         last generator block's 64x64 features and the heatmaps (1.1 M floats per face for 68
         points) -- are made and decoded :data:`TAIL_FACES` faces at a time, so they stay in
         cache and their buffers are reused instead of mapping fresh memory for every batch.
         """
-        h, mirrored, rec = self._trunks(x, reconstruct)
+        z, h, mirrored, rec = self._trunks(x, reconstruct)
         pts, conf = [], []
         for hm in self._tails(h, mirrored):
             p, k = self.decode(hm)
             pts.append(p)
             conf.append(k)
-        return torch.cat(pts), torch.cat(conf), rec
+        return Located(torch.cat(pts), torch.cat(conf), z, rec)
 
     @torch.no_grad()
     def predict_crops(
@@ -208,7 +234,7 @@ class LandmarkModel:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Crops ``(N, 3, S, S)`` (model space) -> points ``(N, K, 2)`` in crop pixels,
         confidence ``(N, K)``, heatmaps ``(N, K, H, H)``, reconstruction or None."""
-        h, mirrored, rec = self._trunks(x, reconstruct)
+        _, h, mirrored, rec = self._trunks(x, reconstruct)
         hm = torch.cat(list(self._tails(h, mirrored)))
         pts, conf = self.decode(hm)
         return pts, conf, hm, rec

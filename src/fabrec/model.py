@@ -108,10 +108,15 @@ class FabRec(nn.Module):
     def trunk(self, x: torch.Tensor, reconstruct: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Crops ``(N, 3, S, S)`` -> the input of the last generator block ``(N, C, H/4, H/4)``
         and the reconstruction ``(N, 3, S, S)`` (or None)."""
-        self._transfer()
-        _, h, rec = self._trunk(x, reconstruct)
-        assert h is not None
+        _, h, rec = self.coded_trunk(x, reconstruct)
         return h, rec
+
+    def coded_trunk(self, x: torch.Tensor, reconstruct: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`trunk` with the encoder's codes first: ``z (N, latent_dim)``, ``h``, reconstruction."""
+        self._transfer()
+        z, h, rec = self._trunk(x, reconstruct)
+        assert h is not None
+        return z, h, rec
 
     def tail_features(self, h: torch.Tensor) -> torch.Tensor:
         """The last generator block and its ITL: ``(N, C, H/4, H/4)`` -> what the heatmap layer

@@ -13,20 +13,24 @@ import cv2
 import numpy as np
 import torch
 
-from fabrec.detect import DEFAULT_DETECTOR, Detector, calibration_of, crop_box, crop_for, get_detector
+from fabrec.detect import DEFAULT_DETECTOR, Detection, Detector, calibration_of, crop_box, crop_for, get_detector
 from fabrec.errors import FabrecError
+from fabrec.face_filter import FaceFilter, filter_for
 from fabrec.framing import recrop
 from fabrec.io import read_image
 from fabrec.landmark_model import LandmarkModel, crop_to_image, load_landmark_model
+from fabrec.model_file import is_bundled
 from fabrec.normalization import to_tensor
 from fabrec.runtime import memory_format, resolve_device
 from fabrec.transforms import Box, crop_matrix, warp
 from fabrec.visualize import to_uint8
+from fabrec.weights import bundled
 
 BoxXYWH = tuple[float, float, float, float]
-# The bundled default's face filter: detected faces with a lower mean point confidence are dropped.
-# Measured (benchmarks/detectors.py): keeps all 337 AFW faces and 400 infant photos' faces, drops
-# 72% of non-face crops. Other models get no filter unless asked (their confidence scales differ).
+# The bundled model's cut when its face filter (fabrec.face_filter) is switched off: detected faces
+# with a lower mean point confidence are dropped. Measured (benchmarks/detectors.py): keeps all 337
+# AFW faces and 400 infant photos' faces, drops 72% of non-face crops, but also a third of the
+# faces at 60-90 degrees of yaw (benchmarks/face_filter.py). Other models: no cut unless asked.
 MIN_CONFIDENCE = 0.35
 # Tracking: a face whose thumbnail correlates less than this with the previous frame's is another
 # face (a cut, a swap). Measured on clips of 300-W faces (benchmarks/video_cuts.py): the same face
@@ -47,6 +51,18 @@ class Region(NamedTuple):
     group: int = -1  # regions of one group are one face in several orientations: the model keeps one
 
 
+class Crop(NamedTuple):
+    """What the network finds in one crop: points in crop pixels ``(K, 2)``, confidence ``(K,)``,
+    the encoder's codes ``(L,)``, the mean absolute reconstruction error (0-255; NaN when not
+    reconstructed) and the reconstruction ``(S, S, 3)`` or None."""
+
+    points: np.ndarray
+    confidence: np.ndarray
+    codes: np.ndarray
+    error: float
+    reconstruction: np.ndarray | None
+
+
 @dataclass
 class FaceResult:
     """One face found in one image.
@@ -62,6 +78,8 @@ class FaceResult:
         source: ``detector``, ``given``, ``tracked`` or ``refined``.
         score: the detector's score for the face (NaN when no detector scored it).
         crop: the model crop (centre, side, roll) the points were found in.
+        face_score: the face filter's score in [0, 1] (NaN without a filter; see
+            :mod:`fabrec.face_filter`).
     """
 
     box: BoxXYWH
@@ -72,6 +90,7 @@ class FaceResult:
     source: str = "detector"
     crop: Box | None = field(default=None, repr=False)
     score: float = float("nan")
+    face_score: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (lists of floats)."""
@@ -116,12 +135,14 @@ class LandmarkPredictor:
 
     def __init__(self, model: LandmarkModel, detector: str | Detector = DEFAULT_DETECTOR, device: str = "auto",
                  quality: bool = True, min_score: float = 0.6, min_face: float = 0.0,
-                 rotations: tuple[int, ...] = ROTATIONS, min_confidence: float = MIN_CONFIDENCE) -> None:
+                 rotations: tuple[int, ...] = ROTATIONS, min_confidence: float = MIN_CONFIDENCE,
+                 face_filter: FaceFilter | None = None) -> None:
         """``detector``: a name (``yunet``, ``opencv``, ``dlib``) or a detector object;
         ``min_score``: YuNet's score threshold; ``min_face``: smallest face kept (pixels, mean
         box side); ``rotations``: orientations YuNet searches (degrees); ``min_confidence``:
         detected faces whose mean point confidence is lower are dropped (not faces; see
-        :data:`MIN_CONFIDENCE`)."""
+        :data:`MIN_CONFIDENCE`); ``face_filter``: detected faces it scores under its threshold
+        are dropped (:mod:`fabrec.face_filter`)."""
         self.device = resolve_device(device)
         self.model = model.placed(self.device)
         self._detector = detector
@@ -130,6 +151,7 @@ class LandmarkPredictor:
             self._detector_options.update(score=min_score, rotations=tuple(rotations))
         self.quality = quality
         self.min_confidence = min_confidence
+        self.face_filter = face_filter
         self.model_name = "custom"  # what result records name the model (from_pretrained: the spec)
 
     @staticmethod
@@ -137,18 +159,22 @@ class LandmarkPredictor:
                         decoder: str | None = None, quality: bool = True,
                         precision: str = "fp32", fold_batchnorm: bool = False, min_score: float = 0.6,
                         min_face: float = 0.0, rotations: tuple[int, ...] = ROTATIONS,
-                        min_confidence: float | None = None, flip: bool = False) -> LandmarkPredictor:
+                        min_confidence: float | None = None, flip: bool = False,
+                        face_filter: bool = True) -> LandmarkPredictor:
         """Bundled weights by name (``default``), a ``.safetensors`` file or a training ``.pt``;
         ``precision`` ``fp32`` (default) or ``bf16``, ``fold_batchnorm`` (see
-        :class:`LandmarkModel`), ``flip`` (test-time flip averaging); detector options as in
-        :meth:`__init__`."""
+        :class:`LandmarkModel`), ``flip`` (test-time flip averaging); ``face_filter``: use the
+        face filter fitted for this model file, where there is one (:func:`filter_for`);
+        detector options as in :meth:`__init__`."""
         model = load_landmark_model(name_or_path)
+        flt = filter_for(bundled(str(name_or_path)) if is_bundled(name_or_path) else Path(name_or_path)) \
+            if face_filter else None
         model = dataclasses.replace(model, decoder=decoder or model.decoder, precision=precision, flip_average=flip)
         if fold_batchnorm:
             model = model.with_folded_batchnorm()
-        if min_confidence is None:  # measured for the bundled model; other models' confidence scales differ
-            min_confidence = MIN_CONFIDENCE if str(name_or_path) == "default" else 0.0
-        pred = LandmarkPredictor(model, detector, device, quality, min_score, min_face, rotations, min_confidence)
+        if min_confidence is None:  # the face filter decides where there is one; else the bundled model's cut
+            min_confidence = 0.0 if flt is not None or not is_bundled(name_or_path) else MIN_CONFIDENCE
+        pred = LandmarkPredictor(model, detector, device, quality, min_score, min_face, rotations, min_confidence, flt)
         pred.model_name = str(name_or_path) if str(name_or_path) == "default" else Path(name_or_path).name
         return pred
 
@@ -184,20 +210,21 @@ class LandmarkPredictor:
         return out
 
     @torch.no_grad()
-    def _run(self, crops: list[np.ndarray], batch_size: int = 32,
-             reconstruct: bool = True) -> list[tuple[np.ndarray, np.ndarray, float, np.ndarray | None]]:
-        """Crops (S, S, 3) -> [(points in crop pixels, confidence, L1 error, reconstruction)]."""
+    def _run(self, crops: list[np.ndarray], batch_size: int = 32, reconstruct: bool = True) -> list[Crop]:
+        """Crops (S, S, 3) -> what the network finds in each (:class:`Crop`)."""
         res = []
         for i in range(0, len(crops), batch_size):
             x = torch.stack([to_tensor(c) for c in crops[i : i + batch_size]]).to(self.device)
             x = x.contiguous(memory_format=memory_format(self.device))
-            pts, conf, rec = self.model.locate(x, reconstruct=reconstruct)
+            got = self.model.located(x, reconstruct=reconstruct)
+            rec = got.reconstruction
             err = (rec.float() - x).abs().flatten(1).mean(1).mul(255).cpu().numpy() if rec is not None else None
             recs = to_uint8(rec) if rec is not None else None
+            codes = got.codes.double().cpu().numpy()
             for j in range(x.shape[0]):
-                res.append((pts[j].double().cpu().numpy(), conf[j].cpu().numpy(),
-                            float(err[j]) if err is not None else float("nan"),
-                            recs[j] if recs is not None else None))
+                res.append(Crop(got.points[j].double().cpu().numpy(), got.confidence[j].cpu().numpy(), codes[j],
+                                float(err[j]) if err is not None else float("nan"),
+                                recs[j] if recs is not None else None))
         return res
 
     def _faces_many(self, rgbs: Sequence[np.ndarray], regions: Sequence[list[Region]],
@@ -210,12 +237,20 @@ class LandmarkPredictor:
         mats = [crop_matrix(reg[1], s) for _, reg in flat]
         crops = [warp(rgbs[i], m, s) for (i, _), m in zip(flat, mats)]
         out: list[list[FaceResult]] = [[] for _ in rgbs]
-        for (i, reg), m, (p, conf, err, _) in zip(flat, mats, self._run(crops, batch_size, quality)):
+        for (i, reg), m, (p, conf, codes, err, _) in zip(flat, mats, self._run(crops, batch_size, quality)):
             q = float(np.clip(1.0 - err / 50.0, 0.0, 1.0)) if not math.isnan(err) else float("nan")
-            out[i].append(FaceResult(reg.box, crop_to_image(p, m), conf, q, err, reg.source, reg.crop, reg.score))
-        return [[f for f in _most_confident(faces, [reg.group for reg in regs])
-                 if f.source != "detector" or f.confidence.mean() >= self.min_confidence]
+            fs = float("nan") if self.face_filter is None else float(self.face_filter.score(codes[None], conf[None])[0])
+            out[i].append(FaceResult(reg.box, crop_to_image(p, m), conf, q, err, reg.source, reg.crop, reg.score, fs))
+        return [[f for f in _most_confident(faces, [reg.group for reg in regs]) if self._is_face(f)]
                 for faces, regs in zip(out, regions)]
+
+    def _is_face(self, f: FaceResult) -> bool:
+        """Whether a face passes the filters (faces from given boxes and tracks always do)."""
+        if f.source != "detector":
+            return True
+        if f.confidence.mean() < self.min_confidence:
+            return False
+        return self.face_filter is None or f.face_score >= self.face_filter.threshold
 
     def _crop_of(self, face: FaceResult) -> Box:
         """The crop the model's framing draws around a face's points (refining, tracking),
@@ -259,6 +294,15 @@ class LandmarkPredictor:
         out = self._faces_many(rgbs, regions, batch_size, quality)
         return [self._refined(rgbs[i], f, refine, batch_size, quality) for i, f in enumerate(out)]
 
+    def detected_faces(self, rgb: np.ndarray, detections: Sequence[Detection]) -> list[FaceResult | None]:
+        """Each detection (of this predictor's detector kind, on RGB ``rgb``) as the face
+        :meth:`predict` would return for it, or None where the face filters reject it --
+        for tools that find faces themselves (``prepare-faces``)."""
+        cal = self.detector.calibration
+        regions = [Region(d.box, crop_for(d, cal, self.model.framing), "detector", d.score) for d in detections]
+        per = self._faces_many([rgb] * len(regions), [[r] for r in regions], 32, quality=False)
+        return [faces[0] if faces else None for faces in per]
+
     def reconstruct(self, image: str | Path | np.ndarray, box: BoxXYWH | Box | None = None,
                     channels: str = "rgb") -> tuple[np.ndarray, np.ndarray]:
         """(crop, reconstruction), both RGB ``uint8 (S, S, 3)``, of the first face, of ``box``
@@ -273,7 +317,7 @@ class LandmarkPredictor:
                 raise FabrecError("no face found to reconstruct")
             cb = regions[0].crop
         crop = warp(rgb, crop_matrix(cb, self.model.image_size), self.model.image_size)
-        (_, _, _, rec), = self._run([crop], reconstruct=True)
+        rec = self._run([crop], reconstruct=True)[0].reconstruction
         assert rec is not None
         return crop, rec
 

@@ -37,6 +37,7 @@ from fabrec.framing import box_from_five
 from fabrec.io import (IMAGE_EXTENSIONS, complete_lines, read_image, write_image_atomic, write_json_atomic,
                        write_text_atomic)
 from fabrec.outputs import shard_index
+from fabrec.predict import LandmarkPredictor
 from fabrec.transforms import crop_matrix, warp
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class PrepareConfig:
         fmt: ``webp``, ``jpg`` or ``png``; ``quality``: WebP / JPEG quality (1-100).
         min_score: YuNet score threshold; min_face: smallest face kept (mean box side, pixels).
         rotations: orientations YuNet searches (degrees).
+        face_filter: the landmark model (a spec) whose face filter drops detections that are
+            not faces (prints, patterns, hands; :mod:`fabrec.face_filter`), or None for none.
     """
 
     size: int = 128
@@ -63,6 +66,7 @@ class PrepareConfig:
     min_score: float = 0.6
     min_face: float = 40.0
     rotations: tuple[int, ...] = (0,)
+    face_filter: str | None = "default"
 
 
 def list_photos(src: str | Path) -> list[Path]:
@@ -97,8 +101,10 @@ def crop_face(rgb: np.ndarray, det: Detection, cfg: PrepareConfig) -> tuple[np.n
     return warp(rgb, crop_matrix(box, cfg.size), cfg.size, "replicate"), math.degrees(box.angle)
 
 
-def _photo(src: Path, rel: Path, faces_dir: Path, det: YuNet, cfg: PrepareConfig) -> dict[str, Any]:
-    """One photo's manifest entry (crops written)."""
+def _photo(src: Path, rel: Path, faces_dir: Path, det: YuNet, cfg: PrepareConfig,
+           judge: LandmarkPredictor | None = None) -> dict[str, Any]:
+    """One photo's manifest entry (crops written); ``judge``: the predictor whose face filter
+    decides which detections are faces."""
     entry: dict[str, Any] = {"source": str(rel), "faces": []}
     try:
         rgb = read_image(src / rel)
@@ -106,9 +112,14 @@ def _photo(src: Path, rel: Path, faces_dir: Path, det: YuNet, cfg: PrepareConfig
         entry["error"] = str(e).split(": ", 1)[-1]
         return entry
     skipped = []
-    for k, d in enumerate(det.detect(rgb)):
+    dets = det.detect(rgb)
+    verdicts = judge.detected_faces(rgb, dets) if judge is not None and dets else [True] * len(dets)
+    for k, (d, face) in enumerate(zip(dets, verdicts)):
         if d.size < cfg.min_face:
             skipped.append({"reason": f"face smaller than {cfg.min_face:g} px", "size": round(d.size, 1)})
+            continue
+        if face is None:
+            skipped.append({"reason": "not a face (face filter)", "box": [round(v, 1) for v in d.box]})
             continue
         crop, roll = crop_face(rgb, d, cfg)
         out = faces_dir / rel.parent / f"{rel.stem}_{k}{FORMATS[cfg.fmt]}"
@@ -146,10 +157,15 @@ def prepare_faces(src: str | Path, out: str | Path, cfg: PrepareConfig = Prepare
     todo = [p for p in photos if str(p) not in done]
     log.info("prepare-faces: %d photos, %d already done", len(photos), len(photos) - len(todo))
     det = YuNet(score=cfg.min_score, rotations=cfg.rotations)
+    judge = None
+    if cfg.face_filter is not None:
+        judge = LandmarkPredictor.from_pretrained(cfg.face_filter, detector=det, quality=False, min_score=cfg.min_score)
+        if judge.face_filter is None:
+            raise FabrecError(f"--face-filter {cfg.face_filter}: that model has no face filter (give none)")
     it = progress(iter(todo), len(todo)) if progress else iter(todo)
     with open(manifest, "a") as f:
         for rel in it:
-            f.write(json.dumps(_photo(src, rel, out / "faces", det, cfg)) + "\n")
+            f.write(json.dumps(_photo(src, rel, out / "faces", det, cfg, judge)) + "\n")
             f.flush()
             os.fsync(f.fileno())
     summary = summarize(out, cfg)
@@ -178,4 +194,4 @@ def summarize(out: str | Path, cfg: PrepareConfig) -> dict[str, Any]:
             "crop": {"size": cfg.size, "crop_top": cfg.top, "crop_bottom": cfg.bottom, "format": cfg.fmt,
                      "quality": cfg.quality},
             "detector": {"name": "yunet", "min_score": cfg.min_score, "min_face": cfg.min_face,
-                         "rotations": list(cfg.rotations)}}
+                         "rotations": list(cfg.rotations), "face_filter": cfg.face_filter}}

@@ -1,0 +1,132 @@
+"""The face filter: is a detected crop a face? A logistic score on what the landmark model already
+computes for it -- the encoder's codes (the autoencoder's face knowledge) and the mean point
+confidence -- fitted for one model file on real face and non-face crops
+(``benchmarks/face_filter.py``) and kept beside it (``NAME.face_filter.json``).
+
+Detectors fire on face-like things: prints on clothes, patterns, hands. The mean confidence
+alone lets many through (a print can hold a clear "face"); the codes say whether the crop looks
+like the faces the autoencoder learned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fabrec.errors import FabrecError
+
+FORMAT = "fabrec-face-filter/1"
+
+
+def face_features(codes: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """Codes ``(N, L)`` and point confidences ``(N, K)`` -> the filter's inputs ``(N, 2L + 2)``:
+    the codes, their squares (how far from the faces' typical codes, per dimension), the mean
+    and the spread of the confidences."""
+    c, z = np.asarray(confidence, np.float64), np.asarray(codes, np.float64)
+    return np.concatenate([z, z * z, c.mean(1, keepdims=True), c.std(1, keepdims=True)], 1)
+
+
+@dataclass(frozen=True)
+class FaceFilter:
+    """A fitted face filter for one model file.
+
+    Attributes:
+        weights: ``(D,)`` logistic weights on the standardised features (:func:`face_features`).
+        bias: the logistic bias.
+        mean, scale: ``(D,)`` feature standardisation.
+        threshold: crops scoring under it are not faces.
+        model_sha256: the SHA-256 of the model file it was fitted for.
+        measured: how it was fitted and what it measured (for people; not used).
+    """
+
+    weights: np.ndarray
+    bias: float
+    mean: np.ndarray
+    scale: np.ndarray
+    threshold: float
+    model_sha256: str
+    measured: dict[str, Any]
+
+    def score(self, codes: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+        """``(N,)`` face scores in [0, 1] for crops' codes ``(N, L)`` and confidences ``(N, K)``."""
+        f = face_features(codes, confidence)
+        if f.shape[1] != self.weights.shape[0]:
+            raise FabrecError(f"face filter: made for {(self.weights.shape[0] - 2) // 2}-D codes, "
+                              f"got {(f.shape[1] - 2) // 2}")
+        f = (f - self.mean) / self.scale
+        return 1.0 / (1.0 + np.exp(-(f @ self.weights + self.bias)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "model_sha256": self.model_sha256, "threshold": self.threshold,
+                "bias": self.bias, "weights": self.weights.tolist(), "mean": self.mean.tolist(),
+                "scale": self.scale.tolist(), "measured": self.measured}
+
+    @staticmethod
+    def from_dict(d: dict[str, Any], where: str = "face filter") -> FaceFilter:
+        try:
+            if d.get("format") != FORMAT:
+                raise ValueError(f"format is not {FORMAT}")
+            w, m, s = (np.asarray(d[k], np.float64) for k in ("weights", "mean", "scale"))
+            if not (w.shape == m.shape == s.shape and w.ndim == 1 and (s > 0).all()):
+                raise ValueError("weights, mean and scale must be equal-length lists, scale > 0")
+            return FaceFilter(w, float(d["bias"]), m, s, float(d["threshold"]), str(d["model_sha256"]),
+                              dict(d.get("measured", {})))
+        except (KeyError, TypeError, ValueError) as e:
+            raise FabrecError(f"{where}: not a face filter ({e})") from None
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def filter_path(model_path: str | Path) -> Path:
+    """Where a model file's face filter is kept: ``NAME.face_filter.json`` beside ``NAME.safetensors``."""
+    p = Path(model_path)
+    return p.with_name(p.name.split(".")[0] + ".face_filter.json")
+
+
+def filter_for(model_path: str | Path | None) -> FaceFilter | None:
+    """The face filter kept beside a model file and fitted for exactly that file (its SHA-256),
+    else None -- so a model behaves the same whatever name or path loads it, and a retrained
+    file never uses a filter fitted for another."""
+    if model_path is None:
+        return None
+    fp = filter_path(model_path)
+    if not fp.is_file() or not Path(model_path).is_file():
+        return None
+    try:
+        flt = FaceFilter.from_dict(json.loads(fp.read_text(encoding="utf-8")), str(fp))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FabrecError(f"{fp}: cannot read the face filter ({e})") from None
+    return flt if flt.model_sha256 == file_sha256(model_path) else None
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, sample_weight: np.ndarray | None = None,
+                 iters: int = 100) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """L2-regularised logistic regression on features ``x (N, D)``, labels ``y (N,)`` in {0, 1},
+    per-sample weights ``(N,)`` (Newton's method on standardised features). Returns (weights,
+    bias, mean, scale)."""
+    mean, scale = x.mean(0), x.std(0) + 1e-6
+    z = np.c_[(x - mean) / scale, np.ones(len(x))]
+    sw = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    w = np.zeros(z.shape[1])
+    reg = np.full(z.shape[1], l2)
+    reg[-1] = 0.0
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-z @ w))
+        g = z.T @ (sw * (p - y)) + reg * w
+        hess = (z * (sw * p * (1 - p))[:, None]).T @ z + np.diag(reg + 1e-9)
+        step = np.linalg.solve(hess, g)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w[:-1], float(w[-1]), mean, scale
