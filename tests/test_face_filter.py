@@ -59,6 +59,7 @@ def test_predict_keeps_the_face_and_drops_face_like_non_faces(predictor: Landmar
     rgb = read_image(SAMPLE_IMAGE)
     (face,) = predictor.predict(rgb)
     assert face.face_score >= predictor.face_filter.threshold
+    assert face.to_dict()["face_score"] == round(face.face_score, 4)
     det = get_detector("yunet").detect(rgb)[0]
     flat = np.full_like(rgb, 128)
     stripes = (np.indices(rgb.shape[:2]).sum(0) // 6 % 2 * 200 + 30).astype(np.uint8)[..., None].repeat(3, -1)
@@ -89,3 +90,18 @@ def test_prepare_faces_drops_what_the_filter_rejects(tmp_path: Path, monkeypatch
     assert s["faces_kept"] == 1 and s["faces_skipped"] == {"not a face (face filter)": 1}
     s = prepare_faces(src, tmp_path / "all", PrepareConfig(face_filter=None), progress=None)
     assert s["faces_kept"] == 2
+
+
+def test_face_score_is_in_every_output_format(tmp_path: Path) -> None:
+    from fabrec.cli import main
+    from fabrec.results import csv_header
+
+    for fmt in ("json", "csv"):
+        out = tmp_path / fmt
+        assert main(["predict", str(SAMPLE_IMAGE), "--out", str(out), "--format", fmt, "--no-images",
+                     "--no-progress"]) == 0
+    rec = json.loads((tmp_path / "json" / "astronaut.json").read_text())
+    assert 0 < rec["faces"][0]["face_score"] <= 1
+    header, row = (tmp_path / "csv" / "predictions.csv").read_text().splitlines()[:2]
+    assert header.split(",") == csv_header(68)
+    assert float(row.split(",")[header.split(",").index("face_score")]) == rec["faces"][0]["face_score"]

@@ -104,6 +104,7 @@ class FaceResult:
             "source": self.source,
             "score": None if math.isnan(self.score) else round(self.score, 4),
             "roll_degrees": None if self.crop is None else round(math.degrees(self.crop.angle), 2),
+            "face_score": None if math.isnan(self.face_score) else round(self.face_score, 4),
         }
 
 

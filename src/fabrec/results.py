@@ -9,7 +9,8 @@ input that could not be read has ``error`` (one line) and no faces. Each face: `
 ``[x, y, w, h]`` (the detection or given box, pixels), ``score`` (the detector's, or null),
 ``points`` ``[[x, y], ...]`` (0-based pixel centres), ``confidence`` (per point),
 ``mean_confidence``, ``quality`` and ``reconstruction_error`` (null when not computed),
-``source``, ``roll_degrees`` (the crop's rotation, or null).
+``source``, ``roll_degrees`` (the crop's rotation, or null), ``face_score`` (the face filter's,
+0..1, or null without one).
 
 CSV: one row per face (or per face-less image / frame / summary) with the columns of
 :func:`csv_header`; points are flattened to ``x0, y0, c0, x1, y1, c1, ...``.
@@ -25,7 +26,7 @@ SCHEMA = "fabrec-result/1"
 SCHEMA_FILE = "result-1.json"
 KINDS = ("image", "frame", "video")
 _CSV_FIXED = ("schema", "kind", "file", "frame", "face", "model", "scheme", "width", "height", "box_x", "box_y",
-              "box_w", "box_h", "score", "mean_confidence", "quality", "source", "roll_degrees", "error", "frames",
+              "box_w", "box_h", "score", "mean_confidence", "quality", "source", "roll_degrees", "face_score", "error", "frames",
               "frames_with_face", "per_frame")
 
 
@@ -66,7 +67,8 @@ def csv_rows(rec: dict[str, Any], num_points: int) -> list[list[str]]:
         pts: list[str] = [""] * (3 * num_points)
         if f is not None:
             row.update(zip(("box_x", "box_y", "box_w", "box_h"), f["box"]))
-            row.update({k: f.get(k) for k in ("score", "mean_confidence", "quality", "source", "roll_degrees")})
+            row.update({k: f.get(k) for k in ("score", "mean_confidence", "quality", "source", "roll_degrees",
+                                              "face_score")})
             pts = [cell(v) for (x, y), c in zip(f["points"], f["confidence"]) for v in (x, y, c)]
         rows.append([cell(row.get(k)) for k in _CSV_FIXED] + pts)
     return rows
@@ -93,6 +95,6 @@ def csv_row_record(header: list[str], row: list[str]) -> dict[str, Any]:
                       "points": [[vals[3 * i], vals[3 * i + 1]] for i in range(k)],
                       "confidence": [vals[3 * i + 2] for i in range(k)], "mean_confidence": num("mean_confidence"),
                       "quality": num("quality"), "reconstruction_error": None, "source": d["source"],
-                      "roll_degrees": num("roll_degrees")})
+                      "roll_degrees": num("roll_degrees"), "face_score": num("face_score")})
     rec["faces"] = faces
     return rec
