@@ -61,6 +61,7 @@ def test_landmarks_are_predicts_points_in_the_result_schema(client: TestClient, 
     (want,) = predictor.predict(str(SAMPLE_IMAGE))
     assert len(rec["faces"]) == 1 and rec["file"] == "astronaut.jpg"
     np.testing.assert_allclose(rec["faces"][0]["points"], np.round(want.points, 2), atol=1e-6)
+    assert rec["faces"][0]["head_pose"] == want.to_dict()["head_pose"] and rec["faces"][0]["face_score"] > 0.5
 
 
 @pytest.mark.parametrize("files,status,words", [

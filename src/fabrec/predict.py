@@ -17,10 +17,12 @@ from fabrec.detect import DEFAULT_DETECTOR, Detection, Detector, calibration_of,
 from fabrec.errors import FabrecError
 from fabrec.face_filter import FaceFilter, filter_for
 from fabrec.framing import recrop
+from fabrec.head_pose import HeadPose, head_pose
 from fabrec.io import read_image
 from fabrec.landmark_model import LandmarkModel, crop_to_image, load_landmark_model
 from fabrec.model_file import is_bundled
 from fabrec.normalization import to_tensor
+from fabrec.schemes import is_ibug68
 from fabrec.runtime import memory_format, resolve_device
 from fabrec.transforms import Box, crop_matrix, warp
 from fabrec.visualize import to_uint8
@@ -80,6 +82,8 @@ class FaceResult:
         crop: the model crop (centre, side, roll) the points were found in.
         face_score: the face filter's score in [0, 1] (NaN without a filter; see
             :mod:`fabrec.face_filter`).
+        head_pose: yaw, pitch, roll in degrees (:mod:`fabrec.head_pose`; AFLW2000-3D's signs),
+            or None (schemes other than the 68 300-W points, or points that fit no head).
     """
 
     box: BoxXYWH
@@ -91,6 +95,7 @@ class FaceResult:
     crop: Box | None = field(default=None, repr=False)
     score: float = float("nan")
     face_score: float = float("nan")
+    head_pose: HeadPose | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (lists of floats)."""
@@ -105,6 +110,7 @@ class FaceResult:
             "score": None if math.isnan(self.score) else round(self.score, 4),
             "roll_degrees": None if self.crop is None else round(math.degrees(self.crop.angle), 2),
             "face_score": None if math.isnan(self.face_score) else round(self.face_score, 4),
+            "head_pose": None if self.head_pose is None else {k: round(v, 2) for k, v in self.head_pose._asdict().items()},
         }
 
 
@@ -153,6 +159,7 @@ class LandmarkPredictor:
         self.quality = quality
         self.min_confidence = min_confidence
         self.face_filter = face_filter
+        self._posed = is_ibug68(self.model.scheme)  # head pose from the 68 300-W points
         self.model_name = "custom"  # what result records name the model (from_pretrained: the spec)
 
     @staticmethod
@@ -241,7 +248,9 @@ class LandmarkPredictor:
         for (i, reg), m, (p, conf, codes, err, _) in zip(flat, mats, self._run(crops, batch_size, quality)):
             q = float(np.clip(1.0 - err / 50.0, 0.0, 1.0)) if not math.isnan(err) else float("nan")
             fs = float("nan") if self.face_filter is None else float(self.face_filter.score(codes[None], conf[None])[0])
-            out[i].append(FaceResult(reg.box, crop_to_image(p, m), conf, q, err, reg.source, reg.crop, reg.score, fs))
+            pts = crop_to_image(p, m)
+            pose = head_pose(pts, rgbs[i].shape[1::-1]) if self._posed else None
+            out[i].append(FaceResult(reg.box, pts, conf, q, err, reg.source, reg.crop, reg.score, fs, pose))
         return [[f for f in _most_confident(faces, [reg.group for reg in regs]) if self._is_face(f)]
                 for faces, regs in zip(out, regions)]
 

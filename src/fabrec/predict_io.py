@@ -17,7 +17,7 @@ from fabrec.inputs import InputFile, expand_inputs
 from fabrec.io import complete_lines, write_image_atomic, write_text_atomic
 from fabrec.predict import BoxXYWH, FaceResult, LandmarkPredictor, OneEuro
 from fabrec.results import csv_header, csv_rows, record
-from fabrec.visualize import draw_points
+from fabrec.visualize import draw_head_axes, draw_points
 
 def read_boxes_file(path: str | Path) -> dict[str, list[BoxXYWH]]:
     """``{"name": [[x, y, w, h], ...]}`` JSON, or CSV rows ``path,x,y,w,h``; keys are file names
@@ -50,7 +50,8 @@ def read_boxes_file(path: str | Path) -> dict[str, list[BoxXYWH]]:
 
 
 def annotate(rgb: np.ndarray, faces: list[FaceResult]) -> np.ndarray:
-    """Image with each face's box and points (red = low, green = high confidence)."""
+    """Image with each face's box and points (red = low, green = high confidence) and its head
+    pose as three axes from the nose tip (x red, y green, z blue: where the face looks)."""
     out = rgb.copy()
     for f in faces:
         side = f.crop.side if f.crop is not None else float(max(np.ptp(f.points[:, 0]), np.ptp(f.points[:, 1])))
@@ -59,6 +60,8 @@ def annotate(rgb: np.ndarray, faces: list[FaceResult]) -> np.ndarray:
             x, y, w, h = f.crop.to_xywh()
             cv2.rectangle(out, (int(x), int(y)), (int(x + w), int(y + h)), (255, 200, 0), max(1, r // 2))
         out = draw_points(out, f.points, f.confidence, radius=r)
+        if f.head_pose is not None:
+            out = draw_head_axes(out, f.points[30], *f.head_pose, length=0.5 * side, thickness=max(1, r // 2))
     return out
 
 

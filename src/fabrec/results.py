@@ -10,7 +10,8 @@ input that could not be read has ``error`` (one line) and no faces. Each face: `
 ``points`` ``[[x, y], ...]`` (0-based pixel centres), ``confidence`` (per point),
 ``mean_confidence``, ``quality`` and ``reconstruction_error`` (null when not computed),
 ``source``, ``roll_degrees`` (the crop's rotation, or null), ``face_score`` (the face filter's,
-0..1, or null without one).
+0..1, or null without one), ``head_pose`` (``{"yaw", "pitch", "roll"}`` in degrees, AFLW2000-3D's
+signs, or null for other schemes; CSV: ``head_yaw``, ``head_pitch``, ``head_roll``).
 
 CSV: one row per face (or per face-less image / frame / summary) with the columns of
 :func:`csv_header`; points are flattened to ``x0, y0, c0, x1, y1, c1, ...``.
@@ -26,7 +27,8 @@ SCHEMA = "fabrec-result/1"
 SCHEMA_FILE = "result-1.json"
 KINDS = ("image", "frame", "video")
 _CSV_FIXED = ("schema", "kind", "file", "frame", "face", "model", "scheme", "width", "height", "box_x", "box_y",
-              "box_w", "box_h", "score", "mean_confidence", "quality", "source", "roll_degrees", "face_score", "error", "frames",
+              "box_w", "box_h", "score", "mean_confidence", "quality", "source", "roll_degrees", "face_score", "head_yaw",
+              "head_pitch", "head_roll", "error", "frames",
               "frames_with_face", "per_frame")
 
 
@@ -69,6 +71,7 @@ def csv_rows(rec: dict[str, Any], num_points: int) -> list[list[str]]:
             row.update(zip(("box_x", "box_y", "box_w", "box_h"), f["box"]))
             row.update({k: f.get(k) for k in ("score", "mean_confidence", "quality", "source", "roll_degrees",
                                               "face_score")})
+            row.update({f"head_{k}": v for k, v in (f.get("head_pose") or {}).items()})
             pts = [cell(v) for (x, y), c in zip(f["points"], f["confidence"]) for v in (x, y, c)]
         rows.append([cell(row.get(k)) for k in _CSV_FIXED] + pts)
     return rows
@@ -95,6 +98,8 @@ def csv_row_record(header: list[str], row: list[str]) -> dict[str, Any]:
                       "points": [[vals[3 * i], vals[3 * i + 1]] for i in range(k)],
                       "confidence": [vals[3 * i + 2] for i in range(k)], "mean_confidence": num("mean_confidence"),
                       "quality": num("quality"), "reconstruction_error": None, "source": d["source"],
-                      "roll_degrees": num("roll_degrees"), "face_score": num("face_score")})
+                      "roll_degrees": num("roll_degrees"), "face_score": num("face_score"),
+                      "head_pose": None if num("head_yaw") is None else
+                      {k: num(f"head_{k}") for k in ("yaw", "pitch", "roll")}})
     rec["faces"] = faces
     return rec

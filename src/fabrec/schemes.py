@@ -201,6 +201,13 @@ def get_scheme(spec: str | Path) -> Scheme:
     return Scheme.from_dict(data, str(p))
 
 
+def is_ibug68(scheme: Scheme) -> bool:
+    """Whether a scheme is the 68 300-W (iBUG) points in their order, whatever its name (the
+    built-in ``68``, a project made from the 68 template): what head pose is solved from."""
+    ref = BUILTIN["68"]
+    return scheme.num_points == 68 and scheme.flip == ref.flip and scheme.norm_points == ref.norm_points
+
+
 def flip_points(points: np.ndarray, scheme: Scheme) -> np.ndarray:
     """Reorder mirrored points ``(..., K, 2)`` so index i again means point i."""
     if scheme.flip is None:

@@ -79,3 +79,23 @@ def plot_ced(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str, title:
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1]))
     plt.close(fig)
+
+
+def draw_head_axes(rgb: np.ndarray, origin: np.ndarray, yaw: float, pitch: float, roll: float,
+                   length: float, thickness: int = 2) -> np.ndarray:
+    """``rgb (H, W, 3)`` with the head's axes drawn from ``origin (2,)`` (the nose tip), each
+    ``length`` pixels long when it lies in the picture's plane: x (the head's left-to-right) red,
+    y (down) green, z (out of the face, towards where it looks) blue."""
+    import cv2
+
+    from fabrec.head_pose import rotation
+
+    r = rotation(yaw, pitch, roll)
+    out = rgb.copy()
+    o = np.asarray(origin, np.float64)
+    for axis, colour in ((0, (230, 40, 40)), (1, (40, 200, 40)), (2, (40, 90, 255))):
+        d = r[:2, axis] * (-1.0 if axis == 2 else 1.0)  # z forward is into the scene: draw the face's own out
+        end = o + length * d
+        cv2.line(out, tuple(int(round(v)) for v in o), tuple(int(round(v)) for v in end), colour, thickness,
+                 cv2.LINE_AA)
+    return out

@@ -48,8 +48,29 @@ function draw(canvas, img, rec) {
       ctx.arc((px + 0.5) * scale, (py + 0.5) * scale, r, 0, 2 * Math.PI);
       ctx.fill();
     });
+    if (face.head_pose && face.points.length === 68) drawAxes(ctx, face, scale, 0.5 * Math.sqrt(w * h) * scale);
   }
 }
+
+function drawAxes(ctx, face, scale, len) {
+  // the head's axes from the nose tip: R = Rx(-pitch) Ry(yaw) Rz(roll), x red, y green, z blue (out of the face)
+  const rad = Math.PI / 180, { yaw, pitch, roll } = face.head_pose;
+  const [a, b, c] = [-pitch * rad, yaw * rad, roll * rad];
+  const [ca, sa, cb, sb, cc, sc] = [Math.cos(a), Math.sin(a), Math.cos(b), Math.sin(b), Math.cos(c), Math.sin(c)];
+  const row0 = [cb * cc, -cb * sc, sb], row1 = [sa * sb * cc + ca * sc, -sa * sb * sc + ca * cc, -sa * cb];
+  const [ox, oy] = face.points[30].map(v => (v + 0.5) * scale);
+  [["rgb(230, 40, 40)", 0, 1], ["rgb(40, 200, 40)", 1, 1], ["rgb(40, 90, 255)", 2, -1]].forEach(([col, k, sgn]) => {
+    ctx.strokeStyle = col;
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    ctx.moveTo(ox, oy);
+    ctx.lineTo(ox + sgn * len * row0[k], oy + sgn * len * row1[k]);
+    ctx.stroke();
+  });
+}
+
+const poseText = f => f.head_pose ?
+  ` (yaw ${f.head_pose.yaw.toFixed(0)}°, pitch ${f.head_pose.pitch.toFixed(0)}°, roll ${f.head_pose.roll.toFixed(0)}°)` : "";
 
 async function send(file, url = "/v1/landmarks", into = results) {
   // one card per photo: the photo with its points, the face count and the JSON to download
@@ -76,7 +97,7 @@ async function send(file, url = "/v1/landmarks", into = results) {
     const n = rec.faces.length;
     const json = URL.createObjectURL(new Blob([JSON.stringify(rec, null, 1)], { type: "application/json" }));
     meta.innerHTML = `${file.name}: <span class="faces">${n} face${n === 1 ? "" : "s"}</span>` +
-      (n ? `, mean confidence ${rec.faces.map(f => f.mean_confidence.toFixed(2)).join(", ")}` : "") +
+      (n ? `, mean confidence ${rec.faces.map(f => f.mean_confidence.toFixed(2) + poseText(f)).join(", ")}` : "") +
       ` — <a download="${file.name.replace(/\.[^.]+$/, "")}.json" href="${json}">JSON</a>`;
     card.dataset.faces = String(n);
   };
