@@ -27,12 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from face_crops import face_region, non_face_regions, other_faces, photos, strips  # noqa: E402
 
-from fabrec.face_filter import FaceFilter, face_features, file_sha256, filter_path, fit_logistic  # noqa: E402
+from fabrec.face_filter import FaceFilter, face_features, filter_path, fit_logistic  # noqa: E402
 from fabrec.io import write_image_atomic, write_json_atomic  # noqa: E402
 from fabrec.model_file import is_bundled  # noqa: E402
 from fabrec.predict import LandmarkPredictor, Region  # noqa: E402
 from fabrec.transforms import crop_matrix, warp  # noqa: E402
-from fabrec.weights import bundled  # noqa: E402
+from fabrec.weights import bundled, sha256  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 FIT_SOURCES, TEST_SOURCES = ("helen", "aflw", "utk"), ("afw", "aflw", "utk")
@@ -175,7 +175,7 @@ def main() -> int:
     model_path = bundled(a.model) if is_bundled(a.model) else Path(a.model)
     res = {"model": a.model, "fitting_crops": {"faces": int(yf.sum()), "non_faces": int((yf == 0).sum())},
            "l2": a.l2, "profile_weight": a.profile_weight, "threshold": round(threshold, 4), "keep_fitting_faces_pct": a.keep}
-    flt = FaceFilter(w, b, m, s, threshold, file_sha256(model_path), res)
+    flt = FaceFilter(w, b, m, s, threshold, sha256(model_path), res)
     score = flt.score(test["codes"], test["conf"])
     mc = test["conf"].mean(1)
     res["held_out"] = {"face filter": measure(score, test, threshold),

@@ -10,7 +10,6 @@ like the faces the autoencoder learned.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from fabrec.errors import FabrecError
+from fabrec.weights import sha256
 
 FORMAT = "fabrec-face-filter/1"
 
@@ -80,14 +80,6 @@ class FaceFilter:
             raise FabrecError(f"{where}: not a face filter ({e})") from None
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def filter_path(model_path: str | Path) -> Path:
     """Where a model file's face filter is kept: ``NAME.face_filter.json`` beside ``NAME.safetensors``."""
     p = Path(model_path)
@@ -107,7 +99,7 @@ def filter_for(model_path: str | Path | None) -> FaceFilter | None:
         flt = FaceFilter.from_dict(json.loads(fp.read_text(encoding="utf-8")), str(fp))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FabrecError(f"{fp}: cannot read the face filter ({e})") from None
-    return flt if flt.model_sha256 == file_sha256(model_path) else None
+    return flt if flt.model_sha256 == sha256(model_path) else None
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, sample_weight: np.ndarray | None = None,
