@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 
 from fabrec.errors import FabrecError
-from fabrec.results import record
 from fabrec.sample_photo import SAMPLE_BOX, SAMPLE_IMAGE
 
 
@@ -45,8 +44,7 @@ def run_demo(out_dir: str | Path, device: str = "cpu") -> DemoResult:
     write_image_atomic(files[0], annotate(rgb, faces))
     crop, rec = pred.reconstruct(rgb, faces[0].crop)
     write_image_atomic(files[1], np.hstack([crop, rec]))
-    doc = record("image", SAMPLE_IMAGE.name, pred.model_name, pred.scheme.name, width=rgb.shape[1],
-                 height=rgb.shape[0], faces=[f.to_dict() for f in faces])
+    doc = pred.image_record(SAMPLE_IMAGE.name, rgb, faces)
     write_text_atomic(files[2], json.dumps(doc, indent=1) + "\n")
     files.append(write_clip(rgb, out / "astronaut_clip.mp4"))
     f = faces[0]

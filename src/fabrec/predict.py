@@ -16,6 +16,7 @@ import torch
 from fabrec.detect import DEFAULT_DETECTOR, Detection, Detector, calibration_of, crop_box, crop_for, get_detector
 from fabrec.errors import FabrecError
 from fabrec.face_filter import FaceFilter, filter_for
+from fabrec.face_result import BoxXYWH, FaceResult
 from fabrec.framing import recrop
 from fabrec.head_pose import HeadPose, head_pose
 from fabrec.io import read_image
@@ -23,12 +24,12 @@ from fabrec.landmark_model import LandmarkModel, crop_to_image, load_landmark_mo
 from fabrec.model_file import is_bundled
 from fabrec.normalization import to_tensor
 from fabrec.schemes import is_ibug68
+from fabrec.results import image_record
 from fabrec.runtime import memory_format, resolve_device
 from fabrec.transforms import Box, crop_matrix, warp
 from fabrec.visualize import to_uint8
 from fabrec.weights import bundled
 
-BoxXYWH = tuple[float, float, float, float]
 # The bundled model's cut when its face filter (fabrec.face_filter) is switched off: detected faces
 # with a lower mean point confidence are dropped. Measured (benchmarks/detectors.py): keeps all 337
 # AFW faces and 400 infant photos' faces, drops 72% of non-face crops, but also a third of the
@@ -63,55 +64,6 @@ class Crop(NamedTuple):
     codes: np.ndarray
     error: float
     reconstruction: np.ndarray | None
-
-
-@dataclass
-class FaceResult:
-    """One face found in one image.
-
-    Attributes:
-        box: the face box it was cropped from, ``(x, y, w, h)`` pixels (detector, given, or
-            derived from points when tracking / refining).
-        points: ``(K, 2)`` x, y in image pixels (0-based pixel centres).
-        confidence: ``(K,)`` heatmap peak per point (about 0..1).
-        quality: face-quality score in [0, 1] from the reconstruction error (1 = the
-            autoencoder reproduces the crop perfectly; low = not face-like or badly framed).
-        reconstruction_error: mean absolute reconstruction error, 0-255 units.
-        source: ``detector``, ``given``, ``tracked`` or ``refined``.
-        score: the detector's score for the face (NaN when no detector scored it).
-        crop: the model crop (centre, side, roll) the points were found in.
-        face_score: the face filter's score in [0, 1] (NaN without a filter; see
-            :mod:`fabrec.face_filter`).
-        head_pose: yaw, pitch, roll in degrees (:mod:`fabrec.head_pose`; AFLW2000-3D's signs),
-            or None (schemes other than the 68 300-W points, or points that fit no head).
-    """
-
-    box: BoxXYWH
-    points: np.ndarray
-    confidence: np.ndarray
-    quality: float = float("nan")
-    reconstruction_error: float = float("nan")
-    source: str = "detector"
-    crop: Box | None = field(default=None, repr=False)
-    score: float = float("nan")
-    face_score: float = float("nan")
-    head_pose: HeadPose | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (lists of floats)."""
-        return {
-            "box": [round(float(v), 2) for v in self.box],
-            "points": np.round(self.points, 2).tolist(),
-            "confidence": np.round(self.confidence, 4).tolist(),
-            "mean_confidence": round(float(self.confidence.mean()), 4),
-            "quality": None if math.isnan(self.quality) else round(self.quality, 4),
-            "reconstruction_error": None if math.isnan(self.reconstruction_error) else round(self.reconstruction_error, 3),
-            "source": self.source,
-            "score": None if math.isnan(self.score) else round(self.score, 4),
-            "roll_degrees": None if self.crop is None else round(math.degrees(self.crop.angle), 2),
-            "face_score": None if math.isnan(self.face_score) else round(self.face_score, 4),
-            "head_pose": None if self.head_pose is None else {k: round(v, 2) for k, v in self.head_pose._asdict().items()},
-        }
 
 
 CHANNELS = ("rgb", "bgr")
@@ -185,6 +137,11 @@ class LandmarkPredictor:
         pred = LandmarkPredictor(model, detector, device, quality, min_score, min_face, rotations, min_confidence, flt)
         pred.model_name = str(name_or_path) if str(name_or_path) == "default" else Path(name_or_path).name
         return pred
+
+    def image_record(self, file: str, rgb: np.ndarray, faces: Sequence[FaceResult]) -> dict[str, Any]:
+        """The result record of one image ``(H, W, 3)`` and its faces
+        (:func:`fabrec.results.image_record`), named by this predictor's model and scheme."""
+        return image_record(file, self.model_name, self.scheme.name, rgb.shape, list(faces))
 
     @property
     def scheme(self):

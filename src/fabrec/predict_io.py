@@ -191,7 +191,7 @@ def _predict_image(predictor: LandmarkPredictor, path: Path, key: str, dest: Pat
         faces = predictor.predict(rgb, given, refine=refine, batch_size=batch_size)
     except FabrecError as e:
         return _record(predictor, "image", key, error=str(e))
-    rec = _record(predictor, "image", key, width=rgb.shape[1], height=rgb.shape[0], faces=[f.to_dict() for f in faces])
+    rec = predictor.image_record(key, rgb, faces)
     if not faces:
         rec["note"] = "no face found"
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -5,13 +5,11 @@ Every record has ``schema``, ``kind`` (``image``, ``frame`` or ``video``), ``fil
 and ``scheme``; images and frames have ``width``, ``height`` and ``faces`` (a list, empty when
 no face was found); frames have ``frame`` and ``time_s``; video summaries have ``frames``,
 ``frames_with_face`` and ``per_frame`` (the JSONL file of its frame records). A record for an
-input that could not be read has ``error`` (one line) and no faces. Each face: ``box``
-``[x, y, w, h]`` (the detection or given box, pixels), ``score`` (the detector's, or null),
-``points`` ``[[x, y], ...]`` (0-based pixel centres), ``confidence`` (per point),
-``mean_confidence``, ``quality`` and ``reconstruction_error`` (null when not computed),
-``source``, ``roll_degrees`` (the crop's rotation, or null), ``face_score`` (the face filter's,
-0..1, or null without one), ``head_pose`` (``{"yaw", "pitch", "roll"}`` in degrees, AFLW2000-3D's
-signs, or null for other schemes; CSV: ``head_yaw``, ``head_pitch``, ``head_roll``).
+input that could not be read has ``error`` (one line) and no faces. Each face is
+:meth:`fabrec.face_result.FaceResult.to_dict`: its fields name their JSON keys, schema and CSV
+columns (``box``, ``score``, ``points``, ``confidence``, ``mean_confidence``, ``quality``,
+``reconstruction_error``, ``source``, ``roll_degrees``, ``face_score``, ``head_pose``; CSV:
+``head_yaw``, ``head_pitch``, ``head_roll``).
 
 CSV: one row per face (or per face-less image / frame / summary) with the columns of
 :func:`csv_header`; points are flattened to ``x0, y0, c0, x1, y1, c1, ...``.
@@ -23,18 +21,39 @@ import json
 from importlib import resources
 from typing import Any
 
+from fabrec.face_result import face_csv_cells, face_csv_columns, face_from_csv, face_schema
+
 SCHEMA = "fabrec-result/1"
 SCHEMA_FILE = "result-1.json"
 KINDS = ("image", "frame", "video")
-_CSV_FIXED = ("schema", "kind", "file", "frame", "face", "model", "scheme", "width", "height", "box_x", "box_y",
-              "box_w", "box_h", "score", "mean_confidence", "quality", "source", "roll_degrees", "face_score", "head_yaw",
-              "head_pitch", "head_roll", "error", "frames",
-              "frames_with_face", "per_frame")
+_CSV_HEAD = ("schema", "kind", "file", "frame", "face", "model", "scheme", "width", "height")
+_CSV_TAIL = ("error", "frames", "frames_with_face", "per_frame")
+
+
+def _csv_fixed() -> list[str]:
+    """The columns before the points: the record's, then the face's (:mod:`fabrec.face_result`)."""
+    return [*_CSV_HEAD, *face_csv_columns(), *_CSV_TAIL]
 
 
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of a record."""
+    """The JSON Schema (draft 2020-12) of a record, as checked in (``fabrec/schemas``)."""
     return json.loads(resources.files("fabrec").joinpath("schemas", SCHEMA_FILE).read_text())
+
+
+def schema_document(face_class: type | None = None) -> dict[str, Any]:
+    """The JSON Schema as the code makes it: the checked-in record part with the ``face``
+    object generated from :class:`~fabrec.face_result.FaceResult` (or ``face_class``).
+    ``python -m fabrec.results`` rewrites the checked-in file from it."""
+    doc = json_schema()
+    doc["$defs"]["face"] = face_schema(face_class)
+    return doc
+
+
+def image_record(file: str, model: str, scheme: str, rgb_shape: tuple[int, ...], faces: list[Any]) -> dict[str, Any]:
+    """The record of one image (``rgb_shape``: its ``(H, W, ...)``) and the faces found in it
+    (:class:`~fabrec.face_result.FaceResult`), as the CLI, the server and the demo write it."""
+    return record("image", file, model, scheme, width=int(rgb_shape[1]), height=int(rgb_shape[0]),
+                  faces=[f.to_dict() for f in faces])
 
 
 def record(kind: str, file: str, model: str, scheme: str, **fields: Any) -> dict[str, Any]:
@@ -51,7 +70,7 @@ def record(kind: str, file: str, model: str, scheme: str, **fields: Any) -> dict
 
 def csv_header(num_points: int) -> list[str]:
     """CSV columns for a ``num_points``-point model."""
-    return [*_CSV_FIXED, *(f"{c}{i}" for i in range(num_points) for c in ("x", "y", "c"))]
+    return [*_csv_fixed(), *(f"{c}{i}" for i in range(num_points) for c in ("x", "y", "c"))]
 
 
 def csv_rows(rec: dict[str, Any], num_points: int) -> list[list[str]]:
@@ -63,24 +82,20 @@ def csv_rows(rec: dict[str, Any], num_points: int) -> list[list[str]]:
     base = {k: rec.get(k) for k in ("schema", "kind", "file", "frame", "model", "scheme", "width", "height", "error",
                                     "frames", "frames_with_face", "per_frame")}
     faces = rec.get("faces") or [None]
-    rows = []
+    fixed, rows = _csv_fixed(), []
     for i, f in enumerate(faces):
         row = dict(base, face=None if f is None else i)
         pts: list[str] = [""] * (3 * num_points)
         if f is not None:
-            row.update(zip(("box_x", "box_y", "box_w", "box_h"), f["box"]))
-            row.update({k: f.get(k) for k in ("score", "mean_confidence", "quality", "source", "roll_degrees",
-                                              "face_score")})
-            row.update({f"head_{k}": v for k, v in (f.get("head_pose") or {}).items()})
+            row.update(face_csv_cells(f))
             pts = [cell(v) for (x, y), c in zip(f["points"], f["confidence"]) for v in (x, y, c)]
-        rows.append([cell(row.get(k)) for k in _CSV_FIXED] + pts)
+        rows.append([cell(row.get(k)) for k in fixed] + pts)
     return rows
 
 
 def csv_row_record(header: list[str], row: list[str]) -> dict[str, Any]:
     """A CSV row back into a record with one face (or none), for validation and readers."""
     d = dict(zip(header, row))
-    num = lambda k: None if d.get(k, "") == "" else float(d[k])  # noqa: E731
     rec = {k: d[k] for k in ("schema", "kind", "file", "model", "scheme")}
     for k in ("width", "height", "frame", "frames", "frames_with_face"):
         if d.get(k):
@@ -92,14 +107,17 @@ def csv_row_record(header: list[str], row: list[str]) -> dict[str, Any]:
         return rec
     faces = []
     if d.get("face"):
-        k = (len(header) - len(_CSV_FIXED)) // 3
+        k = (len(header) - len(_csv_fixed())) // 3
         vals = [float(d[f"{c}{i}"]) for i in range(k) for c in "xyc"]
-        faces.append({"box": [num(c) for c in ("box_x", "box_y", "box_w", "box_h")], "score": num("score"),
-                      "points": [[vals[3 * i], vals[3 * i + 1]] for i in range(k)],
-                      "confidence": [vals[3 * i + 2] for i in range(k)], "mean_confidence": num("mean_confidence"),
-                      "quality": num("quality"), "reconstruction_error": None, "source": d["source"],
-                      "roll_degrees": num("roll_degrees"), "face_score": num("face_score"),
-                      "head_pose": None if num("head_yaw") is None else
-                      {k: num(f"head_{k}") for k in ("yaw", "pitch", "roll")}})
+        faces.append(face_from_csv(d, [[vals[3 * i], vals[3 * i + 1]] for i in range(k)],
+                                   [vals[3 * i + 2] for i in range(k)]))
     rec["faces"] = faces
     return rec
+
+
+if __name__ == "__main__":  # python -m fabrec.results: rewrite the checked-in JSON Schema
+    from pathlib import Path
+
+    from fabrec.io import write_json_atomic
+
+    write_json_atomic(Path(__file__).with_name("schemas") / SCHEMA_FILE, schema_document())

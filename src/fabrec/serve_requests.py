@@ -17,7 +17,6 @@ import numpy as np
 from fabrec.errors import FabrecError
 from fabrec.io import decode_image, header_size
 from fabrec.label_projects import ProjectError
-from fabrec.results import record
 
 if TYPE_CHECKING:  # the predictor (and PyTorch) load only when the app is built
     from fabrec.predict import LandmarkPredictor
@@ -124,9 +123,7 @@ class Landmarker:
         from starlette.concurrency import run_in_threadpool
 
         faces = await run_in_threadpool(self._predict, rgb)
-        p = self.predictor
-        return record("image", name, p.model_name, p.scheme.name, width=rgb.shape[1], height=rgb.shape[0],
-                      faces=[f.to_dict() for f in faces])
+        return self.predictor.image_record(name, rgb, faces)
 
 
 def answers_errors(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
