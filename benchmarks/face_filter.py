@@ -2,7 +2,8 @@
 non-face crops (``benchmarks/face_crops.py``), as ``fabrec predict`` makes them.
 
     python benchmarks/face_filter.py --out runs/face_filter                    # measure
-    python benchmarks/face_filter.py --out runs/face_filter --install          # and write the filter
+    python benchmarks/face_filter.py --out runs/face_filter --install runs/mine.safetensors
+                               # and write the model file with the filter (and its fitting record) inside
 
 Fitting: HELEN-train, AFLW2000-3D's training part and UTKFace's training part (faces), and the
 non-face crops of the HELEN-train and AFLW training photos. The threshold keeps 99.5 % of the
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from face_crops import face_region, non_face_regions, other_faces, photos, strips  # noqa: E402
 
-from fabrec.face_filter import FaceFilter, face_features, filter_path, fit_logistic  # noqa: E402
+from fabrec.face_filter import FaceFilter, face_features, fit_logistic, with_face_filter  # noqa: E402
 from fabrec.io import write_image_atomic, write_json_atomic  # noqa: E402
 from fabrec.model_file import is_bundled  # noqa: E402
 from fabrec.predict import LandmarkPredictor, Region  # noqa: E402
@@ -151,7 +152,7 @@ def main() -> int:
     ap.add_argument("--profile-weight", type=float, default=4.0, help="weight of 60-90 degree faces in the fit")
     ap.add_argument("--keep", type=float, default=99.5, help="%% of the fitting faces the threshold keeps")
     ap.add_argument("--refit", action="store_true", help="reuse the cached features")
-    ap.add_argument("--install", action="store_true", help="write the filter beside the model file")
+    ap.add_argument("--install", metavar="OUT.safetensors", help="write the model file with this filter inside it")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -194,8 +195,7 @@ def main() -> int:
     write_json_atomic(out / "face_filter.json", res)
     print(json.dumps(res["held_out"], indent=1))
     if a.install:
-        write_json_atomic(filter_path(model_path), flt.to_dict())
-        print(f"wrote {filter_path(model_path)}")
+        print(f"wrote {a.install}: SHA-256 {with_face_filter(a.model, flt, a.install)}")
     return 0
 
 

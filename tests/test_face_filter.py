@@ -10,7 +10,7 @@ import pytest
 
 from fabrec.detect import Detection, get_detector
 from fabrec.errors import FabrecError
-from fabrec.face_filter import FaceFilter, face_features, filter_for, filter_path, fit_logistic
+from fabrec.face_filter import FaceFilter, face_features, fit_logistic, with_face_filter
 from fabrec.io import read_image
 from fabrec.predict import LandmarkPredictor
 from fabrec.prepare_faces import PrepareConfig, prepare_faces
@@ -40,18 +40,23 @@ def test_logistic_fit_separates_and_the_filter_round_trips() -> None:
         flt.score(codes[:, :4], conf)
 
 
-def test_the_bundled_filter_belongs_to_the_bundled_weights_and_follows_the_file(tmp_path: Path) -> None:
-    """Found by the file's content: a copy loaded by its path behaves like ``default``; a filter
-    beside another file (not the one it was fitted for) is not used."""
-    assert filter_for(bundled("default")) is not None
+def test_the_filter_and_the_cut_live_in_the_model_file_and_follow_it(tmp_path: Path) -> None:
+    """Inside the weights: a copy loaded by any path behaves like ``default``; the file written
+    without a filter has none; the cut without a filter is the file's own."""
+    default = LandmarkPredictor.from_pretrained("default", quality=False)
+    assert default.face_filter is not None and default.min_confidence == 0.0
     copy = tmp_path / "mine.safetensors"
     shutil.copy(bundled("default"), copy)
-    shutil.copy(filter_path(bundled("default")), filter_path(copy))
-    assert LandmarkPredictor.from_pretrained(copy).face_filter is not None
-    other = tmp_path / "other.safetensors"
-    other.write_bytes(copy.read_bytes() + b" ")
-    shutil.copy(filter_path(copy), filter_path(other))
-    assert filter_for(other) is None
+    mine = LandmarkPredictor.from_pretrained(copy, quality=False)
+    np.testing.assert_array_equal(mine.face_filter.weights, default.face_filter.weights)
+    assert LandmarkPredictor.from_pretrained(copy, face_filter=False).min_confidence == 0.35
+    bare = tmp_path / "bare.safetensors"
+    with_face_filter(copy, None, bare, min_confidence=0.0)
+    p = LandmarkPredictor.from_pretrained(bare, quality=False)
+    assert p.face_filter is None and p.min_confidence == 0.0
+    again = tmp_path / "again.safetensors"
+    with_face_filter(bare, default.face_filter, again)
+    assert LandmarkPredictor.from_pretrained(again).face_filter.threshold == default.face_filter.threshold
     assert LandmarkPredictor.from_pretrained("default", face_filter=False).face_filter is None
 
 

@@ -465,11 +465,11 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                     help="drop faces smaller than this many pixels (mean box side)")
     p.add_argument("--min-confidence", type=float, default=None,
                     help="drop detected faces whose mean point confidence is below this (non-faces give "
-                    "flat heatmaps); default: 0 (off) where the model has a face filter (the bundled "
-                    "model does), 0.35 for the bundled model with --no-face-filter, 0 for other models")
+                    "flat heatmaps); default: 0 (off) where the model file holds a face filter (the "
+                    "bundled one does), else the cut the model file holds (bundled: 0.35; 0 for models without one)")
     p.add_argument("--no-face-filter", action="store_true",
                     help="keep detections the model's face filter takes for non-faces (prints, patterns, "
-                    "hands); the filter is fitted per model file and kept beside it (NAME.face_filter.json)")
+                    "hands); the filter is fitted per model file and kept inside it")
     p.add_argument("--rotations", default="0",
                     help="YuNet: photo orientations searched, degrees, e.g. 0,90,180,270 or 'all' for "
                     "photos with sideways or upside-down faces (each face keeps the orientation the "

@@ -1,7 +1,8 @@
 """The face filter: is a detected crop a face? A logistic score on what the landmark model already
 computes for it -- the encoder's codes (the autoencoder's face knowledge) and the mean point
 confidence -- fitted for one model file on real face and non-face crops
-(``benchmarks/face_filter.py``) and kept beside it (``NAME.face_filter.json``).
+(``benchmarks/face_filter.py``) and kept inside it (:func:`with_face_filter`), so the file
+behaves the same whatever name or path loads it.
 
 Detectors fire on face-like things: prints on clothes, patterns, hands. The mean confidence
 alone lets many through (a print can hold a clear "face"); the codes say whether the crop looks
@@ -10,15 +11,13 @@ like the faces the autoencoder learned.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fabrec.errors import FabrecError
-from fabrec.weights import sha256
 
 FORMAT = "fabrec-face-filter/1"
 
@@ -40,7 +39,7 @@ class FaceFilter:
         bias: the logistic bias.
         mean, scale: ``(D,)`` feature standardisation.
         threshold: crops scoring under it are not faces.
-        model_sha256: the SHA-256 of the model file it was fitted for.
+        model_sha256: the SHA-256 of the weights it was fitted on (before it was put inside them).
         measured: how it was fitted and what it measured (for people; not used).
     """
 
@@ -80,26 +79,17 @@ class FaceFilter:
             raise FabrecError(f"{where}: not a face filter ({e})") from None
 
 
-def filter_path(model_path: str | Path) -> Path:
-    """Where a model file's face filter is kept: ``NAME.face_filter.json`` beside ``NAME.safetensors``."""
-    p = Path(model_path)
-    return p.with_name(p.name.split(".")[0] + ".face_filter.json")
+def with_face_filter(model: str | Path, flt: FaceFilter | None, out: str | Path,
+                     min_confidence: float | None = None) -> str:
+    """Write ``model`` (a spec) to ``out`` (``.safetensors``) with ``flt`` inside it (None:
+    without a filter) and, if given, ``min_confidence`` (the cut used without the filter).
+    Returns the new file's SHA-256."""
+    from fabrec.model_file import export_weights, read_model_file
 
-
-def filter_for(model_path: str | Path | None) -> FaceFilter | None:
-    """The face filter kept beside a model file and fitted for exactly that file (its SHA-256),
-    else None -- so a model behaves the same whatever name or path loads it, and a retrained
-    file never uses a filter fitted for another."""
-    if model_path is None:
-        return None
-    fp = filter_path(model_path)
-    if not fp.is_file() or not Path(model_path).is_file():
-        return None
-    try:
-        flt = FaceFilter.from_dict(json.loads(fp.read_text(encoding="utf-8")), str(fp))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FabrecError(f"{fp}: cannot read the face filter ({e})") from None
-    return flt if flt.model_sha256 == sha256(model_path) else None
+    mf = read_model_file(model)
+    mf = replace(mf, face_filter=None if flt is None else flt.to_dict(),
+                 min_confidence=mf.min_confidence if min_confidence is None else float(min_confidence))
+    return export_weights(mf, out)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, sample_weight: np.ndarray | None = None,

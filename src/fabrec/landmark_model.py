@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from fabrec.config import ModelConfig
 from fabrec.errors import FabrecError
+from fabrec.face_filter import FaceFilter
 from fabrec.heatmaps import decode_heatmaps
 from fabrec.model import FabRec
 from fabrec.model_file import PAPER_256, ModelFile, read_model_file
@@ -59,6 +60,9 @@ class LandmarkModel:
             back, points swapped by the scheme's flip pairs); twice the work.
         mean_shape: ``(K, 2)`` mean training points in crop units (``detector``-framed models:
             what re-cropping from points fits; see :mod:`fabrec.framing`), or None.
+        face_filter: the face filter fitted for this model (:mod:`fabrec.face_filter`), or None.
+        min_confidence: detected faces with a lower mean point confidence are not faces, where
+            no face filter is used (0: no cut).
     """
 
     net: FabRec
@@ -67,6 +71,8 @@ class LandmarkModel:
     precision: str = "fp32"
     mean_shape: np.ndarray | None = None
     flip_average: bool = False
+    face_filter: FaceFilter | None = None
+    min_confidence: float = 0.0
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -108,7 +114,9 @@ class LandmarkModel:
         if "ae_encoder" in mf.nets:
             mf.load_net("ae_encoder", net.add_ae_encoder())
         shape = None if mf.mean_shape is None else np.asarray(mf.mean_shape, np.float64).reshape(scheme.num_points, 2)
-        return LandmarkModel(net.eval(), scheme, mf.decoder, mean_shape=shape)
+        flt = None if mf.face_filter is None else FaceFilter.from_dict(mf.face_filter, f"{mf.source}: face filter")
+        return LandmarkModel(net.eval(), scheme, mf.decoder, mean_shape=shape, face_filter=flt,
+                             min_confidence=mf.min_confidence)
 
     def placed(self, device: torch.device) -> LandmarkModel:
         """This model on ``device`` in its inference layout (channels-last on CPU), in eval

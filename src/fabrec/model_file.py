@@ -33,7 +33,7 @@ KINDS = ("landmarks", "autoencoder")
 NETS = {"landmarks": ("encoder", "generator", "itl", "ae_encoder"),
         "autoencoder": ("encoder", "generator", "dz", "dx")}
 REQUIRED = {"landmarks": ("encoder", "generator", "itl"), "autoencoder": ("encoder", "generator")}
-LAYOUT = ("kind", "model", "nets", "scheme", "itl", "decoder", "mean_shape")
+LAYOUT = ("kind", "model", "nets", "scheme", "itl", "decoder", "mean_shape", "face_filter", "min_confidence")
 PAPER_256 = "paper-256"  # the paper's 256-px architecture with random weights, for speed measurements
 
 
@@ -48,6 +48,11 @@ class ModelFile:
     itl: list[int] | None = None
     decoder: str = "reference"
     mean_shape: list[list[float]] | None = None
+    # per-model values that travel with the weights, so the file behaves the same whatever name or
+    # path loads it: the face filter fitted for it (fabrec.face_filter, as a dict) and the mean
+    # point confidence under which detected faces are dropped when no filter is used
+    face_filter: dict[str, Any] | None = None
+    min_confidence: float = 0.0
     source: str = "model"
     training: dict[str, Any] = field(default_factory=dict)
 
@@ -57,7 +62,8 @@ class ModelFile:
         out: dict[str, Any] = {"kind": self.kind, "model": to_dict(self.model), "nets": self.nets}
         if self.kind == "landmarks":
             out |= {"scheme": self.scheme, "itl": list(self.itl or []), "decoder": self.decoder,
-                    "mean_shape": self.mean_shape}
+                    "mean_shape": self.mean_shape, "face_filter": self.face_filter,
+                    "min_confidence": self.min_confidence}
         return out
 
     @staticmethod
@@ -82,7 +88,8 @@ class ModelFile:
                        training={k: v for k, v in state.items() if k not in LAYOUT})
         if kind == "landmarks":
             mf = replace(mf, scheme=state["scheme"], itl=list(state["itl"]),
-                         decoder=state.get("decoder") or "reference", mean_shape=state.get("mean_shape"))
+                         decoder=state.get("decoder") or "reference", mean_shape=state.get("mean_shape"),
+                         face_filter=state.get("face_filter"), min_confidence=float(state.get("min_confidence") or 0.0))
         return mf
 
     def load_net(self, name: str, module: nn.Module, strict: bool = True) -> nn.Module:

@@ -15,26 +15,19 @@ import torch
 
 from fabrec.detect import DEFAULT_DETECTOR, Detection, Detector, calibration_of, crop_box, crop_for, get_detector
 from fabrec.errors import FabrecError
-from fabrec.face_filter import FaceFilter, filter_for
+from fabrec.face_filter import FaceFilter
 from fabrec.face_result import BoxXYWH, FaceResult
 from fabrec.framing import recrop
 from fabrec.head_pose import HeadPose, head_pose
 from fabrec.io import read_image
 from fabrec.landmark_model import LandmarkModel, crop_to_image, load_landmark_model
-from fabrec.model_file import is_bundled
 from fabrec.normalization import to_tensor
 from fabrec.schemes import is_ibug68
 from fabrec.results import image_record
 from fabrec.runtime import memory_format, resolve_device
 from fabrec.transforms import Box, crop_matrix, warp
 from fabrec.visualize import to_uint8
-from fabrec.weights import bundled
 
-# The bundled model's cut when its face filter (fabrec.face_filter) is switched off: detected faces
-# with a lower mean point confidence are dropped. Measured (benchmarks/detectors.py): keeps all 337
-# AFW faces and 400 infant photos' faces, drops 72% of non-face crops, but also a third of the
-# faces at 60-90 degrees of yaw (benchmarks/face_filter.py). Other models: no cut unless asked.
-MIN_CONFIDENCE = 0.35
 # Tracking: a face whose thumbnail correlates less than this with the previous frame's is another
 # face (a cut, a swap). Measured on clips of 300-W faces (benchmarks/video_cuts.py): the same face
 # tracked correlates 0.67-0.92 from frame to frame, moving up to 25 px a frame; a cut to another
@@ -94,14 +87,14 @@ class LandmarkPredictor:
 
     def __init__(self, model: LandmarkModel, detector: str | Detector = DEFAULT_DETECTOR, device: str = "auto",
                  quality: bool = True, min_score: float = 0.6, min_face: float = 0.0,
-                 rotations: tuple[int, ...] = ROTATIONS, min_confidence: float = MIN_CONFIDENCE,
+                 rotations: tuple[int, ...] = ROTATIONS, min_confidence: float | None = None,
                  face_filter: FaceFilter | None = None) -> None:
         """``detector``: a name (``yunet``, ``opencv``, ``dlib``) or a detector object;
         ``min_score``: YuNet's score threshold; ``min_face``: smallest face kept (pixels, mean
         box side); ``rotations``: orientations YuNet searches (degrees); ``min_confidence``:
-        detected faces whose mean point confidence is lower are dropped (not faces; see
-        :data:`MIN_CONFIDENCE`); ``face_filter``: detected faces it scores under its threshold
-        are dropped (:mod:`fabrec.face_filter`)."""
+        detected faces whose mean point confidence is lower are dropped (not faces; by default
+        the model file's cut without a face filter, 0 with one); ``face_filter``: detected
+        faces it scores under its threshold are dropped (:mod:`fabrec.face_filter`)."""
         self.device = resolve_device(device)
         self.model = model.placed(self.device)
         self._detector = detector
@@ -109,7 +102,8 @@ class LandmarkPredictor:
         if detector == "yunet":
             self._detector_options.update(score=min_score, rotations=tuple(rotations))
         self.quality = quality
-        self.min_confidence = min_confidence
+        self.min_confidence = min_confidence if min_confidence is not None else (
+            0.0 if face_filter is not None else self.model.min_confidence)
         self.face_filter = face_filter
         self._posed = is_ibug68(self.model.scheme)  # head pose from the 68 300-W points
         self.model_name = "custom"  # what result records name the model (from_pretrained: the spec)
@@ -124,16 +118,13 @@ class LandmarkPredictor:
         """Bundled weights by name (``default``), a ``.safetensors`` file or a training ``.pt``;
         ``precision`` ``fp32`` (default) or ``bf16``, ``fold_batchnorm`` (see
         :class:`LandmarkModel`), ``flip`` (test-time flip averaging); ``face_filter``: use the
-        face filter fitted for this model file, where there is one (:func:`filter_for`);
+        face filter inside the model file, where there is one (:mod:`fabrec.face_filter`);
         detector options as in :meth:`__init__`."""
         model = load_landmark_model(name_or_path)
-        flt = filter_for(bundled(str(name_or_path)) if is_bundled(name_or_path) else Path(name_or_path)) \
-            if face_filter else None
+        flt = model.face_filter if face_filter else None
         model = dataclasses.replace(model, decoder=decoder or model.decoder, precision=precision, flip_average=flip)
         if fold_batchnorm:
             model = model.with_folded_batchnorm()
-        if min_confidence is None:  # the face filter decides where there is one; else the bundled model's cut
-            min_confidence = 0.0 if flt is not None or not is_bundled(name_or_path) else MIN_CONFIDENCE
         pred = LandmarkPredictor(model, detector, device, quality, min_score, min_face, rotations, min_confidence, flt)
         pred.model_name = str(name_or_path) if str(name_or_path) == "default" else Path(name_or_path).name
         return pred
