@@ -153,3 +153,29 @@ def test_shard_runs_split_a_folder_between_processes(inputs: Path, tmp_path: Pat
                      "--device", "cpu", "--no-images", "--skip-existing"]) in (0, 1)
     written = sorted(p.name for p in out.glob("*.json"))
     assert written == ["astronaut.json", "broken.json", "clip.json", "wall.json"]
+
+
+def test_every_command_that_computes_takes_threads_and_no_progress() -> None:
+    from fabrec.cli import COMPUTING
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) - set(COMPUTING) == {"boxes"}  # converts .pts text to a CSV, nothing more
+    for name in COMPUTING:
+        flags = {o for a in sub.choices[name]._actions for o in a.option_strings}
+        assert {"--threads", "--no-progress"} <= flags, name
+
+
+def test_eval_takes_no_progress_and_threads(tmp_path: Path) -> None:
+    """Once refused; a real eval on a few 300-W-format faces."""
+    from fabrec.sample_photo import SAMPLE_IMAGE as img
+
+    d = tmp_path / "faces"
+    d.mkdir()
+    (d / "a.jpg").write_bytes(img.read_bytes())
+    pred = LandmarkPredictor.from_pretrained("default", device="cpu", quality=False)
+    (face,) = pred.predict(str(img))
+    pts = "\n".join(f"{x:.2f} {y:.2f}" for x, y in face.points)
+    (d / "a.pts").write_text(f"version: 1\nn_points: 68\n{{\n{pts}\n}}\n")
+    assert main(["eval", "--model", "default", "--dataset", "folder", "--root", str(d), "--out", str(tmp_path / "e"),
+                 "--no-progress", "--threads", "1", "--device", "cpu"]) == 0
+    assert json.loads((tmp_path / "e" / "metrics.json").read_text())["count"] == 1

@@ -56,7 +56,6 @@ def _add_train_ae(sub: argparse._SubParsersAction) -> None:
                    help="stop after this much wall-clock time (checkpoint saved, exit 0; --resume goes on)")
     p.add_argument("--device", default="auto", choices=DEVICES)
     add_config_flags(p, "train-ae", ("amp",), {"amp": ("none", "bf16")})
-    p.add_argument("--no-progress", action="store_true")
 
 
 def cmd_train_ae(a: argparse.Namespace) -> int:
@@ -208,7 +207,6 @@ def _add_train_lm(sub: argparse._SubParsersAction) -> None:
     _add_lm_recipe(p)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--device", default="auto", choices=DEVICES)
-    p.add_argument("--no-progress", action="store_true")
 
 
 def cmd_train_landmarks(a: argparse.Namespace) -> int:
@@ -237,7 +235,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
     if a.fold_bn:
         model = model.with_folded_batchnorm()
     m = evaluate(model, a.dataset, a.root, a.split or "test", a.out, a.scheme,
-                 a.decoder, a.batch_size, a.device, precision=a.dtype, flip=a.flip)
+                 a.decoder, a.batch_size, a.device, precision=a.dtype, flip=a.flip, progress=not a.no_progress)
     rows = [("all", m)] + list(m.get("subsets", {}).items())
     print(f"{'subset':<14}{'count':>7}{'NME %':>9}{'FR@10 %':>10}{'AUC@10':>9}")
     for name, r in rows:
@@ -414,7 +412,9 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 
 OUT_FILES = ("generate", "interpolate", "export", "boxes")  # --out names a file; elsewhere a folder
-THREADED = ("train-ae", "train-landmarks", "sweep", "eval", "predict", "bench")  # take --threads
+# every command that computes takes --threads and --no-progress (boxes only converts text files)
+COMPUTING = ("train-ae", "train-landmarks", "sweep", "eval", "predict", "bench", "prepare-faces", "generate",
+             "interpolate", "serve", "export", "demo")
 
 
 def _add_flip_flag(p: argparse.ArgumentParser) -> None:
@@ -492,7 +492,6 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", choices=DEVICES)
     _add_speed_flags(p)
     _add_flip_flag(p)
-    p.add_argument("--no-progress", action="store_true")
 
 
 def _add_prepare_faces(sub: argparse._SubParsersAction) -> None:
@@ -514,7 +513,6 @@ def _add_prepare_faces(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard", metavar="K/N",
                     help="only the photos of shard K of N (stable hash of the relative path); run K = 1..N "
                     "in parallel with the same OUT (each writes its own manifest)")
-    p.add_argument("--no-progress", action="store_true")
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
@@ -569,7 +567,6 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-root")
     p.add_argument("--eval-split", default="test")
     p.add_argument("--device", default="auto", choices=DEVICES)
-    p.add_argument("--no-progress", action="store_true")
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
@@ -597,14 +594,15 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--steps", type=int, default=40, help="steps of the tiny fallback training")
     p.add_argument("--train-tiny", action="store_true", help="run the tiny-autoencoder demo")
-    p.add_argument("--no-progress", action="store_true")
 
 
-def _add_threads_flags(sub: argparse._SubParsersAction) -> None:
+def _add_runtime_flags(sub: argparse._SubParsersAction) -> None:
+    """``--threads`` and ``--no-progress`` on every command that computes (:data:`COMPUTING`)."""
     for name, sp in sub.choices.items():
-        if name in THREADED:
+        if name in COMPUTING:
             sp.add_argument("--threads", type=int, metavar="N",
                             help="CPU threads for PyTorch (default: one per core not kept busy by other processes)")
+            sp.add_argument("--no-progress", action="store_true", help="no progress bars (logs and results only)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -612,7 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fabrec", description="3FabRec face alignment: train, evaluate and predict.")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     for add in (_add_train_ae, _add_generate, _add_interpolate, _add_train_lm, _add_predict, _add_prepare_faces,
-                _add_serve, _add_bench, _add_export, _add_sweep, _add_eval, _add_boxes, _add_threads_flags, _add_demo):
+                _add_serve, _add_bench, _add_export, _add_sweep, _add_eval, _add_boxes, _add_demo, _add_runtime_flags):
         add(sub)
     document(p)
     return p
@@ -634,7 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             check_out(args.out, "file" if args.cmd in OUT_FILES else "folder")
         checked = args.cmd == "predict" and check_predict(args)  # before PyTorch loads
-        if args.cmd in THREADED:
+        if args.cmd in COMPUTING:
             from fabrec.runtime import default_threads, set_threads
 
             set_threads(args.threads if args.threads is not None else default_threads())

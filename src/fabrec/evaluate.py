@@ -35,11 +35,12 @@ def evaluate(
     grid_count: int = 6,
     precision: str | None = None,
     flip: bool = False,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Run ``model`` over a split and write ``metrics.json``, ``predictions.npz``, ``ced.png``
     and ``grid.png`` (Fig. 5 style: input, reconstruction, prediction, ground truth, heatmaps)
     into ``out_dir``. Returns the metrics dict (NME %, FR@10 %, AUC@10 in [0, 1], count,
-    normaliser, per-subset entries)."""
+    normaliser, per-subset entries). ``progress``: a bar over the batches."""
     dev = resolve_device(device)
     sch = get_scheme(scheme) if scheme else model.scheme
     if sch.num_points != model.scheme.num_points:
@@ -61,7 +62,7 @@ def evaluate(
     boxes, framing_note = _eval_crops(model, res.samples)
     ds = LandmarkDataset(res.samples, sch, model.image_size, heatmap_size(model.image_size), model.framing, None,
                          heatmaps=False, boxes=boxes)
-    pts, conf, norms, idx = predict_dataset(model, ds, batch_size)
+    pts, conf, norms, idx = predict_dataset(model, ds, batch_size, progress)
     gt = np.stack([ds.samples[i].points for i in idx]) if idx else np.zeros((0, sch.num_points, 2))
     err = nme(pts, gt, norms) if idx else np.zeros(0)
     metrics: dict[str, Any] = {

@@ -270,21 +270,24 @@ def crop_to_image(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def predict_dataset(
-    model: LandmarkModel, ds: Dataset, batch: int = 32
+    model: LandmarkModel, ds: Dataset, batch: int = 32, progress: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
     """Run a model over a landmark dataset (items with ``image``, ``matrix``, ``norm``,
     ``index``; see :class:`~fabrec.datasets.landmarks.LandmarkDataset`) on the model's device.
 
     Returns points in original pixels ``(M, K, 2)``, confidence ``(M, K)``, normalisers
-    ``(M,)`` and the dataset indices of the ``M`` readable samples.
+    ``(M,)`` and the dataset indices of the ``M`` readable samples. ``progress``: a bar.
     """
+    from tqdm import tqdm
+
     from fabrec.datasets.landmarks import collate_landmarks
 
     was = model.net.training
     model.net.eval()
     dev = model.device
     pts_all, conf_all, norms, idx = [], [], [], []
-    for b, _ in DataLoader(ds, batch_size=batch, shuffle=False, collate_fn=collate_landmarks):
+    batches = DataLoader(ds, batch_size=batch, shuffle=False, collate_fn=collate_landmarks)
+    for b, _ in tqdm(batches, desc="eval", unit="batch", disable=not progress, dynamic_ncols=True):
         if b is None:
             continue
         x = b["image"].to(dev).contiguous(memory_format=memory_format(dev))

@@ -24,7 +24,7 @@ from fabrec.landmark_model import LandmarkModel, crop_to_image, load_landmark_mo
 from fabrec.normalization import to_tensor
 from fabrec.schemes import is_ibug68
 from fabrec.results import image_record
-from fabrec.runtime import memory_format, resolve_device
+from fabrec.runtime import default_threads, memory_format, resolve_device, set_threads
 from fabrec.transforms import Box, crop_matrix, warp
 from fabrec.visualize import to_uint8
 
@@ -114,12 +114,16 @@ class LandmarkPredictor:
                         precision: str = "fp32", fold_batchnorm: bool = False, min_score: float = 0.6,
                         min_face: float = 0.0, rotations: tuple[int, ...] = ROTATIONS,
                         min_confidence: float | None = None, flip: bool = False,
-                        face_filter: bool = True) -> LandmarkPredictor:
+                        face_filter: bool = True, threads: int | str | None = "auto") -> LandmarkPredictor:
         """Bundled weights by name (``default``), a ``.safetensors`` file or a training ``.pt``;
         ``precision`` ``fp32`` (default) or ``bf16``, ``fold_batchnorm`` (see
         :class:`LandmarkModel`), ``flip`` (test-time flip averaging); ``face_filter``: use the
         face filter inside the model file, where there is one (:mod:`fabrec.face_filter`);
+        ``threads``: PyTorch's CPU threads (process-wide, as the command line sets them):
+        ``auto`` one per core not kept busy by other processes (:func:`fabrec.runtime.default_threads`),
+        a number, or None to leave PyTorch's setting;
         detector options as in :meth:`__init__`."""
+        set_threads(default_threads() if threads == "auto" else threads)  # type: ignore[arg-type]
         model = load_landmark_model(name_or_path)
         flt = model.face_filter if face_filter else None
         model = dataclasses.replace(model, decoder=decoder or model.decoder, precision=precision, flip_average=flip)
