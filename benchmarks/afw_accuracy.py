@@ -78,7 +78,7 @@ def main() -> int:
     fm = evaluate(model, "300w", a.root, a.split, out / "fabrec", decoder=a.decoder, device="cpu")
     fab_s = time.perf_counter() - t0
     res = read_dataset("300w", a.root, a.split, BUILTIN["68"])
-    ds = LandmarkDataset(res.samples, BUILTIN["68"], model.image_size, heatmap_size(model.image_size), model.framing)
+    ds = LandmarkDataset(res.samples, BUILTIN["68"], model.image_size, heatmap_size(model.image_size), model.framing.margins)
     gt = np.stack([s.points for s in ds.samples])
     norm = np.array([np.linalg.norm(s.points[36] - s.points[45]) for s in ds.samples])
     rows = {"fabrec": {**{k: fm[k] for k in ("nme", "fr_10", "auc_10", "count")},

@@ -1,9 +1,9 @@
-"""Measure how each detector frames faces relative to the 68-point landmark extent (fabrec.detect,
-fabrec.framing), on 300-W HELEN-train.
+"""Measure how each detector frames faces relative to the 68-point landmark extent (fabrec.faces.detectors,
+fabrec.faces.framing), on 300-W HELEN-train.
 
     python benchmarks/calibrate_detector.py --root ../shared/data/300w/helen/trainset [--write]
 
-For every detector: the medians that ``fabrec.detect.Calibration`` holds (the extent's centre
+For every detector: the medians that ``fabrec.faces.detectors.Calibration`` holds (the extent's centre
 and size in units of the detector box side). For YuNet also the five-point frame: the template
 (the mean of its five points in extent units, re-centred on the extent by similarity fits, then made
 left-right symmetric) and the ridge map from the points' residual offsets and the box to the
@@ -18,10 +18,10 @@ import json
 import numpy as np
 
 from fabrec.datasets.landmarks import read_folder
-from fabrec.detect import get_detector
-from fabrec.framing import FRAME_FILE, fit_similarity
+from fabrec.faces.detectors import get_detector
+from fabrec.faces.framing import FRAME_FILE, fit_similarity
 from fabrec.io import read_image
-from fabrec.label_framing import matching_detection
+from fabrec.faces.labelled import matching_detection
 from fabrec.schemes import BUILTIN
 
 RIDGE = 0.01

@@ -99,7 +99,7 @@ def main() -> int:
     model = load_landmark_model(a.model)
     model.net.eval()
     res = read_dataset("300w", a.root, a.split, BUILTIN["68"])
-    ds = LandmarkDataset(res.samples, BUILTIN["68"], model.image_size, heatmap_size(model.image_size), model.framing)
+    ds = LandmarkDataset(res.samples, BUILTIN["68"], model.image_size, heatmap_size(model.image_size), model.framing.margins)
     maps, crops = [], []
     for b, _ in torch.utils.data.DataLoader(ds, batch_size=32, collate_fn=collate_landmarks):
         if b is not None:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from fabrec.datasets.landmarks import read_folder
-from fabrec.detect import get_detector
+from fabrec.faces.detectors import get_detector
 from fabrec.registry import DETECTORS
 from fabrec.io import read_image, write_image_atomic, write_json_atomic
 from fabrec.predict import LandmarkPredictor

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from fabrec.datasets.landmarks import read_folder
-from fabrec.detect import YuNet
+from fabrec.faces.yunet import YuNet
 from fabrec.io import read_image
 from fabrec.schemes import BUILTIN
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from fabrec.architectures import Architecture
 from fabrec.datasets.samples import LandmarkSample, ReadResult, check_points
-from fabrec.detect import Calibration, Detection
+from fabrec.faces.detectors import Calibration, Detection, DetectorOptions
 from fabrec.errors import FabrecError
 from fabrec.nn import Encoder, Generator
 from fabrec.schemes import Scheme
@@ -40,8 +40,8 @@ class WholePhoto:
     name = "whole-photo"
     calibration = Calibration(cx=0.5, cy=0.55, w=0.8, h=0.8)
 
-    def __init__(self, min_face: float = 0.0) -> None:
-        self.min_face = min_face
+    def __init__(self, options: DetectorOptions | None = None) -> None:
+        self.min_face = (options or DetectorOptions()).min_face
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         h, w = rgb.shape[:2]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fabrec.detect import Detection, get_detector
+from fabrec.faces.detectors import Detection, get_detector
 from fabrec.errors import FabrecError
 from fabrec.face_filter import FaceFilter, face_features, fit_logistic, with_face_filter
 from fabrec.io import read_image
@@ -87,10 +87,10 @@ def test_prepare_faces_drops_what_the_filter_rejects(tmp_path: Path, monkeypatch
 
     cv2.imwrite(str(src / "stripes.png"), stripes)
     det = get_detector("yunet").detect(rgb)[0]
-    from fabrec import detect
+    from fabrec.faces.yunet import YuNet
 
-    real = detect.YuNet.detect
-    monkeypatch.setattr(detect.YuNet, "detect", lambda self, im: real(self, im) or [Detection(det.box, 0.7, det.points)])
+    real = YuNet.detect
+    monkeypatch.setattr(YuNet, "detect", lambda self, im: real(self, im) or [Detection(det.box, 0.7, det.points)])
     s = prepare_faces(src, tmp_path / "out", PrepareConfig(), progress=None)
     assert s["faces_kept"] == 1 and s["faces_skipped"] == {"not a face (face filter)": 1}
     s = prepare_faces(src, tmp_path / "all", PrepareConfig(face_filter=None), progress=None)

@@ -14,12 +14,13 @@ import pytest
 from fabrec.cli import main
 from fabrec.datasets.landmarks import read_folder
 from fabrec.demo import SAMPLE_IMAGE
-from fabrec.detect import YuNet, get_detector
+from fabrec.faces.detectors import DetectorOptions, get_detector
+from fabrec.faces.yunet import YuNet
 from fabrec.registry import DETECTORS
 from fabrec.errors import FabrecError
-from fabrec.framing import box_from_five, box_from_shape, fit_similarity, mean_shape
+from fabrec.faces.framing import Framing, box_from_five, box_from_shape, fit_similarity, mean_shape
 from fabrec.io import read_image
-from fabrec.label_framing import frame_labels
+from fabrec.faces.labelled import frame_labels
 from fabrec.landmark_model import crop_to_image
 from fabrec.predict import LandmarkPredictor
 from fabrec.schemes import BUILTIN, Scheme
@@ -94,7 +95,7 @@ def test_yunet_is_bundled_and_finds_the_demo_face_upright_and_turned() -> None:
     assert d.score > 0.8 and d.points.shape == (5, 2)
     assert abs(math.degrees(box_from_five(d.points, d.box, 0.18, 0.01).angle)) < 15
     h, w = img.shape[:2]
-    search = YuNet(rotations=(0, 90, 180, 270))
+    search = YuNet(DetectorOptions(rotations=(0, 90, 180, 270)))
     for deg in (90, 180):
         dets = search.detect(cv2.rotate(img, _ROT[deg]))
         assert len(dets) == 1
@@ -102,7 +103,7 @@ def test_yunet_is_bundled_and_finds_the_demo_face_upright_and_turned() -> None:
         # the candidate from the orientation that made the face upright is the upright detection, exactly
         assert any(np.abs(rotate_points(d.points, deg, w, h) - p).max() < 1e-3 for p in pts)
     assert YuNet().detect(np.full((200, 300, 3), 127, np.uint8)) == []
-    assert YuNet(min_face=1000).detect(img) == []
+    assert YuNet(DetectorOptions(min_face=1000)).detect(img) == []
 
 
 @pytest.mark.parametrize("deg", [90, 180])
@@ -124,7 +125,7 @@ def test_detectors_are_a_registry_with_a_clear_error_for_the_unknown() -> None:
     with pytest.raises(FabrecError, match="unknown detector 'haar'"):
         get_detector("haar")
     with pytest.raises(FabrecError, match="multiples of 90"):
-        YuNet(rotations=(45,))
+        YuNet(DetectorOptions(rotations=(45,)))
 
 
 def test_predict_detector_options_on_the_command_line(tmp_path: Path, capsys) -> None:
@@ -151,8 +152,8 @@ def test_labelled_faces_are_framed_the_same_whatever_the_scheme(shared_data: Pat
     idx = [36, 45, 30, 48, 54]
     five_samples = [type(s)(s.path, s.points[idx], None, s.key) for s in samples]
     det = get_detector("yunet", rotations=(0, 90, 180, 270))
-    a = frame_labels(samples, det, (0.18, 0.01))
-    b = frame_labels(five_samples, det, (0.18, 0.01))
+    a = frame_labels(samples, det, Framing("detector", 0.18, 0.01))
+    b = frame_labels(five_samples, det, Framing("detector", 0.18, 0.01))
     assert a.detected == b.detected == 6 and a.boxes == b.boxes
     assert a.shape.shape == (68, 2) and b.shape.shape == (5, 2)
     assert five.num_points == 5
@@ -163,10 +164,10 @@ def test_a_face_the_detector_misses_is_framed_by_the_mean_shape(shared_data: Pat
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((300, 300, 3), 90, np.uint8))
     miss = type(samples[0])(blank, samples[0].points, None, "blank")
-    fr = frame_labels([*samples, miss], get_detector("yunet"), (0.18, 0.01))
+    fr = frame_labels([*samples, miss], get_detector("yunet"), Framing("detector", 0.18, 0.01))
     assert fr.detected == 4 and fr.boxes[-1] is not None
     with pytest.raises(FabrecError, match="found none of the 1 labelled faces"):
-        frame_labels([miss], get_detector("yunet"), (0.18, 0.01))
+        frame_labels([miss], get_detector("yunet"), Framing("detector", 0.18, 0.01))
 
 
 def test_a_custom_scheme_trained_by_detector_framing_predicts_like_it_evaluates(shared_data: Path,

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fabrec.detect import ALL_ROTATIONS
+from fabrec.faces.detectors import ALL_ROTATIONS
 from fabrec.head_pose import angles, head_pose, mean_face, rotation
 from fabrec.io import read_image
 from fabrec.predict import LandmarkPredictor

@@ -139,7 +139,7 @@ def test_evaluate_scores_a_perfect_prediction_as_zero(specs, tmp_path: Path, mon
 
     model = load_landmark_model(specs["pt"])
 
-    def oracle(m, ds, batch=32):
+    def oracle(m, ds, batch=32, progress=False):
         idx = list(range(len(ds)))
         gt = np.stack([ds.samples[i].points for i in idx])
         norms = np.array([np.linalg.norm(s.points[36] - s.points[45]) for s in ds.samples])
@@ -152,7 +152,8 @@ def test_evaluate_scores_a_perfect_prediction_as_zero(specs, tmp_path: Path, mon
 
 
 def test_opencv_detector_finds_the_sample_face_and_maps_it_to_the_framing() -> None:
-    from fabrec.detect import crop_box, get_detector
+    from fabrec.faces.detectors import get_detector
+    from fabrec.faces.framing import crop_box
     from fabrec.io import read_image
     from fabrec.sample_photo import SAMPLE_BOX
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fabrec.cli import main
-from fabrec.detect import YuNet
+from fabrec.faces.yunet import YuNet
 from fabrec.io import read_image
 from fabrec.sample_photo import SAMPLE_IMAGE
 

@@ -17,7 +17,7 @@ from fabrec.runtime import resolve_device
 
 def test_every_registry_entry_resolves_to_its_code() -> None:
     from fabrec.architectures import Architecture
-    from fabrec.detect import calibration_of
+    from fabrec.faces.detectors import calibration_of
 
     for reg in (choices.DATASETS, choices.DECODERS, choices.DETECTORS, choices.ARCHITECTURES):
         for name in reg:

@@ -258,7 +258,7 @@ def cmd_sweep(a: argparse.Namespace) -> int:
 def _rotations(text: str) -> tuple[int, ...]:
     """``--rotations 0,90,180,270`` -> (0, 90, 180, 270); multiples of 90 only."""
     if text.strip() == "all":
-        from fabrec.detect import ALL_ROTATIONS
+        from fabrec.faces.detectors import ALL_ROTATIONS
 
         return ALL_ROTATIONS
     try:

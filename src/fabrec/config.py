@@ -25,7 +25,7 @@ class ModelConfig:
     paper's rule is 0.25 / 0.15; a model trained on other framings (e.g. UTKFace chips:
     0.18 / 0.01, measured with dlib on 233 chips) carries its own.
 
-    ``framing``: how a landmark model's training crops were made (:mod:`fabrec.framing`):
+    ``framing``: how a landmark model's training crops were made (:mod:`fabrec.faces.framing`):
     ``landmarks`` (the paper's: from the labelled points' extent) or ``detector`` (from the
     face detector's five points on each training photo, the way ``predict`` frames faces).
     Files written before this field existed were framed by ``landmarks``.

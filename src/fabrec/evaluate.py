@@ -13,7 +13,7 @@ from fabrec.datasets.landmarks import LandmarkDataset, read_dataset
 from fabrec.errors import FabrecError
 from fabrec.heatmaps import heatmap_size
 from fabrec.io import atomic_write, write_image_atomic, write_json_atomic
-from fabrec.label_framing import frame_labels, labels_detector
+from fabrec.faces.labelled import frame_labels, labels_detector
 from fabrec.landmark_model import LandmarkModel, predict_dataset
 from fabrec.metrics import ced, nme, summarize
 from fabrec.registry import DECODERS
@@ -60,7 +60,7 @@ def evaluate(
         raise FabrecError(f"{root}: split '{split}' has no usable samples")
     model = model.placed(dev)
     boxes, framing_note = _eval_crops(model, res.samples)
-    ds = LandmarkDataset(res.samples, sch, model.image_size, heatmap_size(model.image_size), model.framing, None,
+    ds = LandmarkDataset(res.samples, sch, model.image_size, heatmap_size(model.image_size), model.framing.margins, None,
                          heatmaps=False, boxes=boxes)
     pts, conf, norms, idx = predict_dataset(model, ds, batch_size, progress)
     gt = np.stack([ds.samples[i].points for i in idx]) if idx else np.zeros((0, sch.num_points, 2))
@@ -96,11 +96,11 @@ def _eval_crops(model: LandmarkModel, samples: list) -> tuple[list | None, str]:
     """The crops a model is evaluated on, framed as it was trained: ``landmarks`` models on the
     ground-truth landmark extent (the paper's protocol), ``detector`` models by the detector on
     each photo (the crop ``predict`` makes), faces it misses by the model's mean shape."""
-    if model.framing_rule != "detector":
-        top, bottom = model.framing
+    if model.framing.rule != "detector":
+        top, bottom = model.framing.margins
         return None, f"ground-truth landmark extent grown {top:g} above / {bottom:g} below, squared"
     det = labels_detector()
-    fr = frame_labels(samples, det, model.framing, model.mean_shape)
+    fr = frame_labels(samples, det, model.framing)
     return fr.boxes, (f"{det.name} detector's five points, as predict frames faces ({fr.detected} of "
                       f"{len(samples)} found; the others by their labels' fit to the model's mean shape)")
 

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from fabrec.config import ModelConfig
 from fabrec.errors import FabrecError
 from fabrec.face_filter import FaceFilter
+from fabrec.faces.framing import Framing
 from fabrec.heatmaps import decode_heatmaps
 from fabrec.model import FabRec
 from fabrec.model_file import PAPER_256, ModelFile, read_model_file
@@ -59,7 +60,7 @@ class LandmarkModel:
         flip_average: test-time flip: heatmaps averaged with those of the mirrored crop (mirrored
             back, points swapped by the scheme's flip pairs); twice the work.
         mean_shape: ``(K, 2)`` mean training points in crop units (``detector``-framed models:
-            what re-cropping from points fits; see :mod:`fabrec.framing`), or None.
+            what re-cropping from points fits; see :mod:`fabrec.faces.framing`), or None.
         face_filter: the face filter fitted for this model (:mod:`fabrec.face_filter`), or None.
         min_confidence: detected faces with a lower mean point confidence are not faces, where
             no face filter is used (0: no cut).
@@ -89,14 +90,10 @@ class LandmarkModel:
         return self.net.config.image_size
 
     @property
-    def framing(self) -> tuple[float, float]:
-        """``(crop_top, crop_bottom)`` of the model's framing."""
-        return (self.net.config.crop_top, self.net.config.crop_bottom)
-
-    @property
-    def framing_rule(self) -> str:
-        """``landmarks`` or ``detector``: how its training crops were made (:mod:`fabrec.framing`)."""
-        return self.net.config.framing
+    def framing(self) -> Framing:
+        """How the model frames faces (:class:`~fabrec.faces.framing.Framing`: rule, margins,
+        mean shape), as its model file records it."""
+        return Framing.of(self.net.config, self.mean_shape)
 
     @property
     def device(self) -> torch.device:

@@ -13,11 +13,10 @@ import cv2
 import numpy as np
 import torch
 
-from fabrec.detect import DEFAULT_DETECTOR, Detection, Detector, calibration_of, crop_box, crop_for, get_detector
+from fabrec.faces.detectors import DEFAULT_DETECTOR, Detection, Detector, DetectorOptions, calibration_of, get_detector
 from fabrec.errors import FabrecError
 from fabrec.face_filter import FaceFilter
 from fabrec.face_result import BoxXYWH, FaceResult
-from fabrec.framing import recrop
 from fabrec.head_pose import HeadPose, head_pose
 from fabrec.io import read_image
 from fabrec.landmark_model import LandmarkModel, crop_to_image, load_landmark_model
@@ -98,9 +97,7 @@ class LandmarkPredictor:
         self.device = resolve_device(device)
         self.model = model.placed(self.device)
         self._detector = detector
-        self._detector_options = {"min_face": min_face}
-        if detector == "yunet":
-            self._detector_options.update(score=min_score, rotations=tuple(rotations))
+        self._detector_options = DetectorOptions(min_score, min_face, tuple(rotations))
         self.quality = quality
         self.min_confidence = min_confidence if min_confidence is not None else (
             0.0 if face_filter is not None else self.model.min_confidence)
@@ -145,7 +142,7 @@ class LandmarkPredictor:
     @property
     def detector(self) -> Detector:
         if isinstance(self._detector, str):
-            self._detector = get_detector(self._detector, **self._detector_options)
+            self._detector = get_detector(self._detector, self._detector_options)
         return self._detector
 
     # ------------------------------------------------------------------ core
@@ -155,7 +152,8 @@ class LandmarkPredictor:
         detector whose calibration then applies."""
         if boxes is None:
             det = self.detector
-            return [Region(c.box, crop_for(c, det.calibration, self.model.framing), "detector", c.score, g)
+            framing = self.model.framing
+            return [Region(c.box, framing.of_detection(c, det.calibration), "detector", c.score, g)
                     for g, d in enumerate(det.detect(rgb)) for c in d.candidates]
         out = []
         for b in boxes:
@@ -166,7 +164,7 @@ class LandmarkPredictor:
                 out.append(Region((x, y, w, h), Box.from_xywh(x, y, w, h), "given"))
             else:
                 cal = calibration_of(boxes_as)
-                out.append(Region((x, y, w, h), crop_box((x, y, w, h), cal, self.model.framing), "given"))
+                out.append(Region((x, y, w, h), self.model.framing.of_box((x, y, w, h), cal), "given"))
         return out
 
     @torch.no_grad()
@@ -216,9 +214,9 @@ class LandmarkPredictor:
 
     def _crop_of(self, face: FaceResult) -> Box:
         """The crop the model's framing draws around a face's points (refining, tracking),
-        keeping the roll of the crop they were found in (:func:`fabrec.framing.recrop`)."""
+        keeping the roll of the crop they were found in (:meth:`fabrec.faces.framing.Framing.of_points`)."""
         prev = face.crop if face.crop is not None else Box(0.0, 0.0, 1.0)
-        return recrop(face.points, prev, self.model.framing_rule, *self.model.framing, self.model.mean_shape)
+        return self.model.framing.of_points(face.points, prev)
 
     def _faces(self, rgb: np.ndarray, regions: list[Region], batch_size: int,
                quality: bool | None = None) -> list[FaceResult]:
@@ -261,7 +259,8 @@ class LandmarkPredictor:
         :meth:`predict` would return for it, or None where the face filters reject it --
         for tools that find faces themselves (``prepare-faces``)."""
         cal = self.detector.calibration
-        regions = [Region(d.box, crop_for(d, cal, self.model.framing), "detector", d.score) for d in detections]
+        framing = self.model.framing
+        regions = [Region(d.box, framing.of_detection(d, cal), "detector", d.score) for d in detections]
         per = self._faces_many([rgb] * len(regions), [[r] for r in regions], 32, quality=False)
         return [faces[0] if faces else None for faces in per]
 

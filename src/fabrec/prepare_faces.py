@@ -1,7 +1,7 @@
 """``fabrec prepare-faces``: any folder of photos -> upright face crops for the autoencoder.
 
-Every photo is searched with the bundled detector (:mod:`fabrec.detect`); each face is cropped
-the way ``predict`` crops faces (:mod:`fabrec.framing`: the five-point frame, eyes level) with
+Every photo is searched with the bundled detector (:mod:`fabrec.faces.detectors`); each face is cropped
+the way ``predict`` crops faces (:mod:`fabrec.faces.framing`: the five-point frame, eyes level) with
 the autoencoder's framing (``crop_top`` / ``crop_bottom``) at its input size, and written
 compactly (WebP by default). Writes into ``OUT``:
 
@@ -31,9 +31,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fabrec.detect import Detection, YuNet
+from fabrec.faces.detectors import Detection, Detector, DetectorOptions, calibration_of, get_detector
 from fabrec.errors import FabrecError
-from fabrec.framing import box_from_five
+from fabrec.faces.framing import Framing
 from fabrec.io import (IMAGE_EXTENSIONS, complete_lines, read_image, write_image_atomic, write_json_atomic,
                        write_text_atomic)
 from fabrec.outputs import shard_index
@@ -97,11 +97,11 @@ def _done(manifest: Path) -> set[str]:
 
 def crop_face(rgb: np.ndarray, det: Detection, cfg: PrepareConfig) -> tuple[np.ndarray, float]:
     """The upright crop ``(size, size, 3)`` of one detected face and its roll in degrees."""
-    box = box_from_five(det.points, det.box, cfg.top, cfg.bottom)  # type: ignore[arg-type]
+    box = Framing("landmarks", cfg.top, cfg.bottom).of_detection(det, calibration_of("yunet"))
     return warp(rgb, crop_matrix(box, cfg.size), cfg.size, "replicate"), math.degrees(box.angle)
 
 
-def _photo(src: Path, rel: Path, faces_dir: Path, det: YuNet, cfg: PrepareConfig,
+def _photo(src: Path, rel: Path, faces_dir: Path, det: Detector, cfg: PrepareConfig,
            judge: LandmarkPredictor | None = None) -> dict[str, Any]:
     """One photo's manifest entry (crops written); ``judge``: the predictor whose face filter
     decides which detections are faces."""
@@ -156,7 +156,7 @@ def prepare_faces(src: str | Path, out: str | Path, cfg: PrepareConfig = Prepare
     done = _done(manifest)
     todo = [p for p in photos if str(p) not in done]
     log.info("prepare-faces: %d photos, %d already done", len(photos), len(photos) - len(todo))
-    det = YuNet(score=cfg.min_score, rotations=cfg.rotations)
+    det = get_detector("yunet", DetectorOptions(cfg.min_score, 0.0, tuple(cfg.rotations)))
     judge = None
     if cfg.face_filter is not None:
         judge = LandmarkPredictor.from_pretrained(cfg.face_filter, detector=det, quality=False, min_score=cfg.min_score)

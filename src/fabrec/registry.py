@@ -24,9 +24,9 @@ DATASETS = {
 }
 #: Face detectors: classes with a ``calibration`` and ``detect(rgb) -> list[Detection]``.
 DETECTORS = {
-    "yunet": "fabrec.detect:YuNet",
-    "opencv": "fabrec.detect:OpenCVCascade",
-    "dlib": "fabrec.detect:DlibHOG",
+    "yunet": "fabrec.faces.yunet:YuNet",
+    "opencv": "fabrec.faces.opencv_cascade:OpenCVCascade",
+    "dlib": "fabrec.faces.dlib_hog:DlibHOG",
 }
 #: Heatmap decoders: ``decode(heatmaps (N, K, H, H)) -> (points (N, K, 2), confidence (N, K))``.
 DECODERS = {
@@ -39,7 +39,7 @@ ARCHITECTURES = {
 }
 
 DEVICES = ("auto", "cpu", "cuda")  # fabrec.runtime.resolve_device
-FRAMINGS = ("detector", "landmarks")  # fabrec.framing: how training crops are made
+FRAMINGS = ("detector", "landmarks")  # fabrec.faces.framing: how training crops are made
 SAMPLES = ("random", "first")  # fabrec.datasets.landmarks.choose_training
 
 

@@ -35,7 +35,8 @@ from fabrec.datasets.landmarks import (
 )
 from fabrec.errors import FabrecError, NonFiniteLoss
 from fabrec.heatmaps import heatmap_size
-from fabrec.label_framing import frame_labels, labels_detector
+from fabrec.faces.framing import Framing
+from fabrec.faces.labelled import frame_labels, labels_detector
 from fabrec.landmark_model import LandmarkModel, predict_dataset
 from fabrec.losses import heatmap_loss
 from fabrec.metrics import nme
@@ -440,14 +441,14 @@ def _finish(t: LandmarkTrainer) -> None:
 
 def _frames(train: list, val: list, mc: Any) -> tuple[Any, Any, np.ndarray | None]:
     """Crops of the training and validation faces under ``mc.framing``: ``detector`` runs the
-    default detector on every photo (:mod:`fabrec.label_framing`) and returns the mean shape
+    default detector on every photo (:mod:`fabrec.faces.labelled`) and returns the mean shape
     too; ``landmarks`` leaves the crops to the points' extent (None, None, None)."""
     if mc.framing != "detector":
         return None, None, None
     det = labels_detector()
-    framing = (mc.crop_top, mc.crop_bottom)
+    framing = Framing.of(mc)
     tr = frame_labels(train, det, framing)
-    va = frame_labels(val, det, framing, tr.shape) if val else None
+    va = frame_labels(val, det, replace(framing, mean_shape=tr.shape)) if val else None
     log.info("train-landmarks: framing by the %s detector, as predict frames faces: %d of %d training faces "
              "found%s (the others framed by their labels' fit to the mean shape)", det.name, tr.detected, len(train),
              f", {va.detected} of {len(val)} validation faces" if va else "")

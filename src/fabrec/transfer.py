@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from fabrec.config import LMTrainConfig
 from fabrec.datasets.landmarks import LandmarkDataset, MemoryDataset, target_heatmaps
 from fabrec.errors import FabrecError
+from fabrec.faces.framing import Framing
 from fabrec.heatmaps import heatmap_size
 from fabrec.model import FabRec
 from fabrec.model_file import read_model_file
@@ -128,7 +129,7 @@ def combine_heatmaps(net: FabRec, source: torch.Tensor, train: list, boxes: Any,
     """Start the new heatmap layer as fitted combinations of the source model's channels
     (:func:`combined_heatmap_weight`), on at most 100 un-augmented training crops."""
     items = MemoryDataset(LandmarkDataset(train[:100], scheme, mc.image_size, heatmap_size(mc.image_size),
-                                          (mc.crop_top, mc.crop_bottom), None, cfg.sigma, heatmaps=False,
+                                          Framing.of(mc).margins, None, cfg.sigma, heatmaps=False,
                                           boxes=None if boxes is None else boxes[:100])).items
     if not items:
         return

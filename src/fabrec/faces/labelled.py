@@ -1,8 +1,8 @@
 """Labelled faces framed the way ``predict`` will frame them: the detector runs on each
 training (or evaluation) photo, and the detection that holds the labelled face gives the crop
-(:func:`fabrec.detect.crop_for`); of its orientations (a rotation-searching detector) the one
+(:meth:`fabrec.faces.framing.Framing.of_detection`); of its orientations (a rotation-searching detector) the one
 that puts the labels nearest the mean shape. A face the detector misses is framed by a
-similarity fit of its labels to the mean shape (:func:`fabrec.framing.box_from_shape`).
+similarity fit of its labels to the mean shape (:func:`fabrec.faces.framing.box_from_shape`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from fabrec.datasets.samples import LandmarkSample
-from fabrec.detect import ALL_ROTATIONS, DEFAULT_DETECTOR, Detection, Detector, crop_for, get_detector
+from fabrec.faces.detectors import ALL_ROTATIONS, DEFAULT_DETECTOR, Detection, Detector, get_detector
 from fabrec.errors import FabrecError
-from fabrec.framing import box_from_shape, mean_shape
+from fabrec.faces.framing import Framing, box_from_shape, mean_shape
 from fabrec.io import read_image
 from fabrec.transforms import Box
 
@@ -67,16 +67,16 @@ def _label_offsets(points: np.ndarray, box: Box) -> np.ndarray:
     return mean_shape([points], [box])
 
 
-def frame_labels(samples: Sequence[LandmarkSample], detector: Detector, framing: tuple[float, float],
-                 shape: np.ndarray | None = None) -> FramedLabels:
-    """Frame every sample by the detector (see the module docstring). ``shape``: a mean shape
-    (a model's own) for choosing among a detection's orientations and for the faces the
-    detector misses; by default the detected faces' own mean.
+def frame_labels(samples: Sequence[LandmarkSample], detector: Detector, framing: Framing) -> FramedLabels:
+    """Frame every sample by the detector (see the module docstring) under ``framing``; its
+    mean shape (a model's own), where it has one, chooses among a detection's orientations and
+    frames the faces the detector misses; by default the detected faces' own mean does.
 
     A detector that searches several orientations (YuNet with ``rotations``) offers each face
     in each; the one whose crop puts the labels nearest the mean shape is kept (first pass: the
     best score; the mean shape of those picks then chooses). Raises :class:`FabrecError` when the
     detector finds none of the faces and no ``shape`` is given."""
+    shape = framing.mean_shape
     cands: list[list[Box]] = []
     readable: list[bool] = []
     for s in samples:
@@ -88,7 +88,7 @@ def frame_labels(samples: Sequence[LandmarkSample], detector: Detector, framing:
             continue
         readable.append(True)
         det = matching_detection(detector.detect(rgb), s.points)
-        cands.append([] if det is None else [crop_for(c, detector.calibration, framing) for c in det.candidates])
+        cands.append([] if det is None else [framing.of_detection(c, detector.calibration) for c in det.candidates])
     found = [i for i, c in enumerate(cands) if c]
     if not found and shape is None:
         raise FabrecError(f"the {detector.name} detector found none of the {len(samples)} labelled faces; "

@@ -1,98 +1,18 @@
-"""Face detectors behind one small protocol, and detection -> model-crop framing.
-
-A detector returns :class:`Detection` s: a box ``(x, y, w, h)`` in pixels, a score and, for
-YuNet (the default, bundled in the package), five points. :func:`crop_for` turns a detection
-into a model crop through :mod:`fabrec.framing`: the five-point frame when points are given,
-else the detector's box calibration, measured on 300-W HELEN-train (870 faces,
-``benchmarks/calibrate_detector.py``) -- the 68-point landmark extent's centre offset and
-size in units of the detector box side.
-"""
+"""YuNet (MIT licence, bundled: ``fabrec/assets/yunet``): the default face detector -- boxes,
+five points and a score per face, in any of four orientations."""
 
 from __future__ import annotations
 
-import math
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import cv2
 import numpy as np
 
 from fabrec.errors import FabrecError
-from fabrec.framing import box_from_five
-from fabrec.registry import DETECTORS, resolve
-from fabrec.transforms import Box
+from fabrec.faces.detectors import Calibration, Detection, DetectorOptions
 
-BoxXYWH = tuple[float, float, float, float]
-YUNET_PATH = Path(__file__).resolve().parent / "assets" / "yunet" / "face_detection_yunet_2023mar.onnx"
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Landmark extent relative to a detector box of side ``s`` at ``(x, y)``:
-    centre ``(x + s*cx, y + s*cy)``, width ``s*w``, height ``s*h``."""
-
-    cx: float
-    cy: float
-    w: float
-    h: float
-
-
-@dataclass(frozen=True)
-class Detection:
-    """One face found by a detector.
-
-    Attributes:
-        box: ``(x, y, w, h)`` pixels, as the detector frames the face.
-        score: the detector's confidence (YuNet: 0..1; detectors without one: NaN).
-        points: ``(5, 2)`` the face's right eye, left eye, nose tip, right and left mouth
-            corner (image-left first in an upright face), or None for detectors without points.
-        alternatives: the same face as found in other orientations of the photo (YuNet's
-            rotation search), each with its own points; the detector cannot tell which
-            orientation is right (its scores barely differ), the landmark model can: see
-            :meth:`candidates`.
-    """
-
-    box: BoxXYWH
-    score: float = float("nan")
-    points: np.ndarray | None = None
-    alternatives: tuple[Detection, ...] = ()
-
-    @property
-    def candidates(self) -> tuple[Detection, ...]:
-        """This detection and its alternatives, best score first."""
-        return (self, *self.alternatives)
-
-    @property
-    def size(self) -> float:
-        """The face's size in pixels: the mean of the box's sides."""
-        return (self.box[2] + self.box[3]) / 2.0
-
-
-class Detector(Protocol):
-    name: str
-    calibration: Calibration
-
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Faces in an RGB ``uint8 (H, W, 3)`` image, largest first."""
-        ...
-
-
-def crop_for(det: Detection, cal: Calibration, framing: tuple[float, float]) -> Box:
-    """The model crop for a detection under the model's ``(crop_top, crop_bottom)``: from its
-    five points (rolled upright) when it has them, else from its box through ``cal``."""
-    if det.points is not None:
-        return box_from_five(det.points, det.box, *framing)
-    return crop_box(det.box, cal, framing)
-
-
-def crop_box(det_box: BoxXYWH, cal: Calibration, framing: tuple[float, float]) -> Box:
-    """Model crop box from a detector box via the detector's calibration and the model's
-    framing (``crop_top``, ``crop_bottom`` as in :meth:`Box.from_landmarks`)."""
-    x, y, w, h = det_box
-    s = (w + h) / 2.0
-    return Box.from_extent(x + s * cal.cx, y + s * cal.cy, s * cal.w, s * cal.h, 0.0, *framing)
+YUNET_PATH = Path(__file__).resolve().parents[1] / "assets" / "yunet" / "face_detection_yunet_2023mar.onnx"
 
 
 class YuNet:
@@ -113,11 +33,10 @@ class YuNet:
     labels.
 
     Args:
-        score: minimum detector score (YuNet's own threshold).
-        min_face: minimum face size in pixels (mean box side, original photo).
-        rotations: orientations searched: ``(0,)`` (upright photos, the default) or
-            ``(0, 90, 180, 270)`` (sideways and upside-down faces too; 4x the detector time).
+        options: score threshold (YuNet's own), smallest face, orientations searched
+            (:class:`~fabrec.faces.detectors.DetectorOptions`).
         max_side: the longer side a photo is shrunk to before detection.
+        nms: YuNet's own overlap threshold within one orientation.
     """
 
     name = "yunet"
@@ -125,16 +44,13 @@ class YuNet:
     # passes YuNet boxes without points (boxes_as="yunet")
     calibration = Calibration(cx=0.435, cy=0.706, w=0.884, h=0.859)
 
-    def __init__(self, score: float = 0.6, min_face: float = 0.0, rotations: tuple[int, ...] = (0,),
-                 max_side: int = 640, nms: float = 0.3) -> None:
-        """``nms``: YuNet's own overlap threshold within one orientation."""
+    def __init__(self, options: DetectorOptions | None = None, max_side: int = 640, nms: float = 0.3) -> None:
+        o = options or DetectorOptions()
         if not YUNET_PATH.is_file():
             raise FabrecError(f"{YUNET_PATH}: the bundled YuNet detector is missing (reinstall fabrec)")
-        if any(r % 90 for r in rotations) or not rotations:
-            raise FabrecError(f"rotations must be multiples of 90 degrees, got {rotations}")
-        self.score, self.min_face, self.max_side, self.nms = score, min_face, max_side, nms
-        self.rotations = tuple(dict.fromkeys(r % 360 for r in rotations))
-        self.net = cv2.FaceDetectorYN.create(str(YUNET_PATH), "", (320, 320), score, nms, 5000)
+        self.score, self.min_face, self.max_side, self.nms = o.score, o.min_face, max_side, nms
+        self.rotations = tuple(dict.fromkeys(int(r) % 360 for r in o.rotations))
+        self.net = cv2.FaceDetectorYN.create(str(YUNET_PATH), "", (320, 320), o.score, nms, 5000)
         self._lock = threading.Lock()  # the OpenCV detector keeps its input size: one call at a time
 
     def _raw(self, bgr: np.ndarray) -> np.ndarray:
@@ -267,65 +183,3 @@ def _group(dets: list[Detection]) -> list[Detection]:
         else:
             groups.append([d])
     return [Detection(g[0].box, g[0].score, g[0].points, tuple(g[1:])) for g in groups]
-
-
-class OpenCVCascade:
-    """OpenCV's bundled Haar cascade (``haarcascade_frontalface_alt2``); weights ship with
-    opencv-python, nothing is downloaded. No score and no points."""
-
-    name = "opencv"
-    # measured by benchmarks/calibrate_detector.py on HELEN-train (see module docstring)
-    calibration = Calibration(cx=0.504, cy=0.648, w=0.877, h=0.850)
-
-    def __init__(self, min_face: float = 24.0) -> None:
-        path = cv2.data.haarcascades + "haarcascade_frontalface_alt2.xml"
-        self.cascade = cv2.CascadeClassifier(path)
-        if self.cascade.empty():
-            raise FabrecError(f"{path}: cannot load OpenCV's face cascade")
-        self.min_size = max(1, int(math.ceil(min_face)))
-
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
-        found = self.cascade.detectMultiScale(gray, 1.1, 4, minSize=(self.min_size, self.min_size))
-        dets = [Detection(tuple(float(v) for v in b)) for b in found]  # type: ignore[arg-type]
-        return sorted(dets, key=lambda d: -d.box[2] * d.box[3])
-
-
-class DlibHOG:
-    """dlib's HOG frontal face detector (``pip install fabrec[dlib]``); score: dlib's."""
-
-    name = "dlib"
-    calibration = Calibration(cx=0.508, cy=0.600, w=0.986, h=0.940)
-
-    def __init__(self, min_face: float = 0.0) -> None:
-        try:
-            import dlib
-        except ImportError:
-            raise FabrecError("the dlib detector needs: pip install 'fabrec[dlib]'") from None
-        self.det = dlib.get_frontal_face_detector()
-        self.min_face = min_face
-
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        rects, scores, _ = self.det.run(np.ascontiguousarray(rgb), 1, 0.0)
-        dets = [Detection((float(r.left()), float(r.top()), float(r.width()), float(r.height())), float(s))
-                for r, s in zip(rects, scores)]
-        return sorted((d for d in dets if d.size >= self.min_face), key=lambda d: -d.box[2] * d.box[3])
-
-
-DEFAULT_DETECTOR = "yunet"
-ALL_ROTATIONS = (0, 90, 180, 270)  # YuNet's search for sideways and upside-down faces
-
-
-def _detector_class(name: str) -> type:
-    return resolve(DETECTORS, name, "detector")  # type: ignore[no-any-return]
-
-
-def calibration_of(name: str) -> Calibration:
-    """A named detector's box calibration, without loading the detector."""
-    return _detector_class(name).calibration
-
-
-def get_detector(name: str, **options: object) -> Detector:
-    """A detector by name (:data:`fabrec.registry.DETECTORS`; ``yunet`` is the default). ``options``: YuNet's
-    ``score``, ``min_face``, ``rotations``; ``min_face`` for the others."""
-    return _detector_class(name)(**options)  # type: ignore[no-any-return]

@@ -18,7 +18,11 @@ turns the points' residual offsets (yaw moves the nose off the eyes' midline) an
 detector's box into a virtual
 68-point extent (centre, width, height, rolled like the face), from which the model's
 ``crop_top`` / ``crop_bottom`` make the crop. Detectors without points (the Haar cascade, dlib) map their box to the same
-virtual extent through their own calibration (:class:`fabrec.detect.Calibration`).
+virtual extent through their own calibration (:class:`fabrec.faces.detectors.Calibration`).
+
+:class:`Framing` holds a model's framing (its rule, margins and mean shape, read from the model
+file) and makes every crop: of a detection, of a given box, of labelled points, of a tracked or
+refined face's points.
 
 Re-cropping from predicted points (``--refine``, video tracking) keeps the crop's roll and
 uses the model's own rule: the points' extent for ``landmarks`` models, a similarity fit of
@@ -31,14 +35,16 @@ import functools
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from fabrec.errors import FabrecError
+from fabrec.faces.detectors import BoxXYWH, Calibration, Detection
 from fabrec.transforms import Box
 
-FRAME_FILE = Path(__file__).resolve().parent / "assets" / "five_point_frame.json"
+FRAME_FILE = Path(__file__).resolve().parents[1] / "assets" / "five_point_frame.json"
 
 
 @functools.cache
@@ -152,3 +158,65 @@ def recrop(points: np.ndarray, previous: Box, framing: str, top: float, bottom: 
     if framing == "detector" and shape is not None:
         return box_from_shape(points, shape, keep_angle=previous.angle)
     return Box.from_landmarks_rolled(points, previous.angle, top, bottom)
+
+
+def crop_for(det: Detection, cal: Calibration, framing: tuple[float, float]) -> Box:
+    """The model crop for a detection under the model's ``(crop_top, crop_bottom)``: from its
+    five points (rolled upright) when it has them, else from its box through ``cal``."""
+    if det.points is not None:
+        return box_from_five(det.points, det.box, *framing)
+    return crop_box(det.box, cal, framing)
+
+
+def crop_box(det_box: BoxXYWH, cal: Calibration, framing: tuple[float, float]) -> Box:
+    """Model crop box from a detector box via the detector's calibration and the model's
+    framing (``crop_top``, ``crop_bottom`` as in :meth:`Box.from_landmarks`)."""
+    x, y, w, h = det_box
+    s = (w + h) / 2.0
+    return Box.from_extent(x + s * cal.cx, y + s * cal.cy, s * cal.w, s * cal.h, 0.0, *framing)
+
+
+@dataclass(frozen=True)
+class Framing:
+    """How one model frames faces (recorded in its model file).
+
+    Attributes:
+        rule: ``landmarks`` or ``detector`` (see the module docstring).
+        top, bottom: the landmark extent grown by ``top`` x its height above and ``bottom``
+            below, then squared (``crop_top`` / ``crop_bottom``).
+        mean_shape: ``(K, 2)`` the model's mean training points in crop units (``detector``
+            models; :func:`mean_shape`), or None.
+    """
+
+    rule: str = "landmarks"
+    top: float = 0.25
+    bottom: float = 0.15
+    mean_shape: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @staticmethod
+    def of(config: object, mean_shape: np.ndarray | None = None) -> Framing:
+        """The framing a model config records (``framing``, ``crop_top``, ``crop_bottom``:
+        :class:`fabrec.config.ModelConfig`), with the model's mean shape."""
+        return Framing(config.framing, config.crop_top, config.crop_bottom, mean_shape)  # type: ignore[attr-defined]
+
+    @property
+    def margins(self) -> tuple[float, float]:
+        """``(top, bottom)``."""
+        return (self.top, self.bottom)
+
+    def of_detection(self, det: Detection, cal: Calibration) -> Box:
+        """The crop of a detection (five points when it has them, else its box through ``cal``)."""
+        return crop_for(det, cal, self.margins)
+
+    def of_box(self, box: BoxXYWH, cal: Calibration) -> Box:
+        """The crop of a detector's box without points (``cal``: that detector's calibration)."""
+        return crop_box(box, cal, self.margins)
+
+    def of_labels(self, points: np.ndarray) -> Box:
+        """The crop of labelled points by their extent (the paper's training crop)."""
+        return Box.from_landmarks(points, self.top, self.bottom)
+
+    def of_points(self, points: np.ndarray, previous: Box) -> Box:
+        """The next crop of a face from its predicted points (``--refine``, tracking), keeping
+        ``previous``'s roll (:func:`recrop`)."""
+        return recrop(points, previous, self.rule, self.top, self.bottom, self.mean_shape)
