@@ -9,11 +9,15 @@ reads.
     #                                             3-D point convention at large yaw)
 
 The held-out 30 % (``face_crops.aflw_held_out``) never enters; AFW stays for measuring.
+``--repeat 30=2,60=4`` links the faces past 30 degrees of |yaw| twice and past 60 four times in
+all (``aflw2000_r2/``, ``aflw2000_r3/``, ...), so large poses are drawn more often; train then
+without a validation split (``--set val_permille=0``), or copies could sit on both sides.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -48,11 +52,20 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dest", help="folder to write the links into (under runs/)")
+    ap.add_argument("--repeat", default="", help="YAW=TIMES,...: faces past YAW degrees linked TIMES times in all")
     a = ap.parse_args()
     dest = Path(a.dest)
     helen = link_folder(SHARED / "300w" / "helen" / "trainset", dest / "helen", lambda s: True)
     aflw = link_folder(SHARED / "aflw2000", dest / "aflw2000", lambda s: not aflw_held_out(s))
     log.info("%s: %d HELEN-train faces, %d AFLW2000-3D training-part faces", dest, helen, aflw)
+    rules = sorted((float(k), int(v)) for k, v in (r.split("=") for r in a.repeat.split(",") if r))
+    if rules:
+        yaw = {k: abs(float(v["yaw"])) for k, v in json.loads((SHARED / "aflw2000" / "poses.json").read_text()).items()}
+        times = lambda s: max([t for lo, t in rules if yaw[s] >= lo], default=1)  # noqa: E731
+        for r in range(2, max(t for _, t in rules) + 1):
+            n = link_folder(SHARED / "aflw2000", dest / f"aflw2000_r{r}",
+                            lambda s, r=r: not aflw_held_out(s) and times(s) >= r)
+            log.info("  copy %d: %d large-pose faces", r, n)
     return 0
 
 
