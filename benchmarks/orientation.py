@@ -81,23 +81,24 @@ def candidates(pred: LandmarkPredictor, rgb: np.ndarray, truth: np.ndarray) -> l
         pts = crop_to_image(c.points, m)
         fs = float(pred.face_filter.score(c.codes[None], c.confidence[None])[0]) if pred.face_filter else float("nan")
         out.append({"conf": float(c.confidence.mean()), "det": float(r.score), "face_score": fs,
+                    "angle": math.degrees(r.crop.angle),
                     "up_error": up_error(r.crop.angle, truth),
                     "nme": float(np.linalg.norm(pts - truth, axis=1).mean() / norm)})
     return out
 
 
-def collect(model: str, limit: int) -> list[dict]:
+def collect(model: str, limit: int, min_yaw: float = 30.0, held_out_only: bool = False) -> list[dict]:
     """One record per photo, part and turn: its candidates."""
     pred = LandmarkPredictor.from_pretrained(model, rotations=TURNS, quality=False)
     upright = LandmarkPredictor.from_pretrained(model, quality=False)
     recs = []
     jobs = [(src, held) for src in ("aflw", "helen", "afw") for held in (False, True)
-            if not (src == "helen" and held) and not (src == "afw" and not held)]
+            if not (src == "helen" and held) and not (src == "afw" and not held) and (held or not held_out_only)]
     for src, held in jobs:
         items = list(photos(SHARED, src, held))
-        if src == "aflw":  # every face past 30 degrees of yaw, the first ``limit`` frontal ones
+        if src == "aflw":  # every face past ``min_yaw`` degrees of yaw, the first ``limit`` frontal ones
             frontal = [ph for ph in items if ph.yaw < 30][:limit]
-            items = [ph for ph in items if ph.yaw >= 30 or ph in frontal]
+            items = [ph for ph in items if ph.yaw >= min_yaw or any(ph is f for f in frontal)]
         else:
             items = items[:limit]
         for ph in tqdm(items, desc=f"{src}{' held-out' if held else ''}", dynamic_ncols=True):
@@ -148,12 +149,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--model", default="default")
+    ap.add_argument("--min-yaw", type=float, default=30.0, help="AFLW faces past this |yaw| are all used")
+    ap.add_argument("--held-out-only", action="store_true", help="measure only (no fitting parts)")
     ap.add_argument("--limit", type=int, default=150, help="HELEN-train / AFW photos and AFLW photos under 30 degrees of yaw used, per part")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "candidates.json"
-    recs = json.loads(cache.read_text()) if cache.exists() else collect(a.model, a.limit)
+    recs = json.loads(cache.read_text()) if cache.exists() else collect(a.model, a.limit, a.min_yaw, a.held_out_only)
     write_json_atomic(cache, recs)
     res = {"confidence + 0.1 det (today)": evaluate(recs, confidence_rule)}
     write_json_atomic(out / "orientation.json", res)

@@ -179,3 +179,25 @@ def test_eval_takes_no_progress_and_threads(tmp_path: Path) -> None:
     assert main(["eval", "--model", "default", "--dataset", "folder", "--root", str(d), "--out", str(tmp_path / "e"),
                  "--no-progress", "--threads", "1", "--device", "cpu"]) == 0
     assert json.loads((tmp_path / "e" / "metrics.json").read_text())["count"] == 1
+
+
+def test_inference_options_are_one_surface_for_predict_serve_eval_bench_and_the_api() -> None:
+    from dataclasses import replace
+
+    from fabrec.errors import FabrecError
+    from fabrec.faces.detectors import ALL_ROTATIONS
+    from fabrec.inference_options import options_from_args, with_overrides
+
+    parser = build_parser()
+    flags = ["--dtype", "bf16", "--rotations", "all", "--no-face-filter", "--min-score", "0.5", "--flip"]
+    o = options_from_args(parser.parse_args(["predict", "x.jpg", *flags]))
+    assert (o.precision, o.rotations, o.face_filter, o.min_score, o.flip) == ("bf16", ALL_ROTATIONS, False, 0.5, True)
+    assert options_from_args(parser.parse_args(["serve", *flags])) == o
+    e = options_from_args(parser.parse_args(["eval", "--model", "m", "--out", "o", "--dtype", "bf16", "--flip"]))
+    assert e == replace(type(o)(), precision="bf16", flip=True, threads=None)
+    assert options_from_args(parser.parse_args(["bench", "--dtype", "fp16"])).batch_size == 1
+    p = LandmarkPredictor.from_pretrained("default", o, device="cpu", quality=False)
+    assert p.face_filter is None and p.model.precision == "bf16" and p.model.flip_average
+    assert p.detector.rotations == ALL_ROTATIONS and p.detector.score == 0.5
+    with pytest.raises(FabrecError, match="unknown inference option"):
+        with_overrides(None, rotation=(0,))

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from fabrec.cli_help import add_config_flags, config_sets, document
 from fabrec.errors import FabrecError
-from fabrec.registry import DATASETS, DECODERS, DETECTORS, DEVICES, FRAMINGS, SAMPLES
+from fabrec.faces.detectors import DEFAULT_MIN_SCORE
+from fabrec.inference_options import DETECTION, NETWORK, add_inference_flags, options_from_args, parse_rotations
+from fabrec.registry import DATASETS, DECODERS, DEVICES, FRAMINGS, SAMPLES
 from fabrec.signals import TrainingInterrupted
 
 
@@ -225,17 +227,15 @@ def cmd_train_landmarks(a: argparse.Namespace) -> int:
 
 def cmd_eval(a: argparse.Namespace) -> int:
     from fabrec.evaluate import evaluate
-    from fabrec.landmark_model import load_landmark_model
+    from fabrec.landmark_model import load_for_inference
 
     if not a.dataset or not a.root:
         raise FabrecError("eval: give --dataset and --root")
     if not Path(a.root).exists():
         raise FabrecError(f"--root {a.root}: no such folder")
-    model = load_landmark_model(a.model)
-    if a.fold_bn:
-        model = model.with_folded_batchnorm()
-    m = evaluate(model, a.dataset, a.root, a.split or "test", a.out, a.scheme,
-                 a.decoder, a.batch_size, a.device, precision=a.dtype, flip=a.flip, progress=not a.no_progress)
+    o = options_from_args(a)
+    m = evaluate(load_for_inference(a.model, o), a.dataset, a.root, a.split or "test", a.out, a.scheme,
+                 batch_size=o.batch_size, device=o.device, progress=not a.no_progress)
     rows = [("all", m)] + list(m.get("subsets", {}).items())
     print(f"{'subset':<14}{'count':>7}{'NME %':>9}{'FR@10 %':>10}{'AUC@10':>9}")
     for name, r in rows:
@@ -255,30 +255,15 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     return 0
 
 
-def _rotations(text: str) -> tuple[int, ...]:
-    """``--rotations 0,90,180,270`` -> (0, 90, 180, 270); multiples of 90 only."""
-    if text.strip() == "all":
-        from fabrec.faces.detectors import ALL_ROTATIONS
-
-        return ALL_ROTATIONS
-    try:
-        rot = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        rot = ()
-    if not rot or any(r % 90 for r in rot):
-        raise FabrecError(f"--rotations expects multiples of 90 degrees such as 0,90,180,270, got '{text}'")
-    return rot
-
-
 def check_predict(a: argparse.Namespace) -> list:
     """``predict``'s inputs and options, checked before anything heavy loads (a mistyped path
     fails at once): the input files of this shard (:func:`fabrec.inputs.expand_inputs`)."""
     from fabrec.inputs import expand_inputs
     from fabrec.outputs import parse_shard, shard_of
 
-    if a.batch_size < 1 or a.refine < 0:
-        raise FabrecError("--batch-size must be >= 1 and --refine >= 0")
-    _rotations(a.rotations)
+    if a.refine < 0:
+        raise FabrecError("--refine must be >= 0")
+    options_from_args(a)  # every inference option checked
     if a.boxes and not Path(a.boxes).is_file():
         raise FabrecError(f"{a.boxes}: boxes file not found")
     files = expand_inputs(a.inputs)
@@ -295,14 +280,8 @@ def cmd_predict(a: argparse.Namespace, files: list | None = None) -> int:
     from fabrec.predict_io import predict_files, read_boxes_file
 
     files = check_predict(a) if files is None else files
-    rotations = _rotations(a.rotations)
     boxes = read_boxes_file(a.boxes) if a.boxes else None
-    pred = LandmarkPredictor.from_pretrained(a.model, detector=a.detector, device=a.device, decoder=a.decoder,
-                                             quality=not a.no_quality, precision=a.dtype,
-                                             fold_batchnorm=a.fold_bn, min_score=a.min_score,
-                                             min_face=a.min_face, rotations=rotations,
-                                             min_confidence=a.min_confidence, flip=a.flip,
-                                             face_filter=not a.no_face_filter)
+    pred = LandmarkPredictor.from_pretrained(a.model, options_from_args(a))
     if boxes is None:
         pred.detector  # noqa: B018  (a missing optional detector fails here, before any work)
     print(f"predict: {pred.model.describe()}" + (f"; shard {a.shard}: {len(files)} input(s)" if a.shard else ""))
@@ -335,7 +314,7 @@ def cmd_prepare_faces(a: argparse.Namespace) -> int:
     list_photos(a.src)  # the source is checked before the autoencoder loads
     mc = read_autoencoder(a.autoencoder).model
     cfg = PrepareConfig(size=a.size or mc.image_size, top=mc.crop_top, bottom=mc.crop_bottom, fmt=a.format,
-                        quality=a.quality, min_score=a.min_score, min_face=a.min_face, rotations=_rotations(a.rotations),
+                        quality=a.quality, min_score=a.min_score, min_face=a.min_face, rotations=parse_rotations(a.rotations),
                         face_filter=None if a.face_filter == "none" else a.face_filter)
     shard = parse_shard(a.shard) if a.shard else None
     bar = None if a.no_progress else (lambda it, n: tqdm(it, total=n, desc="prepare-faces", unit="photo"))
@@ -361,7 +340,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
         raise FabrecError("fabrec serve needs: pip install 'fabrec[serve]'") from None
     from fabrec.predict import LandmarkPredictor
 
-    pred = LandmarkPredictor.from_pretrained(a.model, device=a.device)
+    pred = LandmarkPredictor.from_pretrained(a.model, options_from_args(a))
     app = create_app(pred, max_bytes=int(a.max_upload_mb * 1e6), max_pixels=a.max_pixels, token=token,
                      workers=a.workers, projects=None if a.no_projects else a.projects)
     print(f"serve: {pred.model.describe()}; http://{a.host}:{a.port}/ (API v1: POST /v1/landmarks)"
@@ -375,7 +354,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
     from fabrec.bench import bench
 
-    r = bench(a.model, a.backend, a.batch_size, a.reps, a.device, a.dtype, fold_bn=a.fold_bn)
+    o = options_from_args(a)
+    r = bench(a.model, a.backend, o.batch_size, a.reps, o.device, o.precision, fold_bn=o.fold_batchnorm)
     if a.json:
         print(json.dumps(r))
     else:
@@ -417,21 +397,6 @@ COMPUTING = ("train-ae", "train-landmarks", "sweep", "eval", "predict", "bench",
              "interpolate", "serve", "export", "demo")
 
 
-def _add_flip_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--flip", action="store_true",
-                   help="test-time flip: average each face's heatmaps with its mirror image's (twice the "
-                   "work; needs a scheme with flip pairs)")
-
-
-def _add_speed_flags(p: argparse.ArgumentParser, dtypes: tuple[str, ...] = ("fp32", "bf16")) -> None:
-    """``--dtype`` and ``--fold-bn``: the inference speed options of predict, eval and bench."""
-    p.add_argument("--dtype", default="fp32", choices=dtypes,
-                   help="fp32 (the published points) or bf16 autocast (faster on AVX-512 BF16 CPUs and GPUs; "
-                        "points move slightly)" + ("; fp16: CUDA only" if "fp16" in dtypes else ""))
-    p.add_argument("--fold-bn", action="store_true",
-                   help="fold BatchNorm into the convolutions (faster; points equal up to float rounding)")
-
-
 def _add_generate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="grid of random faces from z ~ N(0, I)")
     p.add_argument("--model", required=True)
@@ -456,31 +421,10 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="default", help="'default', a .safetensors file or a training .pt")
     p.add_argument("--out", default="fabrec_out")
     p.add_argument("--format", choices=("json", "jsonl", "csv"), default="json")
-    p.add_argument("--detector", choices=DETECTORS, default="yunet",
-                    help="face detector: yunet (bundled, finds rotated faces too), opencv (Haar cascade) "
-                    "or dlib (pip install 'fabrec[dlib]')")
-    p.add_argument("--min-score", type=float, default=0.6,
-                    help="YuNet: drop detections scoring below this (0..1)")
-    p.add_argument("--min-face", type=float, default=0.0,
-                    help="drop faces smaller than this many pixels (mean box side)")
-    p.add_argument("--min-confidence", type=float, default=None,
-                    help="drop detected faces whose mean point confidence is below this (non-faces give "
-                    "flat heatmaps); default: 0 (off) where the model file holds a face filter (the "
-                    "bundled one does), else the cut the model file holds (bundled: 0.35; 0 for models without one)")
-    p.add_argument("--no-face-filter", action="store_true",
-                    help="keep detections the model's face filter takes for non-faces (prints, patterns, "
-                    "hands); the filter is fitted per model file and kept inside it")
-    p.add_argument("--rotations", default="0",
-                    help="YuNet: photo orientations searched, degrees, e.g. 0,90,180,270 or 'all' for "
-                    "photos with sideways or upside-down faces (each face keeps the orientation the "
-                    "model is most sure of; about 2x slower, more false detections)")
     p.add_argument("--boxes", help="JSON {name: [[x,y,w,h],...]} or CSV path,x,y,w,h (skips the detector)")
     p.add_argument("--refine", type=int, default=0, help="re-crop from the predicted points N times")
-    p.add_argument("--batch-size", type=int, default=32, help="faces of one image per network batch")
-    p.add_argument("--decoder", choices=DECODERS)
     p.add_argument("--save-reconstruction", action="store_true")
     p.add_argument("--no-images", action="store_true", help="write no annotated pictures")
-    p.add_argument("--no-quality", action="store_true", help="skip the reconstruction (faster)")
     p.add_argument("--skip-existing", action="store_true", help="resume: skip inputs already written")
     p.add_argument("--shard", metavar="K/N",
                     help="process only shard K of N (a stable hash of each input's relative name): run "
@@ -489,9 +433,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--smooth", action="store_true", help="One-Euro smoothing of video points")
     p.add_argument("--smooth-min-cutoff", type=float, default=1.0)
     p.add_argument("--smooth-beta", type=float, default=0.05)
-    p.add_argument("--device", default="auto", choices=DEVICES)
-    _add_speed_flags(p)
-    _add_flip_flag(p)
+    add_inference_flags(p, (*DETECTION, *NETWORK, "quality", "batch_size"))
 
 
 def _add_prepare_faces(sub: argparse._SubParsersAction) -> None:
@@ -503,7 +445,7 @@ def _add_prepare_faces(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, help="crop side in pixels (default: the autoencoder's input size)")
     p.add_argument("--format", choices=("webp", "jpg", "png"), default="webp", help="image format of the crops")
     p.add_argument("--quality", type=int, default=90, help="WebP / JPEG quality, 1-100")
-    p.add_argument("--min-score", type=float, default=0.6, help="YuNet: drop detections scoring below this")
+    p.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE, help="YuNet: drop detections scoring below this")
     p.add_argument("--min-face", type=float, default=40.0,
                     help="skip faces smaller than this many pixels (mean box side): blurry once enlarged")
     p.add_argument("--rotations", default="0", help="YuNet: photo orientations searched, degrees, or 'all'")
@@ -530,17 +472,16 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                     help="folder of the page's label projects (photos, labelme labels, trained models)")
     p.add_argument("--no-projects", action="store_true",
                     help="landmarks only: no label projects, no training from the page")
-    p.add_argument("--device", default="auto", choices=DEVICES)
+    add_inference_flags(p, (*DETECTION, *NETWORK, "quality"))
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="speed of the landmark path")
     p.add_argument("--model", default="default", help="default, paper-256, a .safetensors or a .pt")
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
-    p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--reps", type=int, default=20)
-    p.add_argument("--device", default="auto", choices=DEVICES)
-    _add_speed_flags(p, ("fp32", "bf16", "fp16"))
+    add_inference_flags(p, ("precision", "fold_batchnorm", "device", "batch_size"),
+                        {"precision": ("fp32", "bf16", "fp16")}, batch_size=1)
     p.add_argument("--json", action="store_true")
 
 
@@ -574,11 +515,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True)
     _add_data_flags(p)
     p.add_argument("--out", required=True)
-    p.add_argument("--decoder", choices=DECODERS)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="auto", choices=DEVICES)
-    _add_speed_flags(p)
-    _add_flip_flag(p)
+    add_inference_flags(p, (*NETWORK, "batch_size"))
 
 
 def _add_boxes(sub: argparse._SubParsersAction) -> None:

@@ -159,8 +159,10 @@ class DefaultsFormatter(argparse.HelpFormatter):
             return text
         if action.required:
             return f"{text} (required)"
-        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        if isinstance(action, argparse._StoreTrueAction):
             return f"{text} (default: off)" if not action.default else text
+        if isinstance(action, argparse._StoreFalseAction):  # a --no-... flag: off unless given
+            return f"{text} (default: off)" if action.default else text
         if action.default is None or action.default == []:
             cfg = _config_default(getattr(self, "_fabrec_cmd", ""), action.dest)
             if cfg is not None and cfg != "":

@@ -20,6 +20,7 @@ from fabrec.errors import FabrecError
 from fabrec.face_filter import FaceFilter
 from fabrec.faces.framing import Framing
 from fabrec.heatmaps import decode_heatmaps
+from fabrec.inference_options import InferenceOptions
 from fabrec.model import FabRec
 from fabrec.model_file import PAPER_256, ModelFile, read_model_file
 from fabrec.runtime import memory_format
@@ -256,6 +257,15 @@ def load_landmark_model(spec: str | Path, device: str | torch.device = "cpu") ->
         model = LandmarkModel.from_file(read_model_file(spec))
     model.net.to(device)
     return model
+
+
+def load_for_inference(spec: str | Path, options: InferenceOptions) -> LandmarkModel:
+    """The landmark model of ``spec`` as ``options`` run it: its decoder (or the options'),
+    precision, flip averaging and folded BatchNorm (:class:`~fabrec.inference_options.InferenceOptions`)."""
+    model = load_landmark_model(spec)
+    model = dataclasses.replace(model, decoder=options.decoder or model.decoder, precision=options.precision,
+                                flip_average=options.flip)
+    return model.with_folded_batchnorm() if options.fold_batchnorm else model
 
 
 def crop_to_image(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:

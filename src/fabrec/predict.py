@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -13,13 +11,15 @@ import cv2
 import numpy as np
 import torch
 
-from fabrec.faces.detectors import DEFAULT_DETECTOR, Detection, Detector, DetectorOptions, calibration_of, get_detector
+from fabrec.faces.detectors import (DEFAULT_DETECTOR, DEFAULT_MIN_SCORE, Detection, Detector, DetectorOptions,
+                                    calibration_of, get_detector)
 from fabrec.errors import FabrecError
 from fabrec.face_filter import FaceFilter
 from fabrec.face_result import BoxXYWH, FaceResult
-from fabrec.head_pose import HeadPose, head_pose
+from fabrec.head_pose import head_pose
 from fabrec.io import read_image
-from fabrec.landmark_model import LandmarkModel, crop_to_image, load_landmark_model
+from fabrec.inference_options import InferenceOptions, with_overrides
+from fabrec.landmark_model import LandmarkModel, crop_to_image, load_for_inference
 from fabrec.normalization import to_tensor
 from fabrec.schemes import is_ibug68
 from fabrec.results import image_record
@@ -85,7 +85,7 @@ class LandmarkPredictor:
     """
 
     def __init__(self, model: LandmarkModel, detector: str | Detector = DEFAULT_DETECTOR, device: str = "auto",
-                 quality: bool = True, min_score: float = 0.6, min_face: float = 0.0,
+                 quality: bool = True, min_score: float = DEFAULT_MIN_SCORE, min_face: float = 0.0,
                  rotations: tuple[int, ...] = ROTATIONS, min_confidence: float | None = None,
                  face_filter: FaceFilter | None = None) -> None:
         """``detector``: a name (``yunet``, ``opencv``, ``dlib``) or a detector object;
@@ -106,27 +106,22 @@ class LandmarkPredictor:
         self.model_name = "custom"  # what result records name the model (from_pretrained: the spec)
 
     @staticmethod
-    def from_pretrained(name_or_path: str | Path = "default", detector: str = DEFAULT_DETECTOR, device: str = "auto",
-                        decoder: str | None = None, quality: bool = True,
-                        precision: str = "fp32", fold_batchnorm: bool = False, min_score: float = 0.6,
-                        min_face: float = 0.0, rotations: tuple[int, ...] = ROTATIONS,
-                        min_confidence: float | None = None, flip: bool = False,
-                        face_filter: bool = True, threads: int | str | None = "auto") -> LandmarkPredictor:
-        """Bundled weights by name (``default``), a ``.safetensors`` file or a training ``.pt``;
-        ``precision`` ``fp32`` (default) or ``bf16``, ``fold_batchnorm`` (see
-        :class:`LandmarkModel`), ``flip`` (test-time flip averaging); ``face_filter``: use the
-        face filter inside the model file, where there is one (:mod:`fabrec.face_filter`);
-        ``threads``: PyTorch's CPU threads (process-wide, as the command line sets them):
-        ``auto`` one per core not kept busy by other processes (:func:`fabrec.runtime.default_threads`),
-        a number, or None to leave PyTorch's setting;
-        detector options as in :meth:`__init__`."""
-        set_threads(default_threads() if threads == "auto" else threads)  # type: ignore[arg-type]
-        model = load_landmark_model(name_or_path)
-        flt = model.face_filter if face_filter else None
-        model = dataclasses.replace(model, decoder=decoder or model.decoder, precision=precision, flip_average=flip)
-        if fold_batchnorm:
-            model = model.with_folded_batchnorm()
-        pred = LandmarkPredictor(model, detector, device, quality, min_score, min_face, rotations, min_confidence, flt)
+    def from_pretrained(name_or_path: str | Path = "default", options: InferenceOptions | None = None,
+                        detector: str | Detector | None = None, **overrides: Any) -> LandmarkPredictor:
+        """Bundled weights by name (``default``), a ``.safetensors`` file or a training ``.pt``,
+        run as ``options`` say (:class:`~fabrec.inference_options.InferenceOptions`: detector,
+        thresholds, rotations, face filter, precision, flip, device, threads, ...) with any of
+        its fields given as keywords too (``device="cpu"``, ``rotations=(0, 90, 180, 270)``);
+        ``detector``: a name or a ready detector object."""
+        if isinstance(detector, str):
+            overrides["detector"] = detector
+        o = with_overrides(options, **overrides)
+        set_threads(default_threads() if o.threads == "auto" else o.threads)  # type: ignore[arg-type]
+        model = load_for_inference(name_or_path, o)
+        flt = model.face_filter if o.face_filter else None
+        pred = LandmarkPredictor(model, detector if detector is not None and not isinstance(detector, str)
+                                 else o.detector, o.device, o.quality, o.min_score, o.min_face, o.rotations,
+                                 o.min_confidence, flt)
         pred.model_name = str(name_or_path) if str(name_or_path) == "default" else Path(name_or_path).name
         return pred
 

@@ -75,6 +75,9 @@ class Detector(Protocol):
         ...
 
 
+DEFAULT_MIN_SCORE = 0.6  # YuNet's score threshold wherever faces are detected
+
+
 @dataclass(frozen=True)
 class DetectorOptions:
     """What every detector is built with (each uses what it can).
@@ -87,7 +90,7 @@ class DetectorOptions:
             upright-only detectors ignore it).
     """
 
-    score: float = 0.6
+    score: float = DEFAULT_MIN_SCORE
     min_face: float = 0.0
     rotations: tuple[int, ...] = (0,)
 
