@@ -18,7 +18,6 @@ from fabrec.train_landmarks import (
     lm_step,
     make_optimizer,
     parse_count,
-    set_trainable,
     train_landmarks,
 )
 from fabrec.transforms import Box
@@ -68,7 +67,7 @@ def test_finetune_learning_rates() -> None:
     assert [g["lr"] for g in opt.param_groups] == [1e-4, 2e-5]
     assert opt.defaults["betas"][0] == 0.9
     assert make_optimizer(net, LMTrainConfig(), 2).param_groups[0]["lr"] == 1e-3
-    set_trainable(net, 2)
+    net.trainable(2)
     assert not net.encoder.training and not net.generator.training
 
 

@@ -88,6 +88,32 @@ class FabRec(nn.Module):
         """``(N, 3, S, S)`` -> reconstruction ``(N, 3, S, S)``."""
         return self.decode(self.reconstruction_encoder(x))
 
+    def trainable(self, stage: int) -> list[nn.Parameter]:
+        """Freeze per training stage and return the parameters that train.
+
+        Stage 2: the selected ITLs and the heatmap layer. Stage 3: also every encoder weight.
+        The generator never trains; encoder and generator always run in eval mode, so BatchNorm
+        running statistics never move."""
+        itl = self._transfer()
+        self.generator.requires_grad_(False)
+        self.encoder.requires_grad_(stage == 3)
+        for i, layer in enumerate(itl.layers, start=1):
+            layer.weight.requires_grad_(i in itl.active)
+        itl.heatmap.weight.requires_grad_(True)
+        self.encoder.eval()
+        self.generator.eval()
+        itl.train()
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def set_heatmap_layer(self, weight: torch.Tensor | None = None, std: float | None = None) -> None:
+        """Start the heatmap layer from ``weight`` ``(C, L, 4, 4)`` or from N(0, ``std``^2)."""
+        w = self._transfer().heatmap.weight
+        with torch.no_grad():
+            if weight is not None:
+                w.copy_(weight)
+            elif std is not None:
+                nn.init.normal_(w, std=std)
+
     def _transfer(self) -> TransferLayers:
         if self.itl is None:
             raise FabrecError("this model has no transfer layers (autoencoder only)")

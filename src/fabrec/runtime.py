@@ -122,6 +122,11 @@ class Deadline:
         self.seconds = minutes * 60.0 if minutes else None
         self.t0 = time.monotonic()
 
+    @property
+    def minutes(self) -> float | None:
+        """The budget in minutes, or None."""
+        return None if self.seconds is None else self.seconds / 60.0
+
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
 

@@ -84,7 +84,6 @@ class LandmarkRun:
     stopped: str = "steps"  # "steps" (planned end) or "time" (--time-limit)
     steps_itl: int = 0  # steps run in stage 2 (ITLs) and stage 3 (finetuning), this call
     steps_finetune: int = 0
-    start_nme: float = float("nan")  # validation NME before the first step (validate_start), else NaN
 
 
 def split_pool(samples: list[LandmarkSample], permille: int, val_max: int) -> tuple[list[LandmarkSample], list[LandmarkSample]]:
@@ -92,29 +91,10 @@ def split_pool(samples: list[LandmarkSample], permille: int, val_max: int) -> tu
     return hash_split(samples, lambda s: s.key, permille, val_max)
 
 
-def set_trainable(net: FabRec, stage: int) -> list[torch.nn.Parameter]:
-    """Freeze per stage and return the parameters that train.
-
-    Stage 2: ITL layers (those selected) + heatmap layer. Stage 3: also every encoder weight.
-    The generator never trains; encoder and generator always run in eval mode, so BatchNorm
-    running statistics never move.
-    """
-    assert net.itl is not None
-    net.generator.requires_grad_(False)
-    net.encoder.requires_grad_(stage == 3)
-    for i, layer in enumerate(net.itl.layers, start=1):
-        layer.weight.requires_grad_(i in net.itl.active)
-    net.itl.heatmap.weight.requires_grad_(True)
-    net.encoder.eval()
-    net.generator.eval()
-    net.itl.train()
-    return [p for p in net.parameters() if p.requires_grad]
-
-
 def make_optimizer(net: FabRec, cfg: LMTrainConfig, stage: int, transfer: bool = False) -> torch.optim.Adam:
     """Adam for the stage: ITLs at lr (stage 2; transfer_lr when the run started from a landmark
     model) or finetune_lr_itl + encoder (stage 3)."""
-    set_trainable(net, stage)
+    net.trainable(stage)
     assert net.itl is not None
     itl_params = [p for p in net.itl.parameters() if p.requires_grad]
     betas = (cfg.beta1, cfg.beta2)
@@ -201,7 +181,7 @@ def build_net(cfg: LMTrainConfig, mc: ModelConfig, ae: ModelFile) -> FabRec:
         raise FabrecError(f"--itl: {e}") from None
     assert net.itl is not None
     if cfg.heatmap_init != "he":  # see LMTrainConfig.heatmap_init; "combine" replaces it later
-        torch.nn.init.normal_(net.itl.heatmap.weight, std=1e-3)
+        net.set_heatmap_layer(std=1e-3)
     ae.load_net("encoder", net.encoder)
     ae.load_net("generator", net.generator)
     return net
@@ -304,7 +284,7 @@ class LandmarkTrainer:
 
     def validate(self, step: int) -> dict[str, Any]:
         self.last_nme = validation_nme(self.net, self.scheme, self.val_cache, self.cfg.decoder)
-        set_trainable(self.net, self.stage)
+        self.net.trainable(self.stage)
         if self.last_nme < self.best_nme:
             self.best_nme = self.last_nme
             save_checkpoint(self.out / "best.pt", self.payload())
@@ -357,6 +337,75 @@ def _announce(t: LandmarkTrainer, deadline: Deadline, time_limit: float | None) 
              f" ({100 * t.cfg.itl_time_share:.0f}% for the ITL stage)" if deadline and s3 else "")
 
 
+@dataclass
+class PreparedRun:
+    """A landmark run set up once (:func:`prepare_run`) and fitted by :func:`fit`: its config,
+    scheme, faces, the network as it starts, where it came from and its stage lengths."""
+
+    cfg: LMTrainConfig
+    scheme: Scheme
+    data: LandmarkData
+    net: FabRec
+    origin: RunOrigin
+    steps: tuple[int, int]
+    init_from: str | Path | None
+    source_heatmap: Any
+
+    def start_nme(self, device: torch.device) -> float:
+        """The validation NME of the network as it starts (NaN without validation faces)."""
+        if not self.data.val:
+            return float("nan")
+        self.net.to(device, memory_format=memory_format(device))
+        return validation_nme(self.net, self.scheme, MemoryDataset(self.data.val_ds), self.cfg.decoder)
+
+
+def prepare_run(cfg: LMTrainConfig, autoencoder: str | Path, deadline: Deadline,
+                init_from: str | Path | None = None,
+                samples: tuple[list[LandmarkSample], list[LandmarkSample]] | None = None,
+                fresh: bool = True) -> PreparedRun:
+    """Read and frame the faces, plan the stages and build the network on the frozen
+    autoencoder, started from ``init_from`` (``auto``: :func:`resolve_init_from`) unless the run
+    resumes (``fresh=False``: the checkpoint sets the weights). ``samples``: (training,
+    validation) faces instead of ``cfg``'s dataset (the cross-validation's folds)."""
+    check_choices(cfg)
+    scheme = get_scheme(cfg.scheme)
+    ae = read_autoencoder(autoencoder)
+    mc = replace(ae.model, num_landmarks=scheme.num_points, framing=cfg.framing)
+    data = landmark_data(cfg, scheme, mc, samples)
+    steps = plan_steps(cfg, len(data.train), data.sampler.batch, data.sampler.steps_per_epoch, deadline)
+    net = build_net(cfg, mc, ae)
+    ae_encoder = {k: v.detach().clone().cpu() for k, v in net.encoder.state_dict().items()}
+    init_from = resolve_init_from(init_from, autoencoder, len(data.train))
+    source_heatmap = start_from(net, cfg, init_from, data.train, data.boxes, scheme) if fresh else None
+    origin = RunOrigin(str(autoencoder), ae_encoder, cfg.finetune_encoder or init_from is not None,
+                       init_from is not None, None)
+    return PreparedRun(cfg, scheme, data, net, origin, steps, init_from, source_heatmap)
+
+
+def fit(run: PreparedRun, out: Path, device: torch.device, deadline: Deadline,
+        state: dict[str, Any] | None = None, progress: bool = True) -> LandmarkRun:
+    """Train a prepared run (stages 2 and 3) into ``out`` (continuing ``state``, a checkpoint
+    of it, when given); writes last.pt, best.pt, metrics.jsonl."""
+    t0, cfg, data, net = time.time(), run.cfg, run.data, run.net
+    net.to(device, memory_format=memory_format(device))
+    t = LandmarkTrainer(cfg, net, run.scheme, data, out, run.steps, run.origin)
+    if state is not None:
+        t.restore(state, out / "last.pt")
+    metrics = start_run_folder(out, dump_yaml(cfg), t.step)
+    _announce(t, deadline, deadline.minutes)
+    planned = (t.stage3_start if t.stage == 3 else t.steps2) + t.steps3
+    data.sampler.set_range(t.step, None)
+    loader = step_loader(data.train_ds, data.sampler, collate_landmarks, cfg.num_workers, cfg.seed, device)
+    net.trainable(t.stage)
+    with tqdm(total=planned if planned < UNBOUNDED // 2 else None, initial=t.step, disable=not progress,
+              unit="step", desc="train-landmarks", dynamic_ncols=True) as bar:
+        end = run_loop(t, loader, t.step, Cadence(cfg.checkpoint_every, False, cfg.on_nonfinite), deadline,
+                       metrics, bar, out / "last.pt")
+    _finish(t)
+    return LandmarkRun(end.step, t.best_nme, t.last_nme, out, len(data.train), len(data.val), time.time() - t0,
+                       end.stopped, t.done[0], t.done[1])
+
+
 def train_landmarks(
     cfg: LMTrainConfig,
     autoencoder: str | Path,
@@ -366,10 +415,9 @@ def train_landmarks(
     progress: bool = True,
     time_limit: float | None = None,
     init_from: str | Path | None = None,
-    samples: tuple[list[LandmarkSample], list[LandmarkSample]] | None = None,
-    validate_start: bool = False,
 ) -> LandmarkRun:
-    """Train stages 2 (and 3) and return the outcome; writes last.pt, best.pt, metrics.jsonl.
+    """Train stages 2 (and 3) and return the outcome; writes last.pt, best.pt, metrics.jsonl:
+    :func:`prepare_run`, the cross-validation where it decides (:func:`wants_cv`), :func:`fit`.
 
     Args:
         cfg: the run's configuration.
@@ -385,49 +433,20 @@ def train_landmarks(
         init_from: a landmark model spec whose encoder and transfer layers start this run
             (same ITL set), e.g. to finetune the bundled model further; ``auto``: see
             :func:`resolve_init_from`.
-        samples: (training, validation) samples to use instead of reading ``cfg``'s dataset
-            (the folds of the cross-validation, :func:`cross_validate_start`).
-        validate_start: measure the validation NME of the model as it starts (``start_nme``).
     """
     t0, deadline, dev = time.time(), Deadline(time_limit), training_device(device)
     out = make_run_dir(out_dir)
-    check_choices(cfg)
-    scheme = get_scheme(cfg.scheme)
     state = resume_state(out, resume, "landmarks")
-    ae = read_autoencoder(autoencoder)
-    mc = replace(ae.model, num_landmarks=scheme.num_points, framing=cfg.framing)
-    data = landmark_data(cfg, scheme, mc, samples)
-    steps = plan_steps(cfg, len(data.train), data.sampler.batch, data.sampler.steps_per_epoch, deadline)
-    net = build_net(cfg, mc, ae)
-    ae_encoder = {k: v.detach().clone().cpu() for k, v in net.encoder.state_dict().items()}
-    init_from = resolve_init_from(init_from, autoencoder, len(data.train))
-    source_heatmap = start_from(net, cfg, init_from, data.train, data.boxes, scheme) if state is None else None
+    run = prepare_run(cfg, autoencoder, deadline, init_from, fresh=state is None)
     cv = (state or {}).get("cv")
-    if state is None and wants_cv(cfg, init_from, source_heatmap, len(data.train) + len(data.val), steps[0]):
-        cv = cross_validate_start(cfg, autoencoder, init_from, data.train + data.val, out / "cv", device, steps[0])  # type: ignore[arg-type]
+    if state is None and wants_cv(cfg, run.init_from, run.source_heatmap, len(run.data.train) + len(run.data.val),
+                                  run.steps[0]):
+        cv = cross_validate_start(run, out / "cv", dev)
     if cv is not None and cv["kept"]:
-        steps = (0, 0)
-    net.to(dev, memory_format=memory_format(dev))
-    origin = RunOrigin(str(autoencoder), ae_encoder, cfg.finetune_encoder or init_from is not None,
-                       init_from is not None, cv)
-    t = LandmarkTrainer(cfg, net, scheme, data, out, steps, origin)
-    if state is not None:
-        t.restore(state, out / "last.pt")
-    metrics = start_run_folder(out, dump_yaml(cfg), t.step)
-    _announce(t, deadline, time_limit)
-    planned = (t.stage3_start if t.stage == 3 else t.steps2) + t.steps3
-    start_nme = (validation_nme(net, scheme, t.val_cache, cfg.decoder) if validate_start and data.val and t.step == 0
-                 else float("nan"))
-    data.sampler.set_range(t.step, None)
-    loader = step_loader(data.train_ds, data.sampler, collate_landmarks, cfg.num_workers, cfg.seed, dev)
-    set_trainable(net, t.stage)
-    with tqdm(total=planned if planned < UNBOUNDED // 2 else None, initial=t.step, disable=not progress,
-              unit="step", desc="train-landmarks", dynamic_ncols=True) as bar:
-        end = run_loop(t, loader, t.step, Cadence(cfg.checkpoint_every, False, cfg.on_nonfinite), deadline,
-                       metrics, bar, out / "last.pt")
-    _finish(t)
-    return LandmarkRun(end.step, t.best_nme, t.last_nme, out, len(data.train), len(data.val), time.time() - t0,
-                       end.stopped, t.done[0], t.done[1], start_nme)
+        run.steps = (0, 0)
+    run.origin = replace(run.origin, cv=cv)
+    result = fit(run, out, dev, deadline, state, progress)
+    return replace(result, seconds=time.time() - t0)
 
 
 def _finish(t: LandmarkTrainer) -> None:
@@ -504,25 +523,26 @@ def wants_cv(cfg: LMTrainConfig, init_from: Any, source_heatmap: Any, labelled: 
     return cfg.select == "cv" or (source_heatmap is None and labelled <= FEW_SHOT_MAX)
 
 
-def cross_validate_start(cfg: LMTrainConfig, autoencoder: str | Path, init_from: str | Path,
-                         train: list[LandmarkSample], out: Path, device: str, steps: int) -> dict[str, Any]:
-    """k-fold cross-validation on the labelled images (training and validation ones): on each
-    held-out fold, the NME of the start model against that of a run of ``steps`` steps on the
-    other folds (both measured by the fold's run, on its crops).
+def cross_validate_start(run: PreparedRun, out: Path, device: torch.device) -> dict[str, Any]:
+    """k-fold cross-validation on the labelled images of a prepared run (training and validation
+    ones): on each held-out fold, the NME of the start model against that of a run of the
+    run's ITL steps on the other folds (both measured on the fold's crops), each fold prepared
+    and fitted like any run (:func:`prepare_run`, :func:`fit`).
     Returns ``{"folds", "start_nme", "trained_nme", "kept"}``; ``kept`` (the start model is the
     result) unless training lowered the NME on every held-out fold: conservative by design, as a
     model that already works must not get worse from a handful of labels."""
+    cfg, steps, train = run.cfg, run.steps[0], run.data.train + run.data.val
     k = max(2, min(cfg.cv_folds, len(train)))
     order = np.random.default_rng(cfg.seed).permutation(len(train))
+    fold_cfg = replace(cfg, select="none", max_steps=steps, epochs=0)
     start, trained = [], []
     for f in range(k):
         held = set(order[f::k].tolist())
-        fit = [s for i, s in enumerate(train) if i not in held]
+        fit_on = [s for i, s in enumerate(train) if i not in held]
         check = [s for i, s in enumerate(train) if i in held]
-        r = train_landmarks(replace(cfg, select="none", max_steps=steps, epochs=0), autoencoder, out / f"fold{f}",
-                            device, progress=False, init_from=init_from, samples=(fit, check), validate_start=True)
-        start.append(r.start_nme)
-        trained.append(r.last_nme)
+        fold = prepare_run(fold_cfg, run.origin.autoencoder, Deadline(None), run.init_from, (fit_on, check))
+        start.append(fold.start_nme(device))
+        trained.append(fit(fold, make_run_dir(out / f"fold{f}"), device, Deadline(None), progress=False).last_nme)
     s0, s1 = float(np.mean(start)), float(np.mean(trained))
     kept = not all(b < a for a, b in zip(start, trained))
     log.info("train-landmarks: %d-fold cross-validation on the %d labelled images: held-out NME %.2f%% as "

@@ -135,8 +135,7 @@ def combine_heatmaps(net: FabRec, source: torch.Tensor, train: list, boxes: Any,
         return
     crops = torch.stack([it["image"] for it in items])
     points = torch.stack([it["points"] for it in items])
-    assert net.itl is not None
-    net.itl.heatmap.weight.data.copy_(combined_heatmap_weight(net, source, crops, points, cfg.sigma))
+    net.set_heatmap_layer(combined_heatmap_weight(net, source, crops, points, cfg.sigma))
     log.info("train-landmarks: heatmap layer started as combinations of the source model's %d channels, "
              "fitted on %d training crops (heatmap_init=%s)", source.shape[1], len(items), cfg.heatmap_init)
 
