@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from face_crops import face_region, non_face_regions, other_faces, photos, strips  # noqa: E402
 
-from fabrec.face_filter import FaceFilter, face_features, fit_logistic, with_face_filter  # noqa: E402
+from fabrec.face_filter import FaceFilter, face_features, fit_logistic  # noqa: E402
 from fabrec.io import write_image_atomic, write_json_atomic  # noqa: E402
-from fabrec.model_file import is_bundled  # noqa: E402
+from fabrec.model_file import is_bundled, with_face_filter  # noqa: E402
 from fabrec.predict import LandmarkPredictor, Region  # noqa: E402
 from fabrec.transforms import crop_matrix, warp  # noqa: E402
 from fabrec.weights import bundled, sha256  # noqa: E402
@@ -168,7 +168,6 @@ def main() -> int:
         fit, test = as_arrays(collect(pred, False, a.utk)), as_arrays(collect(pred, True, a.utk))
         np.savez_compressed(cache, **{f"fit_{k}": v for k, v in fit.items()}, **{f"test_{k}": v for k, v in test.items()})
     xf, yf = face_features(fit["codes"], fit["conf"]), fit["face"].astype(float)
-    xt = face_features(test["codes"], test["conf"])
     sw = pose_weights(fit, a.profile_weight)
     oof = out_of_fold(xf, yf, a.l2, sw)
     threshold = float(np.percentile(oof[yf == 1], 100 - a.keep))

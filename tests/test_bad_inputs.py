@@ -18,7 +18,7 @@ from fabrec.datasets.landmarks import read_dataset
 from fabrec.datasets.pts import parse_pts
 from fabrec.errors import FabrecError
 from fabrec.io import decode_image, read_image
-from fabrec.predict_io import read_boxes_file
+from fabrec.inputs import read_boxes_file
 from fabrec.schemes import BUILTIN
 
 CASES: list[str] = []

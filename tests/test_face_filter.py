@@ -10,8 +10,9 @@ import pytest
 
 from fabrec.faces.detectors import Detection, get_detector
 from fabrec.errors import FabrecError
-from fabrec.face_filter import FaceFilter, face_features, fit_logistic, with_face_filter
+from fabrec.face_filter import FaceFilter, face_features, fit_logistic
 from fabrec.io import read_image
+from fabrec.model_file import with_face_filter
 from fabrec.predict import LandmarkPredictor
 from fabrec.prepare_faces import PrepareConfig, prepare_faces
 from fabrec.sample_photo import SAMPLE_IMAGE

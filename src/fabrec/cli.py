@@ -12,7 +12,8 @@ from pathlib import Path
 from fabrec.cli_help import add_config_flags, config_sets, document
 from fabrec.errors import FabrecError
 from fabrec.faces.detectors import DEFAULT_MIN_SCORE
-from fabrec.inference_options import DETECTION, NETWORK, add_inference_flags, options_from_args, parse_rotations
+from fabrec.inference_options import (DETECTION, NETWORK, InferenceOptions, add_inference_flags, options_from_args,
+                                      parse_rotations)
 from fabrec.registry import DATASETS, DECODERS, DEVICES, FRAMINGS, SAMPLES
 from fabrec.signals import TrainingInterrupted
 
@@ -255,33 +256,33 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     return 0
 
 
-def check_predict(a: argparse.Namespace) -> list:
+def check_predict(a: argparse.Namespace) -> tuple[list, dict | None, InferenceOptions]:
     """``predict``'s inputs and options, checked before anything heavy loads (a mistyped path
-    fails at once): the input files of this shard (:func:`fabrec.inputs.expand_inputs`)."""
-    from fabrec.inputs import expand_inputs
+    fails at once): the input files of this shard (:func:`fabrec.inputs.expand_inputs`), the
+    given boxes (or None) and the inference options."""
+    from fabrec.inputs import expand_inputs, read_boxes_file
     from fabrec.outputs import parse_shard, shard_of
 
     if a.refine < 0:
         raise FabrecError("--refine must be >= 0")
-    options_from_args(a)  # every inference option checked
-    if a.boxes and not Path(a.boxes).is_file():
-        raise FabrecError(f"{a.boxes}: boxes file not found")
+    options = options_from_args(a)
+    boxes = read_boxes_file(a.boxes) if a.boxes else None
     files = expand_inputs(a.inputs)
     if a.shard:
         files = shard_of(files, *parse_shard(a.shard))
-    return files
+    return files, boxes, options
 
 
-def cmd_predict(a: argparse.Namespace, files: list | None = None) -> int:
-    """``files``: what :func:`check_predict` returned (checked again when not given)."""
+def cmd_predict(a: argparse.Namespace, checked: tuple[list, dict | None, InferenceOptions] | None = None) -> int:
+    """``checked``: what :func:`check_predict` returned (checked again when not given)."""
     from tqdm import tqdm
 
-    from fabrec.predict import LandmarkPredictor, OneEuro
-    from fabrec.predict_io import predict_files, read_boxes_file
+    from fabrec.predict import LandmarkPredictor
+    from fabrec.predict_io import predict_files
+    from fabrec.smoothing import OneEuro
 
-    files = check_predict(a) if files is None else files
-    boxes = read_boxes_file(a.boxes) if a.boxes else None
-    pred = LandmarkPredictor.from_pretrained(a.model, options_from_args(a))
+    files, boxes, options = check_predict(a) if checked is None else checked
+    pred = LandmarkPredictor.from_pretrained(a.model, options)
     if boxes is None:
         pred.detector  # noqa: B018  (a missing optional detector fails here, before any work)
     print(f"predict: {pred.model.describe()}" + (f"; shard {a.shard}: {len(files)} input(s)" if a.shard else ""))
@@ -290,7 +291,7 @@ def cmd_predict(a: argparse.Namespace, files: list | None = None) -> int:
         pred, files, a.out, a.format, boxes, a.refine, save_images=not a.no_images,
         save_reconstruction=a.save_reconstruction, skip_existing=a.skip_existing, smooth=smooth,
         progress=None if a.no_progress else (lambda it: tqdm(it, desc="predict", unit="file")),
-        batch_size=a.batch_size,
+        batch_size=options.batch_size,
     )
     causes = "".join(f"; {n} x {e}" for e, n in sorted(c["causes"].items(), key=lambda t: -t[1])[:5])
     parts = [f"{c['images']} image(s) with {c['faces']} face(s)"] if c["images"] or not c["videos"] else []

@@ -45,14 +45,7 @@ def evaluate(
     sch = get_scheme(scheme) if scheme else model.scheme
     if sch.num_points != model.scheme.num_points:
         raise FabrecError(f"model predicts {model.scheme.num_points} points, scheme {sch.name} has {sch.num_points}")
-    if decoder is not None:
-        if decoder not in DECODERS:
-            raise FabrecError(f"decoder must be one of {', '.join(DECODERS)}")
-        model = replace(model, decoder=decoder)
-    if precision is not None:
-        model = replace(model, precision=precision)
-    if flip:
-        model = replace(model, flip_average=True)
+    model = _run_as(model, decoder, precision, flip)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     res = read_dataset(dataset, root, split, sch)
@@ -79,17 +72,34 @@ def evaluate(
             t: summarize(err[[k for k, i in enumerate(idx) if t in ds.samples[i].subsets]]) for t in tags
         }
     write_json_atomic(out / "metrics.json", metrics)
-    keys = np.array([ds.samples[i].key for i in idx])
-    def write_npz(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(f, keys=keys, points=pts, confidence=conf, ground_truth=gt, nme=err, norm=norms)
-
-    atomic_write(out / "predictions.npz", write_npz)
+    _write_predictions(out / "predictions.npz", [ds.samples[i].key for i in idx], pts, conf, gt, err, norms)
     plot_ced({f"{dataset}/{split} (NME {metrics['nme']:.2f}%)": ced(err)}, str(out / "ced.png"),
              "Cumulative error distribution")
     if idx and grid_count > 0:
         write_image_atomic(out / "grid.png", fig5_grid(model.net, ds, pts, idx[:grid_count], model.device))
     return metrics
+
+
+def _run_as(model: LandmarkModel, decoder: str | None, precision: str | None, flip: bool) -> LandmarkModel:
+    """``model`` with another decoder, precision or flip averaging where given."""
+    if decoder is not None:
+        if decoder not in DECODERS:
+            raise FabrecError(f"decoder must be one of {', '.join(DECODERS)}")
+        model = replace(model, decoder=decoder)
+    if precision is not None:
+        model = replace(model, precision=precision)
+    return replace(model, flip_average=True) if flip else model
+
+
+def _write_predictions(path: Path, keys: list[str], pts: np.ndarray, conf: np.ndarray, gt: np.ndarray,
+                       err: np.ndarray, norms: np.ndarray) -> None:
+    """``predictions.npz`` (atomic): sample keys, points ``(M, K, 2)``, confidence ``(M, K)``,
+    ground truth, NME and normaliser per face."""
+    def write_npz(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, keys=np.array(keys), points=pts, confidence=conf, ground_truth=gt, nme=err, norm=norms)
+
+    atomic_write(path, write_npz)
 
 
 def _eval_crops(model: LandmarkModel, samples: list) -> tuple[list | None, str]:

@@ -1,7 +1,7 @@
 """The face filter: is a detected crop a face? A logistic score on what the landmark model already
 computes for it -- the encoder's codes (the autoencoder's face knowledge) and the mean point
 confidence -- fitted for one model file on real face and non-face crops
-(``benchmarks/face_filter.py``) and kept inside it (:func:`with_face_filter`), so the file
+(``benchmarks/face_filter.py``) and kept inside it (:func:`fabrec.model_file.with_face_filter`), so the file
 behaves the same whatever name or path loads it.
 
 Detectors fire on face-like things: prints on clothes, patterns, hands. The mean confidence
@@ -11,8 +11,7 @@ like the faces the autoencoder learned.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -77,19 +76,6 @@ class FaceFilter:
                               dict(d.get("measured", {})))
         except (KeyError, TypeError, ValueError) as e:
             raise FabrecError(f"{where}: not a face filter ({e})") from None
-
-
-def with_face_filter(model: str | Path, flt: FaceFilter | None, out: str | Path,
-                     min_confidence: float | None = None) -> str:
-    """Write ``model`` (a spec) to ``out`` (``.safetensors``) with ``flt`` inside it (None:
-    without a filter) and, if given, ``min_confidence`` (the cut used without the filter).
-    Returns the new file's SHA-256."""
-    from fabrec.model_file import export_weights, read_model_file
-
-    mf = read_model_file(model)
-    mf = replace(mf, face_filter=None if flt is None else flt.to_dict(),
-                 min_confidence=mf.min_confidence if min_confidence is None else float(min_confidence))
-    return export_weights(mf, out)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, sample_weight: np.ndarray | None = None,

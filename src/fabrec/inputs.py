@@ -83,3 +83,41 @@ def expand_inputs(inputs: list[str]) -> list[InputFile]:
             taken[o] -= 1
             outs[i] = o.with_name(f"{o.name}~{taken[o] + 1}")
     return [InputFile(f, n, o) for (f, n), o in zip(named, outs)]
+
+
+BoxXYWH = tuple[float, float, float, float]
+
+
+def read_boxes_file(path: str | Path) -> dict[str, list[BoxXYWH]]:
+    """``{"name": [[x, y, w, h], ...]}`` JSON, or CSV rows ``path,x,y,w,h``; keys are file names
+    or relative paths (``predict --boxes``: faces given instead of detected)."""
+    import json
+    import math
+
+    from fabrec.datasets.boxes import read_box_rows
+
+    p = Path(path)
+    if not p.is_file():
+        raise FabrecError(f"{p}: boxes file not found")
+    out: dict[str, list[BoxXYWH]] = {}
+    try:
+        text = p.read_text(encoding="utf-8")
+        if p.suffix.lower() == ".json":
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise ValueError("expected an object of name -> [[x, y, w, h], ...]")
+            for k, v in data.items():
+                out[k] = [tuple(float(t) for t in b) for b in v]  # type: ignore[misc]
+        else:
+            good, bad = read_box_rows(p)
+            if bad:
+                raise ValueError(f"line {bad[0]} is not path,x,y,w,h with w, h > 0")
+            for name, b in good:
+                out.setdefault(name, []).append(b)
+    except (ValueError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FabrecError(f"{p}: bad boxes file ({e})") from None
+    for k, bs in out.items():
+        for b in bs:
+            if len(b) != 4 or not all(math.isfinite(v) for v in b) or b[2] <= 0 or b[3] <= 0:
+                raise FabrecError(f"{p}: bad box for '{k}': {b} (need x, y, w > 0, h > 0)")
+    return out

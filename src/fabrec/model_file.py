@@ -146,3 +146,15 @@ def export_weights(source: str | Path | ModelFile, out: str | Path, extra: dict[
     training state is left out. Returns the file's SHA-256."""
     mf = source if isinstance(source, ModelFile) else read_model_file(source)
     return W.write_weights(mf.state(), out, extra)
+
+
+def with_face_filter(model: str | Path, flt: Any, out: str | Path,
+                     min_confidence: float | None = None) -> str:
+    """Write ``model`` (a spec) to ``out`` (``.safetensors``) with the face filter ``flt``
+    (:class:`fabrec.face_filter.FaceFilter`) inside it (None:
+    without a filter) and, if given, ``min_confidence`` (the cut used without the filter).
+    Returns the new file's SHA-256."""
+    mf = read_model_file(model)
+    mf = replace(mf, face_filter=None if flt is None else flt.to_dict(),
+                 min_confidence=mf.min_confidence if min_confidence is None else float(min_confidence))
+    return export_weights(mf, out)

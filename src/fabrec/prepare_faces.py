@@ -31,7 +31,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fabrec.faces.detectors import Detection, Detector, DetectorOptions, calibration_of, get_detector
+from fabrec.faces.detectors import (DEFAULT_MIN_SCORE, Detection, Detector, DetectorOptions, calibration_of,
+                                    get_detector)
 from fabrec.errors import FabrecError
 from fabrec.faces.framing import Framing
 from fabrec.io import (IMAGE_EXTENSIONS, complete_lines, read_image, write_image_atomic, write_json_atomic,
@@ -63,7 +64,7 @@ class PrepareConfig:
     bottom: float = 0.01
     fmt: str = "webp"
     quality: int = 90
-    min_score: float = 0.6
+    min_score: float = DEFAULT_MIN_SCORE
     min_face: float = 40.0
     rotations: tuple[int, ...] = (0,)
     face_filter: str | None = "default"
