@@ -213,3 +213,32 @@ def test_tracking_recovers_within_two_frames_after_a_cut() -> None:
     assert not any(wrong[:8])
     assert sum(wrong[8:14]) <= 2 and not any(wrong[10:14])  # cut at frame 8: at most 2 frames off
     assert sum(wrong[14:]) <= 2 and not any(wrong[16:])  # fast move at frame 14
+
+
+def test_a_folder_is_batched_across_photos_in_input_order_with_the_same_points(tmp_path: Path) -> None:
+    """Photos are read and detected ahead and their faces batched together; a video and an
+    unreadable file in between keep their places; every face's points are those of the photo
+    predicted alone."""
+    from fabrec.sample_photo import SAMPLE_IMAGE
+
+    d = tmp_path / "in"
+    d.mkdir()
+    bgr = cv2.imread(str(SAMPLE_IMAGE))
+    for i in range(5):
+        cv2.imwrite(str(d / f"p{i}.jpg"), np.roll(bgr, 7 * i, axis=1))
+    (d / "p2b.jpg").write_bytes(b"not a jpeg")
+    vw = cv2.VideoWriter(str(d / "p3v.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (256, 256))
+    for t in range(3):
+        vw.write(cv2.resize(bgr, (256, 256)))
+    vw.release()
+    out = tmp_path / "o"
+    assert main(["predict", str(d), "--out", str(out), "--format", "jsonl", "--batch-size", "2", "--no-images",
+                 "--no-progress", "--device", "cpu"]) == 0
+    recs = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [r["file"] for r in recs] == ["p0.jpg", "p1.jpg", "p2.jpg", "p2b.jpg", "p3.jpg", "p3v.avi", "p4.jpg"]
+    assert "error" in recs[3] and recs[5]["kind"] == "video"
+    pred = LandmarkPredictor.from_pretrained("default", device="cpu")
+    for r in recs:
+        if r["kind"] == "image" and "error" not in r:
+            (alone,) = pred.predict(str(d / r["file"]))
+            np.testing.assert_allclose(r["faces"][0]["points"], np.round(alone.points, 2), atol=0.02)

@@ -247,6 +247,12 @@ class LandmarkPredictor:
         """Like :meth:`predict` for many images, batching all their faces through the network."""
         rgbs = [_as_rgb(im, channels) for im in images]
         regions = [self.crops_for(r, boxes[i] if boxes is not None else None) for i, r in enumerate(rgbs)]
+        return self.faces_in(rgbs, regions, refine, batch_size, quality)
+
+    def faces_in(self, rgbs: Sequence[np.ndarray], regions: Sequence[list[Region]], refine: int = 0,
+                 batch_size: int = 32, quality: bool | None = None) -> list[list[FaceResult]]:
+        """The faces of RGB images whose face regions are found already (:meth:`crops_for`),
+        all crops batched through the network together; as :meth:`predict` otherwise."""
         out = self._faces_many(rgbs, regions, batch_size, quality)
         return [self._refined(rgbs[i], f, refine, batch_size, quality) for i, f in enumerate(out)]
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -14,7 +17,7 @@ import numpy as np
 from fabrec.errors import FabrecError
 from fabrec.inputs import InputFile, expand_inputs
 from fabrec.io import complete_lines, write_image_atomic, write_text_atomic
-from fabrec.predict import BoxXYWH, FaceResult, LandmarkPredictor
+from fabrec.predict import BoxXYWH, FaceResult, LandmarkPredictor, Region
 from fabrec.smoothing import OneEuro
 from fabrec.results import csv_header, csv_rows, record
 from fabrec.visualize import draw_head_axes, draw_points
@@ -53,7 +56,8 @@ def predict_files(
     result schema (:mod:`fabrec.results`) and annotated pictures into ``out_dir``. ``inputs``:
     paths, or the input files of :func:`fabrec.inputs.expand_inputs` (which names them so that
     no two share an output). Unreadable files are
-    reported in the output, not raised. ``batch_size``: faces of one image per network batch.
+    reported in the output, not raised. ``batch_size``: faces per network batch, gathered from
+    consecutive photos (read and detected ahead in a worker thread; :func:`_records`).
     Returns counts (files, images, videos, faces, frames, frames_with_face, no_face, errors,
     skipped) and ``causes``: each error message (without its file name) with how many inputs it
     hit."""
@@ -66,20 +70,112 @@ def predict_files(
     counts["causes"] = {}
     sink = _Sink(out, fmt, predictor.scheme.num_points, skip_existing)
     it = progress(iter(files)) if progress else iter(files)
-    for inp in it:
-        key = inp.name.as_posix()
-        if skip_existing and sink.done(key, inp.out):
-            counts["skipped"] += 1
-            continue
+    todo = _not_done(it, sink, counts) if skip_existing else it
+    opts = _ImageOptions(boxes, refine, save_images, save_reconstruction, batch_size)
+    for inp, rec in _records(predictor, todo, out, opts, smooth):
         counts["files"] += 1
-        if inp.is_video:
-            rec = _predict_video(predictor, inp.path, key, out / inp.out, smooth, save_images)
-        else:
-            rec = _predict_image(predictor, inp.path, key, out / inp.out, boxes, refine, save_images,
-                                 save_reconstruction, batch_size)
         _count(counts, rec, inp.path)
         sink.write(rec, inp.out)
     return counts
+
+
+def _not_done(inputs: Iterator[InputFile], sink: _Sink, counts: dict) -> Iterator[InputFile]:
+    """The inputs whose results are not written yet (``--skip-existing``), counting the others."""
+    for inp in inputs:
+        if sink.done(inp.name.as_posix(), inp.out):
+            counts["skipped"] += 1
+        else:
+            yield inp
+
+
+@dataclass(frozen=True)
+class _ImageOptions:
+    """What ``predict_files`` does with each image."""
+
+    boxes: dict[str, list[BoxXYWH]] | None
+    refine: int
+    save_images: bool
+    save_reconstruction: bool
+    batch_size: int
+
+
+@dataclass
+class _Photo:
+    """An image read and its faces found (regions), or why not."""
+
+    inp: InputFile
+    rgb: np.ndarray | None = None
+    regions: list[Region] | None = None
+    error: str | None = None
+
+
+def _read_photo(predictor: LandmarkPredictor, inp: InputFile, boxes: dict[str, list[BoxXYWH]] | None) -> _Photo:
+    """Read one image and find its face regions (the detector, or its given boxes)."""
+    from fabrec.io import read_image
+
+    key = inp.name.as_posix()
+    try:
+        rgb = read_image(inp.path)
+        given = None
+        if boxes is not None:
+            given = boxes.get(key, boxes.get(inp.path.name))
+            if given is None:
+                return _Photo(inp, error="no box for this file in --boxes")
+        return _Photo(inp, rgb, predictor.crops_for(rgb, given))
+    except FabrecError as e:
+        return _Photo(inp, error=str(e))
+
+
+def _records(predictor: LandmarkPredictor, inputs: Iterator[InputFile], out: Path, opts: _ImageOptions,
+             smooth: OneEuro | None) -> Iterator[tuple[InputFile, dict]]:
+    """(input, record) in input order. Images are read and their faces detected ahead in a
+    worker thread (at most ``2 x batch_size`` photos in flight, so memory stays bounded) while
+    the network runs on the faces of several photos at once (batches of about ``batch_size``
+    faces); a video flushes the photos before it and is tracked on its own."""
+    window, pending = 2 * opts.batch_size, []
+    with ThreadPoolExecutor(1, thread_name_prefix="fabrec-read") as pool:
+        ahead: deque = deque()
+        source = iter(inputs)
+        while True:
+            while len(ahead) < window and (inp := next(source, None)) is not None:
+                ahead.append((inp, None if inp.is_video else pool.submit(_read_photo, predictor, inp, opts.boxes)))
+            if not ahead:
+                break
+            inp, job = ahead.popleft()
+            if job is None:
+                yield from _flush(predictor, pending, out, opts)
+                pending = []
+                yield inp, _predict_video(predictor, inp.path, inp.name.as_posix(), out / inp.out, smooth,
+                                          opts.save_images)
+                continue
+            pending.append(job.result())
+            if sum(len(p.regions or ()) for p in pending) >= opts.batch_size or len(pending) >= opts.batch_size:
+                yield from _flush(predictor, pending, out, opts)
+                pending = []
+        yield from _flush(predictor, pending, out, opts)
+
+
+def _flush(predictor: LandmarkPredictor, photos: list[_Photo], out: Path,
+           opts: _ImageOptions) -> Iterator[tuple[InputFile, dict]]:
+    """The records of read photos, their faces batched through the network together."""
+    if not photos:
+        return
+    ok = [p for p in photos if p.error is None]
+    try:
+        found = predictor.faces_in([p.rgb for p in ok], [p.regions for p in ok], opts.refine, opts.batch_size)
+    except FabrecError as e:  # one bad face box fails its own photo only
+        if len(ok) > 1:
+            for p in photos:
+                yield from _flush(predictor, [p], out, opts)
+            return
+        ok[0].error, found = str(e), []
+    faces = {id(p): f for p, f in zip(ok, found)}
+    for p in photos:
+        key = p.inp.name.as_posix()
+        if p.error is not None:
+            yield p.inp, _record(predictor, "image", key, error=p.error)
+        else:
+            yield p.inp, _image_record(predictor, p, faces[id(p)], out / p.inp.out, opts)
 
 
 def _count(counts: dict, rec: dict, path: Path) -> None:
@@ -146,28 +242,18 @@ class _Sink:
                     w.writerow(row)
 
 
-def _predict_image(predictor: LandmarkPredictor, path: Path, key: str, dest: Path,
-                   boxes: dict[str, list[BoxXYWH]] | None, refine: int, save_images: bool,
-                   save_reconstruction: bool, batch_size: int) -> dict:
-    from fabrec.io import read_image
-
-    try:
-        rgb = read_image(path)
-        given = None
-        if boxes is not None:
-            given = boxes.get(key, boxes.get(path.name))
-            if given is None:
-                return _record(predictor, "image", key, error="no box for this file in --boxes")
-        faces = predictor.predict(rgb, given, refine=refine, batch_size=batch_size)
-    except FabrecError as e:
-        return _record(predictor, "image", key, error=str(e))
-    rec = predictor.image_record(key, rgb, faces)
+def _image_record(predictor: LandmarkPredictor, photo: _Photo, faces: list[FaceResult], dest: Path,
+                  opts: _ImageOptions) -> dict:
+    """One image's record, and its annotated picture and reconstruction where asked."""
+    rgb = photo.rgb
+    assert rgb is not None
+    rec = predictor.image_record(photo.inp.name.as_posix(), rgb, faces)
     if not faces:
         rec["note"] = "no face found"
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if save_images and faces:
+    if opts.save_images and faces:
         write_image_atomic(_named(dest, "_landmarks.jpg"), annotate(rgb, faces))
-    if save_reconstruction and faces:
+    if opts.save_reconstruction and faces:
         crop, rec_img = predictor.reconstruct(rgb, faces[0].crop if faces[0].crop else faces[0].box)
         write_image_atomic(_named(dest, "_reconstruction.png"), np.hstack([crop, rec_img]))
     return rec
