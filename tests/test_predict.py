@@ -242,3 +242,18 @@ def test_a_folder_is_batched_across_photos_in_input_order_with_the_same_points(t
         if r["kind"] == "image" and "error" not in r:
             (alone,) = pred.predict(str(d / r["file"]))
             np.testing.assert_allclose(r["faces"][0]["points"], np.round(alone.points, 2), atol=0.02)
+
+
+def test_predict_many_takes_any_iterable_and_gives_what_predict_gives() -> None:
+    from fabrec.sample_photo import SAMPLE_IMAGE
+
+    rgb = cv2.cvtColor(cv2.imread(str(SAMPLE_IMAGE)), cv2.COLOR_BGR2RGB)
+    images = (np.roll(rgb, 9 * i, axis=0) for i in range(5))  # a generator, read once
+    pred = LandmarkPredictor.from_pretrained("default", device="cpu", quality=False)
+    got = list(pred.predict_many(images, batch_size=2))
+    assert len(got) == 5
+    for i, faces in enumerate(got):
+        (alone,) = pred.predict(np.roll(rgb, 9 * i, axis=0))
+        np.testing.assert_allclose(faces[0].points, alone.points, atol=0.02)
+    with pytest.raises(FabrecError, match="nothere.jpg"):
+        list(pred.predict_many(["nothere.jpg"]))

@@ -21,6 +21,7 @@ from fabrec.io import read_image
 from fabrec.inference_options import InferenceOptions, with_overrides
 from fabrec.landmark_model import LandmarkModel, crop_to_image, load_for_inference
 from fabrec.normalization import to_tensor
+from fabrec.pipeline import read_ahead
 from fabrec.schemes import is_ibug68
 from fabrec.smoothing import OneEuro
 from fabrec.results import image_record
@@ -248,6 +249,26 @@ class LandmarkPredictor:
         rgbs = [_as_rgb(im, channels) for im in images]
         regions = [self.crops_for(r, boxes[i] if boxes is not None else None) for i, r in enumerate(rgbs)]
         return self.faces_in(rgbs, regions, refine, batch_size, quality)
+
+    def predict_many(self, images: Iterable[str | Path | np.ndarray], refine: int = 0, batch_size: int = 32,
+                     channels: str = "rgb", quality: bool | None = None) -> Iterator[list[FaceResult]]:
+        """The faces of each image of an iterable (paths or arrays, as :meth:`predict` takes),
+        in order, as a generator: images are read and their faces detected in a worker thread
+        ahead of the network (at most ``2 x batch_size`` images in flight), and the faces of
+        consecutive images go through the network together in batches of about ``batch_size``.
+        An unreadable image raises :class:`FabrecError` where it comes."""
+        def prepare(image: str | Path | np.ndarray) -> tuple[np.ndarray, list[Region]]:
+            rgb = _as_rgb(image, channels)
+            return rgb, self.crops_for(rgb, None)
+
+        pending: list[tuple[np.ndarray, list[Region]]] = []
+        for _, got in read_ahead(images, prepare, 2 * batch_size):
+            pending.append(got)  # type: ignore[arg-type]
+            if sum(len(r) for _, r in pending) >= batch_size or len(pending) >= batch_size:
+                yield from self.faces_in([g for g, _ in pending], [r for _, r in pending], refine, batch_size, quality)
+                pending = []
+        if pending:
+            yield from self.faces_in([g for g, _ in pending], [r for _, r in pending], refine, batch_size, quality)
 
     def faces_in(self, rgbs: Sequence[np.ndarray], regions: Sequence[list[Region]], refine: int = 0,
                  batch_size: int = 32, quality: bool | None = None) -> list[list[FaceResult]]:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
@@ -17,6 +15,7 @@ import numpy as np
 from fabrec.errors import FabrecError
 from fabrec.inputs import InputFile, expand_inputs
 from fabrec.io import complete_lines, write_image_atomic, write_text_atomic
+from fabrec.pipeline import read_ahead
 from fabrec.predict import BoxXYWH, FaceResult, LandmarkPredictor, Region
 from fabrec.smoothing import OneEuro
 from fabrec.results import csv_header, csv_rows, record
@@ -132,27 +131,19 @@ def _records(predictor: LandmarkPredictor, inputs: Iterator[InputFile], out: Pat
     worker thread (at most ``2 x batch_size`` photos in flight, so memory stays bounded) while
     the network runs on the faces of several photos at once (batches of about ``batch_size``
     faces); a video flushes the photos before it and is tracked on its own."""
-    window, pending = 2 * opts.batch_size, []
-    with ThreadPoolExecutor(1, thread_name_prefix="fabrec-read") as pool:
-        ahead: deque = deque()
-        source = iter(inputs)
-        while True:
-            while len(ahead) < window and (inp := next(source, None)) is not None:
-                ahead.append((inp, None if inp.is_video else pool.submit(_read_photo, predictor, inp, opts.boxes)))
-            if not ahead:
-                break
-            inp, job = ahead.popleft()
-            if job is None:
-                yield from _flush(predictor, pending, out, opts)
-                pending = []
-                yield inp, _predict_video(predictor, inp.path, inp.name.as_posix(), out / inp.out, smooth,
-                                          opts.save_images)
-                continue
-            pending.append(job.result())
-            if sum(len(p.regions or ()) for p in pending) >= opts.batch_size or len(pending) >= opts.batch_size:
-                yield from _flush(predictor, pending, out, opts)
-                pending = []
-        yield from _flush(predictor, pending, out, opts)
+    pending: list[_Photo] = []
+    read = lambda inp: _read_photo(predictor, inp, opts.boxes)  # noqa: E731
+    for inp, photo in read_ahead(inputs, read, 2 * opts.batch_size, skip=lambda inp: inp.is_video):
+        if photo is None:  # a video: the photos before it first
+            yield from _flush(predictor, pending, out, opts)
+            pending = []
+            yield inp, _predict_video(predictor, inp.path, inp.name.as_posix(), out / inp.out, smooth, opts.save_images)
+            continue
+        pending.append(photo)
+        if sum(len(p.regions or ()) for p in pending) >= opts.batch_size or len(pending) >= opts.batch_size:
+            yield from _flush(predictor, pending, out, opts)
+            pending = []
+    yield from _flush(predictor, pending, out, opts)
 
 
 def _flush(predictor: LandmarkPredictor, photos: list[_Photo], out: Path,
