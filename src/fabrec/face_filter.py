@@ -52,7 +52,10 @@ class FaceFilter:
 
     def score(self, codes: np.ndarray, confidence: np.ndarray) -> np.ndarray:
         """``(N,)`` face scores in [0, 1] for crops' codes ``(N, L)`` and confidences ``(N, K)``."""
-        f = face_features(codes, confidence)
+        return self.score_features(face_features(codes, confidence))
+
+    def score_features(self, f: np.ndarray) -> np.ndarray:
+        """``(N,)`` scores of features ``(N, D)`` made by :func:`face_features`."""
         if f.shape[1] != self.weights.shape[0]:
             raise FabrecError(f"face filter: made for {(self.weights.shape[0] - 2) // 2}-D codes, "
                               f"got {(f.shape[1] - 2) // 2}")

@@ -19,6 +19,7 @@ from fabrec.config import ModelConfig
 from fabrec.errors import FabrecError
 from fabrec.face_filter import FaceFilter
 from fabrec.faces.framing import Framing
+from fabrec.orientation import OrientationChooser
 from fabrec.heatmaps import decode_heatmaps
 from fabrec.inference_options import InferenceOptions
 from fabrec.model import FabRec
@@ -65,6 +66,8 @@ class LandmarkModel:
         face_filter: the face filter fitted for this model (:mod:`fabrec.face_filter`), or None.
         min_confidence: detected faces with a lower mean point confidence are not faces, where
             no face filter is used (0: no cut).
+        orientation: the rule choosing among a face's orientations fitted for this model
+            (:class:`~fabrec.orientation.OrientationChooser`), or None (the plain rule).
     """
 
     net: FabRec
@@ -75,6 +78,7 @@ class LandmarkModel:
     flip_average: bool = False
     face_filter: FaceFilter | None = None
     min_confidence: float = 0.0
+    orientation: OrientationChooser | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -113,8 +117,9 @@ class LandmarkModel:
             mf.load_net("ae_encoder", net.add_ae_encoder())
         shape = None if mf.mean_shape is None else np.asarray(mf.mean_shape, np.float64).reshape(scheme.num_points, 2)
         flt = None if mf.face_filter is None else FaceFilter.from_dict(mf.face_filter, f"{mf.source}: face filter")
+        orient = None if mf.orientation is None else OrientationChooser.from_dict(mf.orientation, f"{mf.source}: orientation")
         return LandmarkModel(net.eval(), scheme, mf.decoder, mean_shape=shape, face_filter=flt,
-                             min_confidence=mf.min_confidence)
+                             min_confidence=mf.min_confidence, orientation=orient)
 
     def placed(self, device: torch.device) -> LandmarkModel:
         """This model on ``device`` in its inference layout (channels-last on CPU), in eval

@@ -33,7 +33,7 @@ KINDS = ("landmarks", "autoencoder")
 NETS = {"landmarks": ("encoder", "generator", "itl", "ae_encoder"),
         "autoencoder": ("encoder", "generator", "dz", "dx")}
 REQUIRED = {"landmarks": ("encoder", "generator", "itl"), "autoencoder": ("encoder", "generator")}
-LAYOUT = ("kind", "model", "nets", "scheme", "itl", "decoder", "mean_shape", "face_filter", "min_confidence")
+LAYOUT = ("kind", "model", "nets", "scheme", "itl", "decoder", "mean_shape", "face_filter", "min_confidence", "orientation")
 PAPER_256 = "paper-256"  # the paper's 256-px architecture with random weights, for speed measurements
 
 
@@ -53,6 +53,7 @@ class ModelFile:
     # point confidence under which detected faces are dropped when no filter is used
     face_filter: dict[str, Any] | None = None
     min_confidence: float = 0.0
+    orientation: dict[str, Any] | None = None  # fabrec.orientation.OrientationChooser, as a dict
     source: str = "model"
     training: dict[str, Any] = field(default_factory=dict)
 
@@ -63,7 +64,7 @@ class ModelFile:
         if self.kind == "landmarks":
             out |= {"scheme": self.scheme, "itl": list(self.itl or []), "decoder": self.decoder,
                     "mean_shape": self.mean_shape, "face_filter": self.face_filter,
-                    "min_confidence": self.min_confidence}
+                    "min_confidence": self.min_confidence, "orientation": self.orientation}
         return out
 
     @staticmethod
@@ -89,7 +90,8 @@ class ModelFile:
         if kind == "landmarks":
             mf = replace(mf, scheme=state["scheme"], itl=list(state["itl"]),
                          decoder=state.get("decoder") or "reference", mean_shape=state.get("mean_shape"),
-                         face_filter=state.get("face_filter"), min_confidence=float(state.get("min_confidence") or 0.0))
+                         face_filter=state.get("face_filter"), min_confidence=float(state.get("min_confidence") or 0.0),
+                         orientation=state.get("orientation"))
         return mf
 
     def load_net(self, name: str, module: nn.Module, strict: bool = True) -> nn.Module:

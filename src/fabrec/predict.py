@@ -21,6 +21,7 @@ from fabrec.io import read_image
 from fabrec.inference_options import InferenceOptions, with_overrides
 from fabrec.landmark_model import LandmarkModel, crop_to_image, load_for_inference
 from fabrec.normalization import to_tensor
+from fabrec.orientation import choose, is_upright, plain_score
 from fabrec.pipeline import read_ahead
 from fabrec.schemes import is_ibug68
 from fabrec.smoothing import OneEuro
@@ -192,14 +193,19 @@ class LandmarkPredictor:
         mats = [crop_matrix(reg[1], s) for _, reg in flat]
         crops = [warp(rgbs[i], m, s) for (i, _), m in zip(flat, mats)]
         out: list[list[FaceResult]] = [[] for _ in rgbs]
+        scores: list[list[float]] = [[] for _ in rgbs]
+        chooser = self.model.orientation
         for (i, reg), m, (p, conf, codes, err, _) in zip(flat, mats, self._run(crops, batch_size, quality)):
             q = float(np.clip(1.0 - err / 50.0, 0.0, 1.0)) if not math.isnan(err) else float("nan")
             fs = float("nan") if self.face_filter is None else float(self.face_filter.score(codes[None], conf[None])[0])
             pts = crop_to_image(p, m)
             pose = head_pose(pts, rgbs[i].shape[1::-1]) if self._posed else None
             out[i].append(FaceResult(reg.box, pts, conf, q, err, reg.source, reg.crop, reg.score, fs, pose))
-        return [[f for f in _most_confident(faces, [reg.group for reg in regs]) if self._is_face(f)]
-                for faces, regs in zip(out, regions)]
+            scores[i].append(plain_score(conf, reg.score) if chooser is None or reg.group < 0 else
+                             float(chooser.scores(conf[None], [reg.score], codes[None])[0]))
+        margin = 0.0 if chooser is None else chooser.margin
+        return [[f for f in _one_orientation(faces, [reg.group for reg in regs], sc, margin) if self._is_face(f)]
+                for faces, regs, sc in zip(out, regions, scores)]
 
     def _is_face(self, f: FaceResult) -> bool:
         """Whether a face passes the filters (faces from given boxes and tracks always do)."""
@@ -419,25 +425,16 @@ def _nearest(regions: list[Region], ref: Box | None) -> Region:
     return min(regions, key=lambda r: math.hypot(r.crop.cx - ref.cx, r.crop.cy - ref.cy))
 
 
-def orientation_score(face: FaceResult) -> float:
-    """How right a candidate orientation of a detected face looks: the model's mean point
-    confidence (an upside-down or sideways crop gives flat heatmaps) + 0.1 x the detector's
-    score. No term depends on how the photo itself is turned, so a face gets the same answer
-    in a photo turned by 90-degree steps. Weight chosen on 300-W HELEN-train photos turned by
-    0-270 degrees (1,526 faces, 3.7 candidates each): the right orientation in 99.6% (mean
-    confidence alone: 99.5%, detector score alone: 96.9%)."""
-    score = 0.0 if math.isnan(face.score) else face.score
-    return float(face.confidence.mean()) + 0.1 * score
-
-
-def _most_confident(faces: list[FaceResult], groups: list[int]) -> list[FaceResult]:
-    """One face per group (the candidate orientations of one detection): the one with the
-    highest :func:`orientation_score`. Faces outside any group (``-1``) are all kept; the
-    order of first appearance is kept."""
-    best: dict[int, int] = {}
-    for k, (f, g) in enumerate(zip(faces, groups)):
-        if g < 0:
-            continue
-        if g not in best or orientation_score(f) > orientation_score(faces[best[g]]):
-            best[g] = k
-    return [f for k, (f, g) in enumerate(zip(faces, groups)) if g < 0 or best[g] == k]
+def _one_orientation(faces: list[FaceResult], groups: list[int], scores: list[float],
+                     margin: float) -> list[FaceResult]:
+    """One face per group (the candidate orientations of one detection), chosen by
+    :func:`fabrec.orientation.choose` on their scores; faces outside any group (``-1``) are all
+    kept, in the order of first appearance."""
+    members: dict[int, list[int]] = {}
+    for k, g in enumerate(groups):
+        if g >= 0:
+            members.setdefault(g, []).append(k)
+    keep = {ks[choose([scores[k] for k in ks], [f.crop is not None and is_upright(f.crop.angle)
+                                                for f in (faces[k] for k in ks)], margin)]
+            for ks in members.values()}
+    return [f for k, (f, g) in enumerate(zip(faces, groups)) if g < 0 or k in keep]
