@@ -194,18 +194,33 @@ class LandmarkPredictor:
         crops = [warp(rgbs[i], m, s) for (i, _), m in zip(flat, mats)]
         out: list[list[FaceResult]] = [[] for _ in rgbs]
         scores: list[list[float]] = [[] for _ in rgbs]
-        chooser = self.model.orientation
-        for (i, reg), m, (p, conf, codes, err, _) in zip(flat, mats, self._run(crops, batch_size, quality)):
+        found = self._run(crops, batch_size, quality)
+        fs_all, orient_all = self._crop_scores(found, [reg for _, reg in flat])
+        for k, ((i, reg), m, (p, conf, _, err, _)) in enumerate(zip(flat, mats, found)):
             q = float(np.clip(1.0 - err / 50.0, 0.0, 1.0)) if not math.isnan(err) else float("nan")
-            fs = float("nan") if self.face_filter is None else float(self.face_filter.score(codes[None], conf[None])[0])
             pts = crop_to_image(p, m)
             pose = head_pose(pts, rgbs[i].shape[1::-1]) if self._posed else None
-            out[i].append(FaceResult(reg.box, pts, conf, q, err, reg.source, reg.crop, reg.score, fs, pose))
-            scores[i].append(plain_score(conf, reg.score) if chooser is None or reg.group < 0 else
-                             float(chooser.scores(conf[None], [reg.score], codes[None])[0]))
+            out[i].append(FaceResult(reg.box, pts, conf, q, err, reg.source, reg.crop, reg.score, float(fs_all[k]), pose))
+            scores[i].append(float(orient_all[k]))
+        chooser = self.model.orientation
         margin = 0.0 if chooser is None else chooser.margin
         return [[f for f in _one_orientation(faces, [reg.group for reg in regs], sc, margin) if self._is_face(f)]
                 for faces, regs, sc in zip(out, regions, scores)]
+
+    def _crop_scores(self, found: list[Crop], regions: list[Region]) -> tuple[np.ndarray, np.ndarray]:
+        """Per crop, scored all at once: the face filter's score (NaN without one) and the
+        orientation score (:mod:`fabrec.orientation`; the model file's rule where it has one)."""
+        n = len(found)
+        if not n:
+            return np.zeros(0), np.zeros(0)
+        conf = np.stack([c.confidence for c in found])
+        codes = np.stack([c.codes for c in found])
+        fs = np.full(n, np.nan) if self.face_filter is None else self.face_filter.score(codes, conf)
+        det = [r.score for r in regions]
+        chooser = self.model.orientation
+        orient = (np.array([plain_score(c, d) for c, d in zip(conf, det)]) if chooser is None
+                  else chooser.scores(conf, det, codes))
+        return fs, orient
 
     def _is_face(self, f: FaceResult) -> bool:
         """Whether a face passes the filters (faces from given boxes and tracks always do)."""
