@@ -27,18 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fabrec.batch_order import is_validation
+from aflw_parts import HELD_OUT_PERMILLE, aflw_held_out  # noqa: F401  (re-exported for the other scripts)
+
+from fabrec.splits import is_validation
 from fabrec.datasets.pts import read_pts
 from fabrec.io import read_image
 from fabrec.predict import LandmarkPredictor, Region
 from fabrec.transforms import Box
-
-HELD_OUT_PERMILLE = 300
-
-
-def aflw_held_out(stem: str) -> bool:
-    """Whether an AFLW2000-3D photo is in the held-out part (about 30 %, stable by name)."""
-    return is_validation(f"aflw2000/{stem}", HELD_OUT_PERMILLE)
 
 
 @dataclass

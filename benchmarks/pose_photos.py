@@ -27,21 +27,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from face_crops import aflw_held_out  # noqa: E402
+from aflw_parts import BINS, aflw_held_out, bin_of  # noqa: E402, F401
 
 from fabrec.datasets.pts import read_pts  # noqa: E402
 from fabrec.head_pose import head_pose  # noqa: E402
 from fabrec.io import write_json_atomic  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-BINS = ((0, 30), (30, 60), (60, 90))
-
-
-def bin_of(yaw: float) -> str:
-    a = abs(yaw)
-    return next(f"{lo}-{hi}" for lo, hi in BINS if a < hi or hi == 90)
-
-
 def match(faces: list[dict], truth: np.ndarray) -> dict | None:
     (x0, y0), (x1, y1) = truth.min(0), truth.max(0)
     gx, gy = (x1 - x0) / 2, (y1 - y0) / 2

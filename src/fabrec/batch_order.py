@@ -8,34 +8,16 @@ whatever the worker layout and wherever a run was resumed.
 
 from __future__ import annotations
 
-import hashlib
 import math
-from collections.abc import Callable, Iterator, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fabrec.signals import ignore_stop_signals
+from fabrec.splits import hash_split, is_validation  # noqa: F401  (the split rule, re-exported)
 
-T = TypeVar("T")
-
-
-def is_validation(key: str, permille: int) -> bool:
-    """The split rule: a stable hash of the key (a relative path), independent of listing order."""
-    h = int(hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest()[:8], 16)
-    return h % 1000 < permille
-
-
-def hash_split(items: Sequence[T], key: Callable[[T], str], permille: int, val_max: int) -> tuple[list[T], list[T]]:
-    """(train, validation) of ``items``: validation takes the keys that hash under
-    ``permille`` / 1000, sorted, at most ``val_max`` of them, with every item of those keys (an
-    image listed twice never lands on both sides)."""
-    keys = sorted({key(it) for it in items if is_validation(key(it), permille)})[:val_max]
-    chosen = set(keys)
-    val = sorted((it for it in items if key(it) in chosen), key=key)
-    return [it for it in items if key(it) not in chosen], val
 
 
 def sample_key(key: int | tuple[int, int]) -> tuple[int, int]:
