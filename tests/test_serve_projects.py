@@ -189,3 +189,24 @@ def test_a_turned_phone_photo_is_labelled_in_the_orientation_training_reads(clie
     assert client.put("/v1/projects/turned/labels/phone.jpg", json={"points": [[35, 10]]}).status_code == 400
     doc = json.loads(photo.with_suffix(".json").read_text())
     assert (doc["imageWidth"], doc["imageHeight"]) == (20, 40)
+
+
+def test_the_next_photo_opens_with_every_point_suggested_from_the_labelled_ones(client, predictor, tmp_path) -> None:
+    """After one labelled photo, a new photo of another face gets all five points suggested
+    (the bundled 68-point model mapped to the scheme), near where they belong."""
+    client.post("/v1/projects", json={"name": "five", "template": "5"})
+    img = cv2.imread(str(SAMPLE_IMAGE))
+    client.post("/v1/projects/five/images", files={"image": ("a.jpg", jpeg(img), "image/jpeg")})
+    moved = np.ascontiguousarray(np.roll(cv2.resize(img, None, fx=0.8, fy=0.8), 25, axis=1))
+    client.post("/v1/projects/five/images", files={"image": ("b.jpg", jpeg(moved), "image/jpeg")})
+    r = client.get("/v1/projects/five/suggest/b.jpg")
+    assert r.status_code == 409 and "label a photo first" in r.json()["error"]
+    client.put("/v1/projects/five/labels/a.jpg", json={"points": five_labels(predictor)})
+    got = client.get("/v1/projects/five/suggest/b.jpg").json()
+    assert got["labelled_photos"] == 1 and "68-point model" in got["source"] and len(got["points"]) == 5
+    (face,) = predictor.predict(moved[..., ::-1].copy())
+    p = face.points
+    want = np.array([p[36:42].mean(0), p[42:48].mean(0), p[30], p[48], p[54]])
+    size = float(np.linalg.norm(np.ptp(p, 0)))
+    assert (np.linalg.norm(np.array(got["points"]) - want, axis=1) < 0.02 * size).all()
+    assert client.get("/v1/projects/five/labels/b.jpg").json()["points"] == [None] * 5  # nothing saved

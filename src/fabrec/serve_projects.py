@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fabrec.io import read_image
 from fabrec.label_projects import ProjectError, ProjectStore
 from fabrec.serve_requests import ApiError, Gate, Landmarker, answers_errors
 from fabrec.train_jobs import TrainingJobs, suggested_steps
@@ -54,6 +55,59 @@ class PreviewModels:
             return hit[1]
 
 
+class Suggestions:
+    """Suggested points for a project's photos (:mod:`fabrec.label_assist`): the project's own
+    model once it has one, else the bundled 68-point model's points mapped to the scheme through
+    the labelled photos. The 68 points found on each photo are cached by the file's version."""
+
+    def __init__(self, store: ProjectStore, previews: PreviewModels) -> None:
+        self.store, self.previews = store, previews
+        self._lock = threading.Lock()
+        self._found: dict[tuple[str, int], Any] = {}
+        self._predictor: Any = None
+
+    def _points68(self, path: Path) -> Any:
+        """The bundled model's 68 points of the largest face on a photo, or None."""
+        from fabrec.predict import LandmarkPredictor
+
+        key = (str(path), path.stat().st_mtime_ns)
+        with self._lock:
+            if self._predictor is None:
+                self._predictor = LandmarkPredictor.from_pretrained("default", device="cpu", quality=False)
+            if key not in self._found:
+                faces = self._predictor.predict(read_image(path))
+                self._found[key] = None if not faces else max(faces, key=lambda f: f.box[2] * f.box[3]).points
+            return self._found[key]
+
+    def suggest(self, name: str, file: str) -> dict[str, Any]:
+        """``{"file", "points": [[x, y] | None, ...], "source", "labelled_photos"}``."""
+        import numpy as np
+
+        from fabrec.label_assist import fit_mapping, map_points
+
+        target = self.store.image(name, file)
+        if self.store.model_path(name).is_file():
+            faces = self.previews.get(name).predictor.predict(read_image(target))
+            pts = None if not faces else max(faces, key=lambda f: f.box[2] * f.box[3]).points
+            return {"file": file, "points": None if pts is None else np.round(pts, 2).tolist(),
+                    "source": "the project's model", "labelled_photos": self.store.describe(name)["complete"]}
+        found, labels = [], []
+        for img in self.store.describe(name)["images"]:
+            if img["file"] == file or not img["labelled"]:
+                continue
+            p68 = self._points68(self.store.image(name, img["file"]))
+            if p68 is not None:
+                found.append(p68)
+                labels.append(np.array([[np.nan, np.nan] if q is None else q for q in self.store.labels(name, img["file"])]))
+        if not found:
+            raise ProjectError("label a photo first: suggestions are learnt from the labelled ones", 409)
+        p68 = self._points68(target)
+        pts = None if p68 is None else map_points(fit_mapping(found, labels), p68)
+        return {"file": file, "points": None if pts is None else np.round(pts, 2).tolist(),
+                "source": f"the bundled 68-point model mapped through {len(found)} labelled photo(s)",
+                "labelled_photos": len(found)}
+
+
 class ProjectApi:
     """The handlers of the routes above, on one projects folder (see :func:`project_routes`)."""
 
@@ -61,6 +115,16 @@ class ProjectApi:
         self.gate, self.store = gate, ProjectStore(root)
         self.jobs = TrainingJobs(self.store)
         self.previews = PreviewModels(self.store, workers)
+        self.suggestions = Suggestions(self.store, self.previews)
+
+    @answers_errors
+    async def suggest(self, request: Any) -> Any:
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import JSONResponse
+
+        self.gate.check(request)
+        got = await run_in_threadpool(self.suggestions.suggest, request.path_params["name"], request.path_params["file"])
+        return JSONResponse(got)
 
     @answers_errors
     async def projects(self, request: Any) -> Any:
@@ -182,6 +246,7 @@ def project_routes(root: Path, gate: Gate, workers: int = 2) -> tuple[list[Any],
               Route(base + "/scheme", api.scheme, methods=["PUT"]),
               Route(f"{base}/images", api.add_image, methods=["POST"]), Route(base + "/images/{file}", api.image),
               Route(base + "/labels/{file}", api.labels, methods=["GET", "PUT"]),
+              Route(base + "/suggest/{file}", api.suggest),
               Route(f"{base}/train", api.train, methods=["GET", "POST", "DELETE"]),
               Route(f"{base}/preview", api.preview, methods=["POST"]), Route(f"{base}/model", api.model),
               Route(f"{base}/labels.zip", api.labels_zip)]
