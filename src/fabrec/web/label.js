@@ -77,7 +77,9 @@ async function openPhoto(i) {
   await new Promise(ok => { img.onload = ok; img.src = URL.createObjectURL(blob); });
   S.img = img;
   S.points = labels.points;
+  S.suggested = null;
   S.undo = [];
+  if (S.points.every(q => q === null) && S.photos.some(p => p.labelled > 0)) await suggest(file);
   S.current = firstFree();
   fit();
   renderStrip();
@@ -85,6 +87,30 @@ async function openPhoto(i) {
   paint();
   canvas.dataset.photo = file;
 }
+
+async function suggest(file) {
+  // every point suggested (hollow, orange): drag the wrong ones (a drag labels that point),
+  // then accept the rest; nothing is saved until then
+  try {
+    const r = await (await api(`${base()}/suggest/${enc(file)}`)).json();
+    S.suggested = r.points;
+    if (r.points) say(`${file}: points suggested by ${r.source}: drag the wrong ones, then accept (A)`);
+  } catch (e) {
+    S.suggested = null;
+  }
+}
+
+async function accept() {
+  if (!S.suggested) return;
+  const sug = S.suggested;
+  S.suggested = null;
+  await change(() => {
+    S.points = S.points.map((p, i) => p ?? (sug[i] ? [sug[i][0], sug[i][1]] : null));
+    S.current = firstFree();
+  });
+}
+
+const shown = i => S.points[i] ?? (S.suggested ? S.suggested[i] : null);  // a label, else a suggestion
 
 function firstFree(from = 0) {
   const n = S.points.length;
@@ -109,18 +135,28 @@ function paint() {
   ctx.drawImage(S.img, ox, oy, S.img.width * s, S.img.height * s);
   ctx.font = "11px system-ui, sans-serif";
   S.points.forEach((p, i) => {
-    if (p === null) return;
-    const [cx, cy] = toCanvas(p);
-    ctx.fillStyle = i === S.current ? "#ffd400" : "#19c37d";
-    ctx.strokeStyle = "#000";
+    const q = shown(i);
+    if (q === null) return;
+    const [cx, cy] = toCanvas(q);
     ctx.beginPath();
     ctx.arc(cx, cy, 4, 0, 2 * Math.PI);
-    ctx.fill();
-    ctx.stroke();
+    if (p === null) {  // suggested, not yet a label: a hollow ring
+      ctx.strokeStyle = i === S.current ? "#ffd400" : "#ff9f1a";
+      ctx.lineWidth = 2;
+      ctx.stroke();
+      ctx.lineWidth = 1;
+    } else {
+      ctx.fillStyle = i === S.current ? "#ffd400" : "#19c37d";
+      ctx.strokeStyle = "#000";
+      ctx.fill();
+      ctx.stroke();
+    }
     ctx.fillStyle = "#fff";
     ctx.fillText(String(i + 1), cx + 5, cy - 5);
   });
   canvas.dataset.placed = String(S.points.filter(p => p !== null).length);
+  canvas.dataset.suggested = String(S.suggested ? S.points.filter((p, i) => p === null && S.suggested[i]).length : 0);
+  $("accept").hidden = !(S.suggested && S.points.some((p, i) => p === null && S.suggested[i]));
 }
 
 function renderPoints() {
@@ -164,8 +200,9 @@ async function save() {
 function hit(cx, cy) {
   let best = -1, bestD = 8;
   S.points.forEach((p, i) => {
-    if (p === null) return;
-    const [px, py] = toCanvas(p);
+    const q = shown(i);
+    if (q === null) return;
+    const [px, py] = toCanvas(q);
     const d = Math.hypot(px - cx, py - cy);
     if (d < bestD) { best = i; bestD = d; }
   });
@@ -210,7 +247,7 @@ window.addEventListener("mouseup", async e => {
   if (P.drag >= 0 && P.moved) {
     S.undo.push(P.before);
     await save();
-  } else if (!P.moved && P.drag < 0 && S.current >= 0) {
+  } else if (!P.moved && (P.drag < 0 || S.points[P.drag] === null) && S.current >= 0) {  // a click places the point (over a suggestion too)
     const [cx, cy] = at(e);
     const [x, y] = toImage(cx, cy);
     if (x < -0.5 || y < -0.5 || x > S.img.width - 0.5 || y > S.img.height - 0.5) return;
@@ -245,6 +282,7 @@ document.addEventListener("keydown", e => {
   else if (key === "n" || e.key === "ArrowRight") openPhoto(S.index + 1);
   else if (key === "p" || e.key === "ArrowLeft") openPhoto(S.index - 1);
   else if (key === "f") { fit(); paint(); }
+  else if (key === "a") accept();
   else if ((e.key === "Delete" || e.key === "Backspace") && S.current >= 0 && S.points[S.current]) {
     e.preventDefault();
     const i = S.current;
@@ -343,6 +381,7 @@ $("prev").addEventListener("click", () => openPhoto(S.index - 1));
 $("next").addEventListener("click", () => openPhoto(S.index + 1));
 $("undo").addEventListener("click", undo);
 $("fit").addEventListener("click", () => { fit(); paint(); });
+$("accept").addEventListener("click", accept);
 
 $("train").addEventListener("click", async () => {
   const steps = parseInt($("steps").value, 10);
