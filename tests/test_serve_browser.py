@@ -230,3 +230,8 @@ def test_after_one_labelled_photo_the_next_opens_with_every_point_suggested(serv
     assert got[2][0] - sug[2][0] > 10 / s  # the dragged one where it was dropped
     size = float(np.linalg.norm(np.ptp(truth[second], 0)))
     assert (np.linalg.norm(np.array(sug) - truth[second], axis=1) < 0.05 * size).all()  # suggestions near the truth
+    # 'label next' opens the photo the server ranks first, and says why
+    order = json.loads(urllib.request.urlopen(f"{url}/v1/projects/assist/next").read())["order"]
+    drv.find_element(By.ID, "teach").click()
+    wait(drv, lambda d: canvas.get_attribute("data-photo") == order[0]["file"] and canvas.get_attribute("data-why"))
+    assert canvas.get_attribute("data-why") == order[0]["why"] and "head turned" in order[0]["why"]

@@ -210,3 +210,20 @@ def test_the_next_photo_opens_with_every_point_suggested_from_the_labelled_ones(
     size = float(np.linalg.norm(np.ptp(p, 0)))
     assert (np.linalg.norm(np.array(got["points"]) - want, axis=1) < 0.02 * size).all()
     assert client.get("/v1/projects/five/labels/b.jpg").json()["points"] == [None] * 5  # nothing saved
+
+
+def test_the_photo_that_would_teach_most_comes_first_and_says_why(client, predictor, shared_data) -> None:
+    """After a frontal face is labelled, a profile (a held-out AFLW2000-3D photo at 60-90
+    degrees of yaw) is what to label next, ahead of a near copy of the labelled face."""
+    import json as js
+
+    poses = js.loads((shared_data / "aflw2000" / "poses.json").read_text())
+    profile = next(p for p in sorted((shared_data / "aflw2000").glob("*.jpg")) if abs(poses[p.stem]["yaw"]) > 70)
+    client.post("/v1/projects", json={"name": "five", "template": "5"})
+    img = cv2.imread(str(SAMPLE_IMAGE))
+    for name, im in (("a.jpg", img), ("b.jpg", np.roll(img, 9, axis=1)), ("c.jpg", cv2.imread(str(profile)))):
+        client.post("/v1/projects/five/images", files={"image": (name, jpeg(im), "image/jpeg")})
+    client.put("/v1/projects/five/labels/a.jpg", json={"points": five_labels(predictor)})
+    order = client.get("/v1/projects/five/next").json()["order"]
+    assert [o["file"] for o in order] == ["c.jpg", "b.jpg"]
+    assert "head turned" in order[0]["why"] and order[0]["score"] > order[1]["score"]

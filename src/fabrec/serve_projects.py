@@ -66,8 +66,8 @@ class Suggestions:
         self._found: dict[tuple[str, int], Any] = {}
         self._predictor: Any = None
 
-    def _points68(self, path: Path) -> Any:
-        """The bundled model's 68 points of the largest face on a photo, or None."""
+    def _face68(self, path: Path) -> Any:
+        """The bundled model's largest face on a photo (:class:`~fabrec.face_result.FaceResult`), or None."""
         from fabrec.predict import LandmarkPredictor
 
         key = (str(path), path.stat().st_mtime_ns)
@@ -76,8 +76,35 @@ class Suggestions:
                 self._predictor = LandmarkPredictor.from_pretrained("default", device="cpu", quality=False)
             if key not in self._found:
                 faces = self._predictor.predict(read_image(path))
-                self._found[key] = None if not faces else max(faces, key=lambda f: f.box[2] * f.box[3]).points
+                self._found[key] = None if not faces else max(faces, key=lambda f: f.box[2] * f.box[3])
             return self._found[key]
+
+    def _points68(self, path: Path) -> Any:
+        face = self._face68(path)
+        return None if face is None else face.points
+
+    def order(self, name: str) -> dict[str, Any]:
+        """The unlabelled photos, the most instructive first: the head turned furthest from every
+        labelled photo's (yaw, from the bundled model's points), then where that model is least
+        sure (mean point confidence); each with why. ``{"order": [{"file", "why", "score"}]}``."""
+        images = self.store.describe(name)["images"]
+        seen = [self._face68(self.store.image(name, i["file"])) for i in images if i["labelled"]]
+        yaws = [f.head_pose.yaw for f in seen if f is not None and f.head_pose is not None] or [0.0]
+        out = []
+        for img in images:
+            if img["labelled"]:
+                continue
+            f = self._face68(self.store.image(name, img["file"]))
+            if f is None:
+                out.append({"file": img["file"], "score": -1.0, "why": "no face found by the bundled model"})
+                continue
+            yaw = f.head_pose.yaw if f.head_pose is not None else 0.0
+            novelty = min(abs(yaw - y) for y in yaws)
+            conf = float(f.confidence.mean())
+            out.append({"file": img["file"], "score": round(novelty + 100.0 * (1.0 - conf), 2),
+                        "why": f"head turned {yaw:+.0f}° ({novelty:.0f}° from the nearest labelled photo's), "
+                               f"the bundled model's confidence {conf:.2f}"})
+        return {"order": sorted(out, key=lambda r: -r["score"])}
 
     def suggest(self, name: str, file: str) -> dict[str, Any]:
         """``{"file", "points": [[x, y] | None, ...], "source", "labelled_photos"}``."""
@@ -116,6 +143,14 @@ class ProjectApi:
         self.jobs = TrainingJobs(self.store)
         self.previews = PreviewModels(self.store, workers)
         self.suggestions = Suggestions(self.store, self.previews)
+
+    @answers_errors
+    async def next_photos(self, request: Any) -> Any:
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import JSONResponse
+
+        self.gate.check(request)
+        return JSONResponse(await run_in_threadpool(self.suggestions.order, request.path_params["name"]))
 
     @answers_errors
     async def suggest(self, request: Any) -> Any:
@@ -246,7 +281,7 @@ def project_routes(root: Path, gate: Gate, workers: int = 2) -> tuple[list[Any],
               Route(base + "/scheme", api.scheme, methods=["PUT"]),
               Route(f"{base}/images", api.add_image, methods=["POST"]), Route(base + "/images/{file}", api.image),
               Route(base + "/labels/{file}", api.labels, methods=["GET", "PUT"]),
-              Route(base + "/suggest/{file}", api.suggest),
+              Route(base + "/suggest/{file}", api.suggest), Route(base + "/next", api.next_photos),
               Route(f"{base}/train", api.train, methods=["GET", "POST", "DELETE"]),
               Route(f"{base}/preview", api.preview, methods=["POST"]), Route(f"{base}/model", api.model),
               Route(f"{base}/labels.zip", api.labels_zip)]

@@ -100,6 +100,16 @@ async function suggest(file) {
   }
 }
 
+async function teach() {
+  // the unlabelled photo that would teach most (an unusual pose, an unsure model), and why
+  const r = await (await api(`${base()}/next`)).json();
+  if (!r.order.length) { say("every photo has labels"); return; }
+  const i = S.photos.findIndex(p => p.file === r.order[0].file);
+  await openPhoto(i);
+  say(`${r.order[0].file}: next because ${r.order[0].why}`);
+  canvas.dataset.why = r.order[0].why;
+}
+
 async function accept() {
   if (!S.suggested) return;
   const sug = S.suggested;
@@ -283,6 +293,7 @@ document.addEventListener("keydown", e => {
   else if (key === "p" || e.key === "ArrowLeft") openPhoto(S.index - 1);
   else if (key === "f") { fit(); paint(); }
   else if (key === "a") accept();
+  else if (key === "t") teach();
   else if ((e.key === "Delete" || e.key === "Backspace") && S.current >= 0 && S.points[S.current]) {
     e.preventDefault();
     const i = S.current;
@@ -382,6 +393,7 @@ $("next").addEventListener("click", () => openPhoto(S.index + 1));
 $("undo").addEventListener("click", undo);
 $("fit").addEventListener("click", () => { fit(); paint(); });
 $("accept").addEventListener("click", accept);
+$("teach").addEventListener("click", () => teach().catch(err => say(err.message, true)));
 
 $("train").addEventListener("click", async () => {
   const steps = parseInt($("steps").value, 10);
