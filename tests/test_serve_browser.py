@@ -156,6 +156,15 @@ def test_the_page_finds_landmarks_and_makes_a_new_scheme(server, drv, predictor,
     status = train(drv, 4, 240)
     assert status.get_attribute("data-state") == "done", status.text
     assert "step 4 of 4" in status.text
+    # the review list: every labelled photo, the worst disagreement first; one click opens it
+    wait(drv, lambda d: d.find_element(By.ID, "review").get_attribute("data-count") == "3", 60)
+    review = json.loads(urllib.request.urlopen(f"{url}/v1/projects/five/review").read())["review"]
+    errs = [r["error_pct"] for r in review]
+    assert errs == sorted(errs, reverse=True) and review[0]["worst_point"] in NAMES
+    first = drv.find_elements(By.CSS_SELECTOR, "#review button")[0]
+    assert first.get_attribute("data-file") == review[0]["file"]
+    first.click()
+    wait(drv, lambda d: canvas.get_attribute("data-photo") == review[0]["file"])
     drv.find_element(By.ID, "preview-files").send_keys(str(files["astronaut_small.jpg"]))
     wait(drv, lambda d: d.find_elements(By.CSS_SELECTOR, '#preview-results .card[data-faces="1"] canvas'), 120)
     shot(drv, "scheme")

@@ -106,6 +106,34 @@ class Suggestions:
                                f"the bundled model's confidence {conf:.2f}"})
         return {"order": sorted(out, key=lambda r: -r["score"])}
 
+    def review(self, name: str) -> dict[str, Any]:
+        """The fully labelled photos where the project's model and the labels disagree most
+        (likely mislabels), worst first: mean point error over the scheme's normaliser (its
+        two normalising points, else the labels' extent). ``{"review": [{"file", "error_pct",
+        "worst_point"}]}``."""
+        import numpy as np
+
+        model = self.previews.get(name).predictor
+        scheme = self.store.scheme(name)
+        out = []
+        for img in self.store.describe(name)["images"]:
+            if img["labelled"] != scheme.num_points:
+                continue
+            truth = np.array(self.store.labels(name, img["file"]), np.float64)
+            faces = model.predict(read_image(self.store.image(name, img["file"])))
+            if not faces:
+                out.append({"file": img["file"], "error_pct": None, "worst_point": None})
+                continue
+            pts = min(faces, key=lambda f: float(np.linalg.norm(f.points.mean(0) - truth.mean(0)))).points
+            if scheme.norm_points is not None:
+                norm = float(np.linalg.norm(truth[scheme.norm_points[0]] - truth[scheme.norm_points[1]]))
+            else:
+                norm = float(np.sqrt(np.prod(np.ptp(truth, 0))))
+            err = np.linalg.norm(pts - truth, axis=1) / max(norm, 1e-6)
+            out.append({"file": img["file"], "error_pct": round(100 * float(err.mean()), 2),
+                        "worst_point": scheme.names[int(np.argmax(err))]})
+        return {"review": sorted(out, key=lambda r: -(r["error_pct"] if r["error_pct"] is not None else 1e9))}
+
     def suggest(self, name: str, file: str) -> dict[str, Any]:
         """``{"file", "points": [[x, y] | None, ...], "source", "labelled_photos"}``."""
         import numpy as np
@@ -143,6 +171,14 @@ class ProjectApi:
         self.jobs = TrainingJobs(self.store)
         self.previews = PreviewModels(self.store, workers)
         self.suggestions = Suggestions(self.store, self.previews)
+
+    @answers_errors
+    async def review(self, request: Any) -> Any:
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import JSONResponse
+
+        self.gate.check(request)
+        return JSONResponse(await run_in_threadpool(self.suggestions.review, request.path_params["name"]))
 
     @answers_errors
     async def next_photos(self, request: Any) -> Any:
@@ -282,6 +318,7 @@ def project_routes(root: Path, gate: Gate, workers: int = 2) -> tuple[list[Any],
               Route(f"{base}/images", api.add_image, methods=["POST"]), Route(base + "/images/{file}", api.image),
               Route(base + "/labels/{file}", api.labels, methods=["GET", "PUT"]),
               Route(base + "/suggest/{file}", api.suggest), Route(base + "/next", api.next_photos),
+              Route(base + "/review", api.review),
               Route(f"{base}/train", api.train, methods=["GET", "POST", "DELETE"]),
               Route(f"{base}/preview", api.preview, methods=["POST"]), Route(f"{base}/model", api.model),
               Route(f"{base}/labels.zip", api.labels_zip)]

@@ -319,6 +319,26 @@ function showTraining(t) {
   $("train").disabled = busy;
   $("cancel").disabled = !busy;
   $("export-model").disabled = !t.model;
+  if (t.state === "done" && S.reviewed !== t.seconds) { S.reviewed = t.seconds; showReview().catch(err => say(err.message, true)); }
+}
+
+async function showReview() {
+  // after training: the labelled photos where the model disagrees most with the labels, worst first
+  const r = await (await api(`${base()}/review`)).json();
+  const box = $("review");
+  box.innerHTML = "";
+  const head = document.createElement("p");
+  head.textContent = "Where the model and your labels disagree most (check these for mislabels):";
+  box.append(head);
+  r.review.forEach(item => {
+    const b = document.createElement("button");
+    b.textContent = item.error_pct === null ? `${item.file}: no face found` :
+      `${item.file}: ${item.error_pct.toFixed(1)}%, worst ${item.worst_point}`;
+    b.dataset.file = item.file;
+    b.addEventListener("click", () => openPhoto(S.photos.findIndex(p => p.file === item.file)));
+    box.append(b);
+  });
+  box.dataset.count = String(r.review.length);
 }
 
 function follow() {
