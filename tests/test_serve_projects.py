@@ -227,3 +227,41 @@ def test_the_photo_that_would_teach_most_comes_first_and_says_why(client, predic
     order = client.get("/v1/projects/five/next").json()["order"]
     assert [o["file"] for o in order] == ["c.jpg", "b.jpg"]
     assert "head turned" in order[0]["why"] and order[0]["score"] > order[1]["score"]
+
+
+def test_labels_export_as_labelme_and_coco_and_import_into_another_project(client, predictor, shared_data) -> None:
+    """A project's zip holds labelme files and one COCO keypoints file; a zip of 300-W .pts
+    photos, and the exported zip itself, import into projects with the same scheme."""
+    import io
+    import json as js
+    import zipfile
+
+    client.post("/v1/projects", json={"name": "five", "template": "5"})
+    img = cv2.imread(str(SAMPLE_IMAGE))
+    client.post("/v1/projects/five/images", files={"image": ("a.jpg", jpeg(img), "image/jpeg")})
+    client.post("/v1/projects/five/images", files={"image": ("b.jpg", jpeg(img[:, ::-1]), "image/jpeg")})
+    pts = five_labels(predictor)
+    client.put("/v1/projects/five/labels/a.jpg", json={"points": pts})
+    data = client.get("/v1/projects/five/labels.zip").content
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        coco = js.loads(z.read("five/images/annotations_coco.json"))
+    assert coco["categories"][0]["keypoints"] == client.get("/v1/projects/five").json()["points"]
+    assert len(coco["images"]) == 2 and len(coco["annotations"]) == 1
+    np.testing.assert_allclose(np.array(coco["annotations"][0]["keypoints"]).reshape(-1, 3)[:, :2], pts, atol=1e-3)
+
+    client.post("/v1/projects", json={"name": "again", "template": "5"})
+    r = client.post("/v1/projects/again/import", files={"labels": ("five.zip", data, "application/zip")})
+    assert r.status_code == 201 and r.json()["imported"] == 1, r.json()  # a.jpg: its labelme file (b.jpg has none)
+    got = client.get("/v1/projects/again/labels/a.jpg").json()["points"]
+    np.testing.assert_allclose(got, pts, atol=1e-6)
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for f in sorted((shared_data / "300w" / "afw").glob("*.pts"))[:2]:
+            z.write(f, f.name)
+            z.write(f.with_suffix(".jpg"), f.with_suffix(".jpg").name)
+    client.post("/v1/projects", json={"name": "ibug", "template": "68"})
+    r = client.post("/v1/projects/ibug/import", files={"labels": ("afw.zip", buf.getvalue(), "application/zip")})
+    assert r.json()["imported"] == 2 and client.get("/v1/projects/ibug").json()["complete"] == 2
+    bad = client.post("/v1/projects/ibug/import", files={"labels": ("x.zip", b"not a zip", "application/zip")})
+    assert bad.status_code == 400 and "not a zip" in bad.json()["error"]

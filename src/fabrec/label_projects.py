@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import yaml
 
+from fabrec.datasets.coco import coco_doc
 from fabrec.datasets.labelme import labelme_doc, labelme_points
 from fabrec.errors import FabrecError
 from fabrec.io import atomic_write, decode_image, read_image, write_text_atomic
@@ -217,15 +218,54 @@ class ProjectStore:
         return p / f"{name}.safetensors"
 
     def labels_zip(self, name: str) -> bytes:
-        """scheme.yaml, the photos and their labelme files, as a zip (the project's labelled folder)."""
+        """scheme.yaml, the photos and their labelme files (the project's labelled folder) and
+        the same labels as one COCO keypoints file (``annotations_coco.json``), as a zip."""
         p = self.folder(name)
+        scheme = self.scheme(name)
         buf = io.BytesIO()
+        entries = []
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
             z.write(p / "scheme.yaml", f"{name}/scheme.yaml")
             for f in sorted((p / "images").iterdir()):
                 if FILE.match(f.name) or (f.suffix == ".json" and FILE.match(f"{f.stem}.png")):
                     z.write(f, f"{name}/images/{f.name}")
+                if FILE.match(f.name):
+                    w, h = image_size(f)
+                    entries.append((f.name, w, h, _read_labels(f.with_suffix(".json"), scheme)))
+            z.writestr(f"{name}/images/annotations_coco.json", json.dumps(coco_doc(entries, scheme.names, name)))
         return buf.getvalue()
+
+    def import_labels(self, name: str, data: bytes) -> dict[str, Any]:
+        """Photos with existing labels from a zip -- labelme / point-JSON / ``.pts`` beside each
+        photo, or COCO keypoints files (:func:`fabrec.datasets.folder.read_folder`) -- added to
+        the project (photos under new safe names, their labels in the scheme's order).
+        Returns ``{"imported", "problems"}``."""
+        import tempfile
+
+        from fabrec.datasets.folder import read_folder
+
+        scheme = self.scheme(name)
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                with zipfile.ZipFile(io.BytesIO(data)) as z:
+                    for m in z.infolist():
+                        target = (Path(tmp) / m.filename).resolve()
+                        if not str(target).startswith(str(Path(tmp).resolve())) or m.is_dir():
+                            continue  # nothing is written outside the temporary folder
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_bytes(z.read(m))
+            except zipfile.BadZipFile:
+                raise ProjectError("the upload is not a zip of photos and labels") from None
+            res = read_folder(tmp, scheme)
+            done, seen = 0, set()
+            for s in res.samples:
+                if Path(s.path).resolve() in seen:  # one photo labelled twice (a labelme file and a COCO file): once
+                    continue
+                seen.add(Path(s.path).resolve())
+                file = self.add_image(name, Path(s.path).name, Path(s.path).read_bytes())
+                self.save_labels(name, file, [[float(x), float(y)] for x, y in s.points])
+                done += 1
+        return {"imported": done, "problems": [str(p).replace(tmp, "") for p in res.problems][:20]}
 
 
 def image_size(path: Path) -> tuple[int, int]:

@@ -173,6 +173,16 @@ class ProjectApi:
         self.suggestions = Suggestions(self.store, self.previews)
 
     @answers_errors
+    async def import_labels(self, request: Any) -> Any:
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import JSONResponse
+
+        name = request.path_params["name"]
+        self.store.folder(name)
+        _, data = await self.gate.upload(request, "labels")
+        return JSONResponse(await run_in_threadpool(self.store.import_labels, name, data), status_code=201)
+
+    @answers_errors
     async def review(self, request: Any) -> Any:
         from starlette.concurrency import run_in_threadpool
         from starlette.responses import JSONResponse
@@ -319,6 +329,7 @@ def project_routes(root: Path, gate: Gate, workers: int = 2) -> tuple[list[Any],
               Route(base + "/labels/{file}", api.labels, methods=["GET", "PUT"]),
               Route(base + "/suggest/{file}", api.suggest), Route(base + "/next", api.next_photos),
               Route(base + "/review", api.review),
+              Route(base + "/import", api.import_labels, methods=["POST"]),
               Route(f"{base}/train", api.train, methods=["GET", "POST", "DELETE"]),
               Route(f"{base}/preview", api.preview, methods=["POST"]), Route(f"{base}/model", api.model),
               Route(f"{base}/labels.zip", api.labels_zip)]

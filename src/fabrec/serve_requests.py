@@ -57,16 +57,16 @@ class Gate:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def upload(self, request: Any) -> tuple[str, bytes]:
-        """(file name, bytes) of the multipart field ``image``; ApiError for every client mistake."""
+    async def upload(self, request: Any, field: str = "image") -> tuple[str, bytes]:
+        """(file name, bytes) of the multipart ``field``; ApiError for every client mistake."""
         request._body = await self.body(request)  # parsed below from memory, within the limit
         try:
             form = await request.form(max_files=1, max_fields=4, max_part_size=self.max_bytes)
         except Exception as e:  # noqa: BLE001 - any malformed multipart body is the client's mistake
             raise ApiError(400, f"not a multipart/form-data upload ({str(e).splitlines()[0][:80]})") from None
-        upload = form.get("image")
+        upload = form.get(field)
         if upload is None or isinstance(upload, str):
-            raise ApiError(400, "send the photo as the multipart field 'image'")
+            raise ApiError(400, f"send the {'photo' if field == 'image' else 'file'} as the multipart field '{field}'")
         data = await upload.read()
         name = Path(upload.filename or "upload").name
         if not data:

@@ -66,3 +66,25 @@ def coco_samples(data: dict[str, Any], path: Path, scheme: Scheme) -> tuple[list
         k = counts[file_name] = counts.get(file_name, 0) + 1
         out.append((img, kp[order, :2], f"{file_name}#{k}"))
     return out, problems
+
+
+def coco_doc(entries: list[tuple[str, int, int, list[list[float] | None]]], names: list[str] | tuple[str, ...],
+             category: str = "face") -> dict[str, Any]:
+    """A COCO keypoints document from ``(file_name, width, height, points)`` per image (points
+    in the scheme's order, 0-based ``[x, y]`` or None: written as ``0, 0, 0``, unlabelled);
+    one annotation per image with at least one point, its ``bbox`` the points' extent."""
+    images, anns = [], []
+    for i, (file_name, w, h, pts) in enumerate(entries, start=1):
+        images.append({"id": i, "file_name": file_name, "width": int(w), "height": int(h)})
+        placed = [q for q in pts if q is not None]
+        if not placed:
+            continue
+        kp = [v for q in pts for v in ((round(q[0], 3), round(q[1], 3), 2) if q is not None else (0, 0, 0))]
+        a = np.asarray(placed, np.float64)
+        (x0, y0), (x1, y1) = a.min(0), a.max(0)
+        anns.append({"id": len(anns) + 1, "image_id": i, "category_id": 1, "keypoints": kp,
+                     "num_keypoints": len(placed), "iscrowd": 0,
+                     "bbox": [round(float(x0), 3), round(float(y0), 3), round(float(x1 - x0), 3), round(float(y1 - y0), 3)],
+                     "area": round(float((x1 - x0) * (y1 - y0)), 3)})
+    return {"images": images, "annotations": anns,
+            "categories": [{"id": 1, "name": category, "keypoints": list(names), "skeleton": []}]}

@@ -408,6 +408,19 @@ $("project-files").addEventListener("change", async e => {
   await openProject(S.project.name);
 });
 
+$("import-files").addEventListener("change", async e => {
+  const f = e.target.files[0];
+  if (!f) return;
+  const body = new FormData();
+  body.append("labels", f, f.name);
+  try {
+    const r = await (await api(`${base()}/import`, { method: "POST", body })).json();
+    say(`${f.name}: ${r.imported} labelled photo(s) imported` + (r.problems.length ? `; ${r.problems.length} skipped: ${r.problems[0]}` : ""));
+  } catch (err) { say(`${f.name}: ${err.message}`, true); }
+  e.target.value = "";
+  await openProject(S.project.name);
+});
+
 $("prev").addEventListener("click", () => openPhoto(S.index - 1));
 $("next").addEventListener("click", () => openPhoto(S.index + 1));
 $("undo").addEventListener("click", undo);
