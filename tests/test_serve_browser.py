@@ -172,7 +172,9 @@ def test_the_page_finds_landmarks_and_makes_a_new_scheme(server, drv, predictor,
     model = urllib.request.urlopen(f"{url}/v1/projects/five/model").read()
     assert len(model) > 1_000_000 and model[8:9] == b"{"  # a safetensors header
     with zipfile.ZipFile(io.BytesIO(urllib.request.urlopen(f"{url}/v1/projects/five/labels.zip").read())) as z:
-        assert sum(n.endswith(".json") for n in z.namelist()) == 3 and "five/scheme.yaml" in z.namelist()
+        names = z.namelist()
+        assert sum(n.endswith(".json") and "coco" not in n for n in names) == 3 and "five/scheme.yaml" in names
+        assert "five/images/annotations_coco.json" in names
 
 
 def test_own_point_names_get_mirror_pairs_and_a_normaliser_on_the_page(server, drv) -> None:
