@@ -22,7 +22,6 @@ import json
 import logging
 import math
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -35,7 +34,7 @@ from face_crops import photos  # noqa: E402
 
 from fabrec.face_filter import FaceFilter, fit_logistic  # noqa: E402
 from fabrec.landmark_model import crop_to_image  # noqa: E402
-from fabrec.model_file import export_weights, read_model_file  # noqa: E402
+from fabrec.model_file import with_values  # noqa: E402
 from fabrec.orientation import OrientationChooser, choose, is_upright  # noqa: E402
 from fabrec.io import write_json_atomic  # noqa: E402
 from fabrec.predict import LandmarkPredictor  # noqa: E402
@@ -212,8 +211,7 @@ def main() -> int:
         res[f"fitted: upright score x {ch.weight}, margin {ch.margin}"] = evaluate(recs, picker(ch))
         if a.install:
             ch = OrientationChooser(ch.upright, ch.weight, ch.margin, {**ch.measured, "results": res})
-            mf = replace(read_model_file(a.model), orientation=ch.to_dict())
-            log.info("wrote %s: SHA-256 %s", a.install, export_weights(mf, a.install))
+            log.info("wrote %s: SHA-256 %s", a.install, with_values(a.model, a.install, orientation=ch.to_dict()))
     write_json_atomic(out / "orientation.json", res)
     for name, parts in res.items():
         log.info("%s", name)

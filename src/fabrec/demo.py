@@ -35,7 +35,7 @@ def run_demo(out_dir: str | Path, device: str = "cpu") -> DemoResult:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pred = LandmarkPredictor.from_pretrained("default", device=device)
+    pred = LandmarkPredictor.from_pretrained("default", device=device, threads=None)  # the caller set them
     rgb = read_image(SAMPLE_IMAGE)
     faces = pred.predict(rgb)
     if not faces:

@@ -250,7 +250,7 @@ class ProjectStore:
                 with zipfile.ZipFile(io.BytesIO(data)) as z:
                     for m in z.infolist():
                         target = (Path(tmp) / m.filename).resolve()
-                        if not str(target).startswith(str(Path(tmp).resolve())) or m.is_dir():
+                        if not target.is_relative_to(Path(tmp).resolve()) or m.is_dir():
                             continue  # nothing is written outside the temporary folder
                         target.parent.mkdir(parents=True, exist_ok=True)
                         target.write_bytes(z.read(m))

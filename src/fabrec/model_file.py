@@ -150,13 +150,18 @@ def export_weights(source: str | Path | ModelFile, out: str | Path, extra: dict[
     return W.write_weights(mf.state(), out, extra)
 
 
+def with_values(model: str | Path, out: str | Path, **values: Any) -> str:
+    """Write ``model`` (a spec) to ``out`` (``.safetensors``) with per-model values changed
+    (``face_filter``, ``min_confidence``, ``orientation``: :class:`ModelFile` fields); the
+    networks stay as they are. Returns the new file's SHA-256."""
+    return export_weights(replace(read_model_file(model), **values), out)
+
+
 def with_face_filter(model: str | Path, flt: Any, out: str | Path,
                      min_confidence: float | None = None) -> str:
-    """Write ``model`` (a spec) to ``out`` (``.safetensors``) with the face filter ``flt``
-    (:class:`fabrec.face_filter.FaceFilter`) inside it (None:
-    without a filter) and, if given, ``min_confidence`` (the cut used without the filter).
-    Returns the new file's SHA-256."""
-    mf = read_model_file(model)
-    mf = replace(mf, face_filter=None if flt is None else flt.to_dict(),
-                 min_confidence=mf.min_confidence if min_confidence is None else float(min_confidence))
-    return export_weights(mf, out)
+    """:func:`with_values` for the face filter ``flt`` (:class:`fabrec.face_filter.FaceFilter`,
+    None: without one) and, if given, ``min_confidence`` (the cut used without the filter)."""
+    values: dict[str, Any] = {"face_filter": None if flt is None else flt.to_dict()}
+    if min_confidence is not None:
+        values["min_confidence"] = float(min_confidence)
+    return with_values(model, out, **values)

@@ -4,7 +4,7 @@ while the caller runs the network, in input order, with a bounded number in flig
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -34,3 +34,10 @@ def read_ahead(items: Iterable[T], prepare: Callable[[T], R], window: int,
 
 
 _END = object()
+
+
+def batch_full(regions_per_item: Iterable[Sized], batch_size: int) -> bool:
+    """Whether gathered items make a network batch: ``batch_size`` faces (regions) among them,
+    or ``batch_size`` items (photos without faces cost reading, not the network)."""
+    counts = [len(r) for r in regions_per_item]
+    return sum(counts) >= batch_size or len(counts) >= batch_size

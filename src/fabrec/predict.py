@@ -22,7 +22,7 @@ from fabrec.inference_options import InferenceOptions, with_overrides
 from fabrec.landmark_model import LandmarkModel, crop_to_image, load_for_inference
 from fabrec.normalization import to_tensor
 from fabrec.orientation import choose, is_upright, plain_score
-from fabrec.pipeline import read_ahead
+from fabrec.pipeline import batch_full, read_ahead
 from fabrec.schemes import is_ibug68
 from fabrec.smoothing import OneEuro
 from fabrec.results import image_record
@@ -285,7 +285,7 @@ class LandmarkPredictor:
         pending: list[tuple[np.ndarray, list[Region]]] = []
         for _, got in read_ahead(images, prepare, 2 * batch_size):
             pending.append(got)  # type: ignore[arg-type]
-            if sum(len(r) for _, r in pending) >= batch_size or len(pending) >= batch_size:
+            if batch_full((r for _, r in pending), batch_size):
                 yield from self.faces_in([g for g, _ in pending], [r for _, r in pending], refine, batch_size, quality)
                 pending = []
         if pending:

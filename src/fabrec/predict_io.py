@@ -15,7 +15,7 @@ import numpy as np
 from fabrec.errors import FabrecError
 from fabrec.inputs import InputFile, expand_inputs
 from fabrec.io import complete_lines, write_image_atomic, write_text_atomic
-from fabrec.pipeline import read_ahead
+from fabrec.pipeline import batch_full, read_ahead
 from fabrec.predict import BoxXYWH, FaceResult, LandmarkPredictor, Region
 from fabrec.smoothing import OneEuro
 from fabrec.results import csv_header, csv_rows, record
@@ -140,7 +140,7 @@ def _records(predictor: LandmarkPredictor, inputs: Iterator[InputFile], out: Pat
             yield inp, _predict_video(predictor, inp.path, inp.name.as_posix(), out / inp.out, smooth, opts.save_images)
             continue
         pending.append(photo)
-        if sum(len(p.regions or ()) for p in pending) >= opts.batch_size or len(pending) >= opts.batch_size:
+        if batch_full((p.regions or () for p in pending), opts.batch_size):
             yield from _flush(predictor, pending, out, opts)
             pending = []
     yield from _flush(predictor, pending, out, opts)
@@ -154,7 +154,7 @@ def _flush(predictor: LandmarkPredictor, photos: list[_Photo], out: Path,
     ok = [p for p in photos if p.error is None]
     try:
         found = predictor.faces_in([p.rgb for p in ok], [p.regions for p in ok], opts.refine, opts.batch_size)
-    except FabrecError as e:  # one bad face box fails its own photo only
+    except FabrecError as e:  # an error in the network step: each photo again alone, so it fails its own only
         if len(ok) > 1:
             for p in photos:
                 yield from _flush(predictor, [p], out, opts)

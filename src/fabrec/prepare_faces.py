@@ -160,7 +160,8 @@ def prepare_faces(src: str | Path, out: str | Path, cfg: PrepareConfig = Prepare
     det = get_detector("yunet", DetectorOptions(cfg.min_score, 0.0, tuple(cfg.rotations)))
     judge = None
     if cfg.face_filter is not None:
-        judge = LandmarkPredictor.from_pretrained(cfg.face_filter, detector=det, quality=False, min_score=cfg.min_score)
+        judge = LandmarkPredictor.from_pretrained(cfg.face_filter, detector=det, quality=False, min_score=cfg.min_score,
+                                                 threads=None)  # the caller set the thread count
         if judge.face_filter is None:
             raise FabrecError(f"--face-filter {cfg.face_filter}: that model has no face filter (give none)")
     it = progress(iter(todo), len(todo)) if progress else iter(todo)

@@ -50,9 +50,14 @@ class PreviewModels:
         with self._lock:
             hit = self._cache.get(name)
             if hit is None or hit[0] != stamp:
-                pred = LandmarkPredictor.from_pretrained(str(path), device="cpu")
+                pred = LandmarkPredictor.from_pretrained(str(path), device="cpu", threads=None)  # the server set them
                 hit = self._cache[name] = (stamp, Landmarker(pred, self.workers))
             return hit[1]
+
+
+def _largest(faces: list) -> Any:
+    """The largest of a photo's faces (by box area), or None."""
+    return max(faces, key=lambda f: f.box[2] * f.box[3]) if faces else None
 
 
 class Suggestions:
@@ -73,10 +78,9 @@ class Suggestions:
         key = (str(path), path.stat().st_mtime_ns)
         with self._lock:
             if self._predictor is None:
-                self._predictor = LandmarkPredictor.from_pretrained("default", device="cpu", quality=False)
+                self._predictor = LandmarkPredictor.from_pretrained("default", device="cpu", quality=False, threads=None)
             if key not in self._found:
-                faces = self._predictor.predict(read_image(path))
-                self._found[key] = None if not faces else max(faces, key=lambda f: f.box[2] * f.box[3])
+                self._found[key] = _largest(self._predictor.predict(read_image(path)))
             return self._found[key]
 
     def _points68(self, path: Path) -> Any:
@@ -108,10 +112,14 @@ class Suggestions:
 
     def review(self, name: str) -> dict[str, Any]:
         """The fully labelled photos where the project's model and the labels disagree most
-        (likely mislabels), worst first: mean point error over the scheme's normaliser (its
-        two normalising points, else the labels' extent). ``{"review": [{"file", "error_pct",
-        "worst_point"}]}``."""
+        (likely mislabels), worst first: mean point error over the scheme's normaliser, as the
+        validation NME divides it (:func:`fabrec.datasets.landmarks.normaliser`).
+        ``{"review": [{"file", "error_pct", "worst_point"}]}``."""
         import numpy as np
+
+        from fabrec.datasets.landmarks import normaliser
+        from fabrec.datasets.samples import LandmarkSample
+        from fabrec.transforms import Box
 
         model = self.previews.get(name).predictor
         scheme = self.store.scheme(name)
@@ -125,10 +133,8 @@ class Suggestions:
                 out.append({"file": img["file"], "error_pct": None, "worst_point": None})
                 continue
             pts = min(faces, key=lambda f: float(np.linalg.norm(f.points.mean(0) - truth.mean(0)))).points
-            if scheme.norm_points is not None:
-                norm = float(np.linalg.norm(truth[scheme.norm_points[0]] - truth[scheme.norm_points[1]]))
-            else:
-                norm = float(np.sqrt(np.prod(np.ptp(truth, 0))))
+            sample = LandmarkSample(self.store.image(name, img["file"]), truth, None, img["file"])
+            norm = normaliser(sample, scheme, Box.from_landmarks(truth))  # as the validation NME
             err = np.linalg.norm(pts - truth, axis=1) / max(norm, 1e-6)
             out.append({"file": img["file"], "error_pct": round(100 * float(err.mean()), 2),
                         "worst_point": scheme.names[int(np.argmax(err))]})
@@ -142,9 +148,8 @@ class Suggestions:
 
         target = self.store.image(name, file)
         if self.store.model_path(name).is_file():
-            faces = self.previews.get(name).predictor.predict(read_image(target))
-            pts = None if not faces else max(faces, key=lambda f: f.box[2] * f.box[3]).points
-            return {"file": file, "points": None if pts is None else np.round(pts, 2).tolist(),
+            face = _largest(self.previews.get(name).predictor.predict(read_image(target)))
+            return {"file": file, "points": None if face is None else np.round(face.points, 2).tolist(),
                     "source": "the project's model", "labelled_photos": self.store.describe(name)["complete"]}
         found, labels = [], []
         for img in self.store.describe(name)["images"]:
