@@ -53,18 +53,22 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dest", help="folder to write the links into (under runs/)")
     ap.add_argument("--repeat", default="", help="YAW=TIMES,...: faces past YAW degrees linked TIMES times in all")
+    ap.add_argument("--aflw-min-yaw", type=float, default=0.0,
+                    help="leave out AFLW2000-3D faces under this |yaw| (degrees): frontal faces then follow "
+                         "HELEN's 300-W convention alone")
     a = ap.parse_args()
     dest = Path(a.dest)
+    yaw = {k: abs(float(v["yaw"])) for k, v in json.loads((SHARED / "aflw2000" / "poses.json").read_text()).items()}
+    training = lambda s: not aflw_held_out(s) and yaw[s] >= a.aflw_min_yaw  # noqa: E731
     helen = link_folder(SHARED / "300w" / "helen" / "trainset", dest / "helen", lambda s: True)
-    aflw = link_folder(SHARED / "aflw2000", dest / "aflw2000", lambda s: not aflw_held_out(s))
+    aflw = link_folder(SHARED / "aflw2000", dest / "aflw2000", training)
     log.info("%s: %d HELEN-train faces, %d AFLW2000-3D training-part faces", dest, helen, aflw)
     rules = sorted((float(k), int(v)) for k, v in (r.split("=") for r in a.repeat.split(",") if r))
     if rules:
-        yaw = {k: abs(float(v["yaw"])) for k, v in json.loads((SHARED / "aflw2000" / "poses.json").read_text()).items()}
         times = lambda s: max([t for lo, t in rules if yaw[s] >= lo], default=1)  # noqa: E731
         for r in range(2, max(t for _, t in rules) + 1):
             n = link_folder(SHARED / "aflw2000", dest / f"aflw2000_r{r}",
-                            lambda s, r=r: not aflw_held_out(s) and times(s) >= r)
+                            lambda s, r=r: training(s) and times(s) >= r)
             log.info("  copy %d: %d large-pose faces", r, n)
     return 0
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from fabrec.faces.detectors import BoxXYWH
 from fabrec.head_pose import HeadPose
 from fabrec.transforms import Box
 
-BoxXYWH = tuple[float, float, float, float]
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 
 

@@ -20,9 +20,12 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path, PurePath
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from fabrec.errors import FabrecError
+
+if TYPE_CHECKING:
+    from fabrec.faces.detectors import BoxXYWH
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -83,9 +86,6 @@ def expand_inputs(inputs: list[str]) -> list[InputFile]:
             taken[o] -= 1
             outs[i] = o.with_name(f"{o.name}~{taken[o] + 1}")
     return [InputFile(f, n, o) for (f, n), o in zip(named, outs)]
-
-
-BoxXYWH = tuple[float, float, float, float]
 
 
 def read_boxes_file(path: str | Path) -> dict[str, list[BoxXYWH]]:

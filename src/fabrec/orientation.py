@@ -18,7 +18,7 @@ photo is more often upright than not, and a profile must never be turned the wro
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,3 +87,25 @@ def choose(scores: Sequence[float], upright: Sequence[bool], margin: float = 0.0
         if scores[best] <= scores[u] + margin:
             return u
     return best
+
+
+def orientation_scores(chooser: OrientationChooser | None, confidence: np.ndarray, detector_scores: Sequence[float],
+                       codes: np.ndarray) -> np.ndarray:
+    """``(N,)`` orientation scores of N crops (confidences ``(N, K)``, codes ``(N, L)``): the
+    model file's rule where it has one (``chooser``), else :func:`plain_score`."""
+    if chooser is not None:
+        return chooser.scores(confidence, detector_scores, codes)
+    return np.array([plain_score(c, s) for c, s in zip(confidence, detector_scores)], np.float64).reshape(-1)
+
+
+def one_per_group(groups: Sequence[Hashable | None], scores: Sequence[float], upright: Sequence[bool],
+                  margin: float = 0.0) -> list[int]:
+    """The indices kept, in order: one candidate per group (the orientations of one detection,
+    chosen by :func:`choose` on their ``scores``; ``upright`` says which are upright crops), and
+    every candidate outside a group (``None``)."""
+    members: dict[Hashable, list[int]] = {}
+    for k, g in enumerate(groups):
+        if g is not None:
+            members.setdefault(g, []).append(k)
+    keep = {ks[choose([scores[k] for k in ks], [upright[k] for k in ks], margin)] for ks in members.values()}
+    return [k for k, g in enumerate(groups) if g is None or k in keep]

@@ -21,7 +21,7 @@ from fabrec.io import read_image
 from fabrec.inference_options import InferenceOptions, with_overrides
 from fabrec.landmark_model import LandmarkModel, crop_to_image, load_for_inference
 from fabrec.normalization import to_tensor
-from fabrec.orientation import choose, is_upright, plain_score
+from fabrec.orientation import is_upright, one_per_group, orientation_scores
 from fabrec.pipeline import batch_full, read_ahead
 from fabrec.schemes import is_ibug68
 from fabrec.smoothing import OneEuro
@@ -186,41 +186,30 @@ class LandmarkPredictor:
     def _faces_many(self, rgbs: Sequence[np.ndarray], regions: Sequence[list[Region]],
                     batch_size: int, quality: bool | None = None) -> list[list[FaceResult]]:
         """Faces of several images, all crops batched through the network together;
-        ``quality`` (default: the predictor's) runs the reconstruction for the quality score."""
+        ``quality`` (default: the predictor's) runs the reconstruction for the quality score.
+        Per detection one orientation is kept (:func:`fabrec.orientation.one_per_group`), then
+        the face filters apply (:meth:`_is_face`)."""
         quality = self.quality if quality is None else quality
         s = self.model.image_size
         flat = [(i, reg) for i, regs in enumerate(regions) for reg in regs]
-        mats = [crop_matrix(reg[1], s) for _, reg in flat]
-        crops = [warp(rgbs[i], m, s) for (i, _), m in zip(flat, mats)]
+        mats = [crop_matrix(reg.crop, s) for _, reg in flat]
         out: list[list[FaceResult]] = [[] for _ in rgbs]
-        scores: list[list[float]] = [[] for _ in rgbs]
-        found = self._run(crops, batch_size, quality)
-        fs_all, orient_all = self._crop_scores(found, [reg for _, reg in flat])
-        for k, ((i, reg), m, (p, conf, _, err, _)) in enumerate(zip(flat, mats, found)):
+        if not flat:
+            return out
+        found = self._run([warp(rgbs[i], m, s) for (i, _), m in zip(flat, mats)], batch_size, quality)
+        conf, codes = np.stack([c.confidence for c in found]), np.stack([c.codes for c in found])
+        fs = np.full(len(found), np.nan) if self.face_filter is None else self.face_filter.score(codes, conf)
+        chooser = self.model.orientation
+        orient = orientation_scores(chooser, conf, [reg.score for _, reg in flat], codes)
+        keep = one_per_group([(i, reg.group) if reg.group >= 0 else None for i, reg in flat], orient,
+                             [is_upright(reg.crop.angle) for _, reg in flat], 0.0 if chooser is None else chooser.margin)
+        for k in keep:
+            (i, reg), m, (p, c, _, err, _) = flat[k], mats[k], found[k]
             q = float(np.clip(1.0 - err / 50.0, 0.0, 1.0)) if not math.isnan(err) else float("nan")
             pts = crop_to_image(p, m)
             pose = head_pose(pts, rgbs[i].shape[1::-1]) if self._posed else None
-            out[i].append(FaceResult(reg.box, pts, conf, q, err, reg.source, reg.crop, reg.score, float(fs_all[k]), pose))
-            scores[i].append(float(orient_all[k]))
-        chooser = self.model.orientation
-        margin = 0.0 if chooser is None else chooser.margin
-        return [[f for f in _one_orientation(faces, [reg.group for reg in regs], sc, margin) if self._is_face(f)]
-                for faces, regs, sc in zip(out, regions, scores)]
-
-    def _crop_scores(self, found: list[Crop], regions: list[Region]) -> tuple[np.ndarray, np.ndarray]:
-        """Per crop, scored all at once: the face filter's score (NaN without one) and the
-        orientation score (:mod:`fabrec.orientation`; the model file's rule where it has one)."""
-        n = len(found)
-        if not n:
-            return np.zeros(0), np.zeros(0)
-        conf = np.stack([c.confidence for c in found])
-        codes = np.stack([c.codes for c in found])
-        fs = np.full(n, np.nan) if self.face_filter is None else self.face_filter.score(codes, conf)
-        det = [r.score for r in regions]
-        chooser = self.model.orientation
-        orient = (np.array([plain_score(c, d) for c, d in zip(conf, det)]) if chooser is None
-                  else chooser.scores(conf, det, codes))
-        return fs, orient
+            out[i].append(FaceResult(reg.box, pts, c, q, err, reg.source, reg.crop, reg.score, float(fs[k]), pose))
+        return [[f for f in faces if self._is_face(f)] for faces in out]
 
     def _is_face(self, f: FaceResult) -> bool:
         """Whether a face passes the filters (faces from given boxes and tracks always do)."""
@@ -378,7 +367,7 @@ class LandmarkPredictor:
             return None
         h, w = rgb.shape[:2]
         cb = self._crop_of(prev)
-        if _inside(cb, w, h) < 0.5:
+        if cb.inside(w, h) < 0.5:
             return None
         faces = self._faces(rgb, [Region(prev.box, cb, "tracked", prev.score)], 1)
         return faces[0] if faces and faces[0].confidence.mean() >= min_confidence else None
@@ -395,8 +384,8 @@ class LandmarkPredictor:
         regions = self.crops_for(rgb, None)  # detector only; the network runs on a switch
         mine = self._crop_of(face) if face is not None else None
         if not regions:
-            return (None if mine is not None and _inside(mine, w, h) < 0.75 else face), False
-        best = max(_iou(mine, r.crop) for r in regions) if mine is not None else 0.0
+            return (None if mine is not None and mine.inside(w, h) < 0.75 else face), False
+        best = max(mine.iou(r.crop) for r in regions) if mine is not None else 0.0
         if best >= min_overlap and not drifted and best >= REANCHOR_IOU:
             return face, False
         region = _nearest(regions, self._crop_of(ref) if ref is not None else None)
@@ -414,42 +403,8 @@ def appearance(rgb: np.ndarray, crop: Box, size: int = 32) -> np.ndarray:
     return g / max(float(np.linalg.norm(g)), 1e-9)
 
 
-def _overlap(b: Box, x0: float, y0: float, x1: float, y1: float) -> float:
-    """Area of square box ``b`` inside the rectangle ``[x0, x1] x [y0, y1]``."""
-    ix = max(0.0, min(b.cx + b.side / 2, x1) - max(b.cx - b.side / 2, x0))
-    iy = max(0.0, min(b.cy + b.side / 2, y1) - max(b.cy - b.side / 2, y0))
-    return ix * iy
-
-
-def _inside(b: Box, w: int, h: int) -> float:
-    """Share of square box ``b``'s area inside a ``w x h`` image."""
-    return _overlap(b, -0.5, -0.5, w - 0.5, h - 0.5) / (b.side * b.side)
-
-
-def _iou(a: Box, b: Box) -> float:
-    """Intersection over union of two square boxes."""
-    r = b.side / 2
-    inter = _overlap(a, b.cx - r, b.cy - r, b.cx + r, b.cy + r)
-    return inter / (a.side**2 + b.side**2 - inter) if inter > 0 else 0.0
-
-
 def _nearest(regions: list[Region], ref: Box | None) -> Region:
     """The detected region whose crop is nearest ``ref`` (centre distance), else the largest."""
     if ref is None:
         return max(regions, key=lambda r: r.crop.side)
     return min(regions, key=lambda r: math.hypot(r.crop.cx - ref.cx, r.crop.cy - ref.cy))
-
-
-def _one_orientation(faces: list[FaceResult], groups: list[int], scores: list[float],
-                     margin: float) -> list[FaceResult]:
-    """One face per group (the candidate orientations of one detection), chosen by
-    :func:`fabrec.orientation.choose` on their scores; faces outside any group (``-1``) are all
-    kept, in the order of first appearance."""
-    members: dict[int, list[int]] = {}
-    for k, g in enumerate(groups):
-        if g >= 0:
-            members.setdefault(g, []).append(k)
-    keep = {ks[choose([scores[k] for k in ks], [f.crop is not None and is_upright(f.crop.angle)
-                                                for f in (faces[k] for k in ks)], margin)]
-            for ks in members.values()}
-    return [f for k, (f, g) in enumerate(zip(faces, groups)) if g < 0 or k in keep]

@@ -61,6 +61,23 @@ class Box:
         c, s = math.cos(angle), math.sin(angle)
         return Box(cx + s * shift, cy - c * shift, float(max(w, h * (1.0 + top + bottom))), angle)
 
+    def overlap(self, x0: float, y0: float, x1: float, y1: float) -> float:
+        """Area of this box (as an axis-aligned square) inside the rectangle ``[x0, x1] x [y0, y1]``."""
+        r = self.side / 2
+        ix = max(0.0, min(self.cx + r, x1) - max(self.cx - r, x0))
+        iy = max(0.0, min(self.cy + r, y1) - max(self.cy - r, y0))
+        return ix * iy
+
+    def inside(self, w: int, h: int) -> float:
+        """Share of this box's area inside a ``w x h`` image."""
+        return self.overlap(-0.5, -0.5, w - 0.5, h - 0.5) / (self.side * self.side)
+
+    def iou(self, other: Box) -> float:
+        """Intersection over union with another box (both as axis-aligned squares)."""
+        r = other.side / 2
+        inter = self.overlap(other.cx - r, other.cy - r, other.cx + r, other.cy + r)
+        return inter / (self.side**2 + other.side**2 - inter) if inter > 0 else 0.0
+
     @staticmethod
     def from_landmarks_rolled(points: np.ndarray, angle: float, top: float, bottom: float) -> Box:
         """:meth:`from_landmarks` measured in a frame rolled by ``angle`` (the landmarks' extent
