@@ -160,3 +160,19 @@ def test_predict_says_how_it_runs_and_takes_the_speed_options(tmp_path, capsys) 
 
     d = np.linalg.norm(np.array(runs["plain_pts"]) - np.array(runs["fast_pts"]), axis=1)
     assert d.mean() < 1.5  # original-image pixels: the options move points by rounding only
+
+
+def test_the_script_leaves_fast_and_keeps_its_output(tmp_path: Path) -> None:
+    """`python -m fabrec predict` leaves with os._exit (FAST_EXIT) after flushing: the status,
+    the summary line and every result line are all there; in-process `main` returns instead."""
+    from fabrec.cli import FAST_EXIT
+    from fabrec.sample_photo import SAMPLE_IMAGE
+
+    assert "predict" in FAST_EXIT and "train-landmarks" not in FAST_EXIT and "serve" not in FAST_EXIT
+    (tmp_path / "junk.jpg").write_bytes(b"not a photo")
+    r = run(["predict", str(SAMPLE_IMAGE), str(tmp_path / "junk.jpg"), "--format", "jsonl",
+             "--no-images", "--out", str(tmp_path / "p"), "--threads", "1", "--no-progress"])
+    assert r.returncode == 0, r.stderr
+    assert "1 image(s) with 1 face(s)" in r.stdout and "1 failed" in r.stdout  # a pipe: block-buffered, flushed
+    lines = (tmp_path / "p" / "predictions.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and all(line.endswith("}") for line in lines)

@@ -1,5 +1,5 @@
 """``python -m fabrec`` (also what ``torchrun -m fabrec`` runs)."""
 
-from fabrec.cli import main
+from fabrec.cli import run
 
-raise SystemExit(main())
+run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -559,10 +560,36 @@ COMMANDS = {"prepare-faces": cmd_prepare_faces, "train-ae": cmd_train_ae, "gener
             "predict": cmd_predict, "bench": cmd_bench, "export": cmd_export, "serve": cmd_serve}
 
 
+# Commands that end without leaving anything behind (no child processes, no open servers): the
+# ``fabrec`` script leaves them with os._exit once their output is flushed, skipping the
+# interpreter's teardown of PyTorch (0.7-0.9 s on a 2-core CPU: `import torch` then a normal
+# exit takes 1.9 s, then os._exit 1.2 s).
+FAST_EXIT = frozenset({"predict", "eval", "bench", "demo", "export", "boxes", "generate", "interpolate"})
+
+
+def run() -> None:
+    """The ``fabrec`` script and ``python -m fabrec``: :func:`main` on the command line, then
+    the exit (fast for :data:`FAST_EXIT` commands; ``main`` itself never exits, so tests and
+    callers in-process are unaffected)."""
+    args = build_parser().parse_args()
+    rc = dispatch(args)
+    if args.cmd in FAST_EXIT:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(rc)
+    raise SystemExit(rc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``fabrec`` script; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """The ``fabrec`` command line in-process (``argv``: its words, default ``sys.argv[1:]``);
+    returns the exit status."""
+    return dispatch(build_parser().parse_args(argv))
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run parsed command-line ``args``: one clear line and a non-zero status for every
+    :class:`~fabrec.errors.FabrecError`; returns the exit status."""
     _show_library_notes()
     try:
         if getattr(args, "out", None) is not None:  # every output-path mistake: one line, before any work
@@ -587,4 +614,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()
