@@ -21,7 +21,7 @@ from fabrec.datasets.landmarks import read_folder
 from fabrec.faces.detectors import get_detector
 from fabrec.faces.framing import FRAME_FILE, fit_similarity
 from fabrec.io import read_image
-from fabrec.faces.labelled import matching_detection
+from fabrec.faces.framing import matching_detection
 from fabrec.schemes import BUILTIN
 
 RIDGE = 0.01

@@ -20,7 +20,7 @@ from fabrec.registry import DETECTORS
 from fabrec.errors import FabrecError
 from fabrec.faces.framing import Framing, box_from_five, box_from_shape, fit_similarity, mean_shape
 from fabrec.io import read_image
-from fabrec.faces.labelled import frame_labels
+from fabrec.faces.framing import frame_labels
 from fabrec.landmark_model import crop_to_image
 from fabrec.predict import LandmarkPredictor
 from fabrec.schemes import BUILTIN, Scheme

@@ -13,7 +13,7 @@ from fabrec.datasets.landmarks import LandmarkDataset, read_dataset
 from fabrec.errors import FabrecError
 from fabrec.heatmaps import heatmap_size
 from fabrec.io import atomic_write, write_image_atomic, write_json_atomic
-from fabrec.faces.labelled import frame_labels, labels_detector
+from fabrec.faces.framing import frame_labels, labels_detector
 from fabrec.landmark_model import LandmarkModel, predict_dataset
 from fabrec.metrics import ced, nme, summarize
 from fabrec.registry import DECODERS

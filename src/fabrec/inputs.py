@@ -17,6 +17,9 @@ The naming rule (stated in the README):
 
 from __future__ import annotations
 
+import csv
+import json
+import math
 import os
 from collections import Counter
 from pathlib import Path, PurePath
@@ -88,14 +91,38 @@ def expand_inputs(inputs: list[str]) -> list[InputFile]:
     return [InputFile(f, n, o) for (f, n), o in zip(named, outs)]
 
 
+BoxRow = tuple[str, tuple[float, float, float, float]]
+
+
+def read_box_rows(path: str | Path) -> tuple[list[BoxRow], list[int]]:
+    """Rows ``path,x,y,w,h`` (an optional ``path,...`` header, ``#`` comments) -> (good rows,
+    1-based line numbers of malformed rows: not four finite numbers, or w / h not positive)."""
+    p = Path(path)
+    try:
+        with open(p, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError) as e:
+        raise FabrecError(f"{p}: cannot read box file ({e})") from None
+    good: list[BoxRow] = []
+    bad: list[int] = []
+    for i, r in enumerate(rows, start=1):
+        if not r or r[0].startswith("#") or (not good and not bad and r[0].strip().lower() == "path"):
+            continue
+        try:
+            x, y, w, h = (float(v) for v in r[1:5])
+        except (ValueError, IndexError):
+            bad.append(i)
+            continue
+        if len(r) < 5 or w <= 0 or h <= 0 or not all(math.isfinite(v) for v in (x, y, w, h)):
+            bad.append(i)
+            continue
+        good.append((r[0], (x, y, w, h)))
+    return good, bad
+
+
 def read_boxes_file(path: str | Path) -> dict[str, list[BoxXYWH]]:
     """``{"name": [[x, y, w, h], ...]}`` JSON, or CSV rows ``path,x,y,w,h``; keys are file names
     or relative paths (``predict --boxes``: faces given instead of detected)."""
-    import json
-    import math
-
-    from fabrec.datasets.boxes import read_box_rows
-
     p = Path(path)
     if not p.is_file():
         raise FabrecError(f"{p}: boxes file not found")

@@ -1,4 +1,5 @@
-"""What every action shares at run time: the device rule, run folders, JSONL logs, deadlines.
+"""What every action shares at run time: the device rule, threads, memory layout, deadlines
+(run folders and their JSONL logs are :mod:`fabrec.training_loop`'s).
 
 No action module (training, evaluation, prediction, export, bench) imports another action's
 helpers: they all come from here.
@@ -6,16 +7,12 @@ helpers: they all come from here.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from pathlib import Path
-from typing import Any
 
 import torch
 
 from fabrec.errors import FabrecError
-from fabrec.io import write_text_atomic
 
 _CORES = torch.get_num_threads()  # PyTorch's own default (one per physical core), read once
 
@@ -71,46 +68,6 @@ def default_threads() -> int:
     except (OSError, AttributeError):
         return cores
     return max(1, min(cores, cores - int(busy + 0.5)))
-
-
-def make_run_dir(path: str | Path, *subdirs: str) -> Path:
-    """Create a run folder (and sub-folders); a failure is a FabrecError naming it."""
-    out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        for s in subdirs:
-            (out / s).mkdir(exist_ok=True)
-    except OSError as e:
-        raise FabrecError(f"{out}: cannot create run folder ({e.strerror})") from None
-    return out
-
-
-def append_jsonl(path: str | Path, rec: dict[str, Any]) -> None:
-    """Append one JSON line and fsync it; a write failure is a FabrecError naming the file."""
-    try:
-        with open(path, "a") as f:
-            f.write(json.dumps(rec) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as e:
-        raise FabrecError(f"{path}: cannot write ({e.strerror or e})") from None
-
-
-def truncate_jsonl(path: str | Path, step: int) -> None:
-    """Drop lines logged after ``step`` (resuming from a checkpoint logs no step twice) and
-    lines cut by a kill."""
-    p = Path(path)
-    if not p.exists():
-        return
-    keep = []
-    for line in p.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if rec.get("step", 0) <= step:
-            keep.append(line)
-    write_text_atomic(p, "".join(k + "\n" for k in keep))
 
 
 class Deadline:

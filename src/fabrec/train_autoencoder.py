@@ -42,8 +42,8 @@ from fabrec.losses import (
 from fabrec.model_file import ModelFile, read_autoencoder
 from fabrec.nn import ImageDiscriminator, LatentDiscriminator
 from fabrec.normalization import batch_to_tensor, denormalize
-from fabrec.runtime import Deadline, append_jsonl, make_run_dir, memory_format, training_device
-from fabrec.training_loop import Cadence, resume_state, run_loop, start_run_folder
+from fabrec.runtime import Deadline, memory_format, training_device
+from fabrec.training_loop import Cadence, append_jsonl, make_run_dir, resume_state, run_loop, start_run_folder
 from fabrec.visualize import grid, to_uint8
 
 NETS = ("encoder", "generator", "dz", "dx")

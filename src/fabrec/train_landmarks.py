@@ -36,16 +36,16 @@ from fabrec.datasets.landmarks import (
 from fabrec.errors import FabrecError, NonFiniteLoss
 from fabrec.heatmaps import heatmap_size
 from fabrec.faces.framing import Framing
-from fabrec.faces.labelled import frame_labels, labels_detector
+from fabrec.faces.framing import frame_labels, labels_detector
 from fabrec.landmark_model import LandmarkModel, predict_dataset
 from fabrec.losses import heatmap_loss
 from fabrec.metrics import nme
 from fabrec.model import FabRec
 from fabrec.model_file import ModelFile, read_autoencoder
 from fabrec.registry import DECODERS, FRAMINGS
-from fabrec.runtime import Deadline, make_run_dir, memory_format, training_device
+from fabrec.runtime import Deadline, memory_format, training_device
 from fabrec.schemes import Scheme, get_scheme
-from fabrec.training_loop import Cadence, resume_state, run_loop, start_run_folder
+from fabrec.training_loop import Cadence, make_run_dir, resume_state, run_loop, start_run_folder
 from fabrec.transfer import FEW_SHOT_MAX, HEATMAP_INITS, resolve_init_from, start_from
 
 log = logging.getLogger(__name__)
@@ -460,7 +460,7 @@ def _finish(t: LandmarkTrainer) -> None:
 
 def _frames(train: list, val: list, mc: Any) -> tuple[Any, Any, np.ndarray | None]:
     """Crops of the training and validation faces under ``mc.framing``: ``detector`` runs the
-    default detector on every photo (:mod:`fabrec.faces.labelled`) and returns the mean shape
+    default detector on every photo (:func:`fabrec.faces.framing.frame_labels`) and returns the mean shape
     too; ``landmarks`` leaves the crops to the points' extent (None, None, None)."""
     if mc.framing != "detector":
         return None, None, None

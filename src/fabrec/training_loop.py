@@ -20,7 +20,9 @@ The loop decides everything else, the same way for both:
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -32,8 +34,48 @@ from tqdm import tqdm
 from fabrec.checkpoint import load_checkpoint
 from fabrec.errors import FabrecError, NonFiniteLoss
 from fabrec.io import write_text_atomic
-from fabrec.runtime import Deadline, append_jsonl, truncate_jsonl
+from fabrec.runtime import Deadline
 from fabrec.signals import TrainingInterrupted, graceful_stop
+
+def make_run_dir(path: str | Path, *subdirs: str) -> Path:
+    """Create a run folder (and sub-folders); a failure is a FabrecError naming it."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for s in subdirs:
+            (out / s).mkdir(exist_ok=True)
+    except OSError as e:
+        raise FabrecError(f"{out}: cannot create run folder ({e.strerror})") from None
+    return out
+
+
+def append_jsonl(path: str | Path, rec: dict[str, Any]) -> None:
+    """Append one JSON line and fsync it; a write failure is a FabrecError naming the file."""
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise FabrecError(f"{path}: cannot write ({e.strerror or e})") from None
+
+
+def truncate_jsonl(path: str | Path, step: int) -> None:
+    """Drop lines logged after ``step`` (resuming from a checkpoint logs no step twice) and
+    lines cut by a kill."""
+    p = Path(path)
+    if not p.exists():
+        return
+    keep = []
+    for line in p.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if rec.get("step", 0) <= step:
+            keep.append(line)
+    write_text_atomic(p, "".join(k + "\n" for k in keep))
+
 
 log = logging.getLogger(__name__)
 

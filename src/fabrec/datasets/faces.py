@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 
 from fabrec.batch_order import hash_split, sample_key
 from fabrec.config import AugmentConfig
-from fabrec.datasets.boxes import read_box_rows
+from fabrec.inputs import read_box_rows
 from fabrec.errors import FabrecError
 from fabrec.io import IMAGE_EXTENSIONS, list_images, read_image
 from fabrec.normalization import to_tensor

@@ -63,7 +63,7 @@ class LandmarkDataset(Dataset):
     (crop pixels), ``matrix (3, 3)`` (original -> crop), ``norm`` (normaliser in original
     pixels), ``index``; or None if the image cannot be read (dropped by the collate function).
     ``boxes`` (one per sample, None = the default rule) override the crops, e.g. detector
-    framing (:mod:`fabrec.faces.labelled`).
+    framing (:func:`fabrec.faces.framing.frame_labels`).
     """
 
     def __init__(
