@@ -176,3 +176,19 @@ def test_the_script_leaves_fast_and_keeps_its_output(tmp_path: Path) -> None:
     assert "1 image(s) with 1 face(s)" in r.stdout and "1 failed" in r.stdout  # a pipe: block-buffered, flushed
     lines = (tmp_path / "p" / "predictions.jsonl").read_text().splitlines()
     assert len(lines) == 2 and all(line.endswith("}") for line in lines)
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
+    """`fabrec predict ... | head -1`: the pipe closes before anything is printed; the work
+    goes on and its results are all written, the status is the command's, no traceback."""
+    from fabrec.sample_photo import SAMPLE_IMAGE
+
+    p = subprocess.Popen([sys.executable, "-m", "fabrec", "predict", str(SAMPLE_IMAGE), "--no-images", "--out",
+                          str(tmp_path / "p"), "--threads", "1", "--no-progress"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.close()  # the reader is gone before anything is printed
+    err = p.stderr.read()
+    assert p.wait(300) == 0, err
+    assert "Traceback" not in err
+    assert (tmp_path / "p" / f"{SAMPLE_IMAGE.stem}.json").is_file()

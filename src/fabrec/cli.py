@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 
 from fabrec.cli_help import add_config_flags, config_sets, document
@@ -567,14 +568,41 @@ COMMANDS = {"prepare-faces": cmd_prepare_faces, "train-ae": cmd_train_ae, "gener
 FAST_EXIT = frozenset({"predict", "eval", "bench", "demo", "export", "boxes", "generate", "interpolate"})
 
 
+class _ReaderMayLeave:
+    """Standard output that goes quiet when its reader leaves (``fabrec predict photos/ | head``):
+    the rest of the messages are dropped, the work and its files go on, no traceback."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def _guarded(self, method: str, *args: Any) -> Any:
+        try:
+            return getattr(self._stream, method)(*args)
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+            self._stream = open(os.devnull, "w")
+            return None
+
+    def write(self, text: str) -> int:
+        self._guarded("write", text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._guarded("flush")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def run() -> None:
     """The ``fabrec`` script and ``python -m fabrec``: :func:`main` on the command line, then
     the exit (fast for :data:`FAST_EXIT` commands; ``main`` itself never exits, so tests and
     callers in-process are unaffected)."""
     args = build_parser().parse_args()
+    sys.stdout = _ReaderMayLeave(sys.stdout)
     rc = dispatch(args)
+    sys.stdout.flush()
     if args.cmd in FAST_EXIT:
-        sys.stdout.flush()
         sys.stderr.flush()
         logging.shutdown()
         os._exit(rc)

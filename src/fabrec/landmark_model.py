@@ -24,7 +24,7 @@ from fabrec.heatmaps import decode_heatmaps
 from fabrec.inference_options import InferenceOptions
 from fabrec.model import FabRec
 from fabrec.model_file import PAPER_256, ModelFile, read_model_file
-from fabrec.runtime import memory_format
+from fabrec.runtime import cpu_bf16_units, memory_format
 from fabrec.schemes import BUILTIN, Scheme
 
 PRECISIONS = ("fp32", "bf16")
@@ -153,8 +153,19 @@ class LandmarkModel:
         threads = f", {torch.get_num_threads()} thread(s)" if self.device.type == "cpu" else ""
         fold = ", BatchNorm folded" if self.batchnorm_folded else ""
         chunk = f"; heatmaps made and decoded {TAIL_FACES} faces at a time" if self.device.type == "cpu" else ""
-        return (f"torch {self.precision} on {self.device.type}{threads}{fold}; {self.decoder} decoder "
-                f"({kernel} kernel){chunk}")
+        return (f"torch {self.precision} on {self.device.type}{threads}{fold}{self._why_precision()}; "
+                f"{self.decoder} decoder ({kernel} kernel){chunk}")
+
+    def _why_precision(self) -> str:
+        """Why this precision, for :meth:`describe`: fp32 on a CPU with bf16 units names them
+        and the faster option (the default stays fp32: the published points, identical whatever
+        the batch)."""
+        if self.precision != "fp32" or self.device.type != "cpu":
+            return ""
+        units = cpu_bf16_units()
+        if not units:
+            return " (no bf16 units on this CPU)"
+        return f" (the published points; this CPU has {' and '.join(units)}: --dtype bf16 is faster, points move slightly)"
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The precision context the network runs in (a no-op for ``fp32``)."""
