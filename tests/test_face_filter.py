@@ -12,7 +12,7 @@ from fabrec.faces.detectors import Detection, get_detector
 from fabrec.errors import FabrecError
 from fabrec.face_filter import FaceFilter, face_features, fit_logistic
 from fabrec.io import read_image
-from fabrec.model_file import with_face_filter
+from fabrec.model_file import with_face_filter, with_values
 from fabrec.predict import LandmarkPredictor
 from fabrec.prepare_faces import PrepareConfig, prepare_faces
 from fabrec.sample_photo import SAMPLE_IMAGE
@@ -50,7 +50,11 @@ def test_the_filter_and_the_cut_live_in_the_model_file_and_follow_it(tmp_path: P
     shutil.copy(bundled("default"), copy)
     mine = LandmarkPredictor.from_pretrained(copy, quality=False)
     np.testing.assert_array_equal(mine.face_filter.weights, default.face_filter.weights)
-    assert LandmarkPredictor.from_pretrained(copy, face_filter=False).min_confidence == 0.35
+    assert LandmarkPredictor.from_pretrained(copy, face_filter=False).min_confidence == 0.0  # the bundled file's
+    cut = tmp_path / "cut.safetensors"
+    with_values(copy, cut, min_confidence=0.35)
+    assert LandmarkPredictor.from_pretrained(cut, face_filter=False).min_confidence == 0.35
+    assert LandmarkPredictor.from_pretrained(cut).min_confidence == 0.0  # with its filter the filter decides
     bare = tmp_path / "bare.safetensors"
     with_face_filter(copy, None, bare, min_confidence=0.0)
     p = LandmarkPredictor.from_pretrained(bare, quality=False)

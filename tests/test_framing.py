@@ -202,11 +202,15 @@ def test_a_custom_scheme_trained_by_detector_framing_predicts_like_it_evaluates(
         assert best < 0.05  # the same crop, the same points
 
 
-def test_the_confidence_cut_is_the_model_files_and_gives_way_to_its_face_filter() -> None:
-    MIN_CONFIDENCE = 0.35  # noqa: N806 -- written into the bundled file (its model card)
+def test_the_confidence_cut_is_the_model_files_and_gives_way_to_its_face_filter(tmp_path: Path) -> None:
+    from fabrec.model_file import with_values
+
+    MIN_CONFIDENCE = 0.35  # noqa: N806
+    cut = tmp_path / "cut.safetensors"
+    with_values("default", cut, min_confidence=MIN_CONFIDENCE)
     img = read_image(SAMPLE_IMAGE)
-    assert LandmarkPredictor.from_pretrained("default", quality=False).min_confidence == 0.0  # the filter decides
-    p = LandmarkPredictor.from_pretrained("default", device="cpu", quality=False, face_filter=False)
+    assert LandmarkPredictor.from_pretrained(cut, quality=False).min_confidence == 0.0  # the filter decides
+    p = LandmarkPredictor.from_pretrained(cut, device="cpu", quality=False, face_filter=False)
     assert p.min_confidence == MIN_CONFIDENCE > 0
     (face,) = p.predict(img)
     assert face.confidence.mean() > MIN_CONFIDENCE and face.source == "detector"

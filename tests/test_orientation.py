@@ -48,6 +48,8 @@ def test_a_fitted_rule_travels_in_the_model_file_and_rights_a_turned_photo(tmp_p
     (up,) = p.predict(rgb)
     (turned,) = p.predict(np.ascontiguousarray(np.rot90(rgb)))  # turned 90 degrees anticlockwise
     assert abs(math.degrees(turned.crop.angle) - math.degrees(up.crop.angle) + 90) % 360 < 20
-    shutil.copy(bundled("default"), tmp_path / "plain.safetensors")
+    shutil.copy(bundled("default"), tmp_path / "copy.safetensors")  # the bundled file's own rule travels too
+    assert LandmarkPredictor.from_pretrained(tmp_path / "copy.safetensors").model.orientation is not None
+    export_weights(replace(read_model_file("default"), orientation=None), tmp_path / "plain.safetensors")
     assert LandmarkPredictor.from_pretrained(tmp_path / "plain.safetensors").model.orientation is None
     assert isinstance(FaceFilter.from_dict(rule.to_dict()["upright"]), FaceFilter)

@@ -47,7 +47,7 @@ class InferenceOptions:
     min_confidence: float | None = _opt(
         None, "--min-confidence", "drop detected faces whose mean point confidence is below this (non-faces give "
         "flat heatmaps); default: 0 (off) where the model file holds a face filter (the bundled one does), else "
-        "the cut the model file holds (bundled: 0.35; 0 for models without one)", type=float)
+        "the cut the model file holds (0 for the bundled models and models without one)", type=float)
     face_filter: bool = _opt(True, "--no-face-filter", "keep detections the model's face filter takes for "
                              "non-faces (prints, patterns, hands); the filter is fitted per model file and kept "
                              "inside it", negate=True)
