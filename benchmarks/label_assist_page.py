@@ -29,7 +29,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from label_assist import five
 from page_driver import browser, canvas_offset, label, new_project, next_photo, open_photo, placed, running, wait
 
 from fabrec.datasets.pts import read_pts
@@ -38,10 +40,6 @@ from fabrec.predict import LandmarkPredictor
 from fabrec.serve import create_app
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def five(t: np.ndarray) -> np.ndarray:
-    return np.stack([t[36:42].mean(0), t[42:48].mean(0), t[30], t[48], t[54]])
 
 
 def drag(drv, canvas, start: np.ndarray, end: np.ndarray, size: tuple[int, int]) -> None:
