@@ -59,13 +59,16 @@ print(n)
 
 
 def cpu_info() -> dict:
-    """The CPU's model name and which of :data:`FLAGS` it has (Linux ``/proc/cpuinfo``)."""
+    """The CPU's model name and which of :data:`FLAGS` it has (:func:`fabrec.runtime.cpu_flags`)."""
+    from fabrec.runtime import cpu_flags
+
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return {"model": platform.processor(), "flags": []}
-    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "")
-    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
+        text = ""
+    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")),
+                 platform.processor())
+    flags = cpu_flags()
     return {"model": model, "cores": os.cpu_count(), "flags": [f for f in FLAGS if f in flags]}
 
 

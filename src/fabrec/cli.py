@@ -8,8 +8,8 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from fabrec.cli_help import add_config_flags, config_sets, document
 from fabrec.errors import FabrecError
@@ -578,9 +578,10 @@ class _ReaderMayLeave:
     def _guarded(self, method: str, *args: Any) -> Any:
         try:
             return getattr(self._stream, method)(*args)
-        except BrokenPipeError:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
-            self._stream = open(os.devnull, "w")
+        except BrokenPipeError:  # the descriptor now leads nowhere: what is buffered and what follows is dropped
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stream.fileno())
+            os.close(null)
             return None
 
     def write(self, text: str) -> int:

@@ -35,6 +35,11 @@ def plain_score(confidence: np.ndarray, detector_score: float) -> float:
     return float(np.mean(confidence)) + 0.1 * (0.0 if math.isnan(detector_score) else detector_score)
 
 
+def plain_scores(confidence: np.ndarray, detector_scores: Sequence[float]) -> np.ndarray:
+    """:func:`plain_score` of N crops at once: confidences ``(N, K)`` -> ``(N,)`` float64."""
+    return np.array([plain_score(c, s) for c, s in zip(confidence, detector_scores)], np.float64).reshape(-1)
+
+
 def is_upright(crop_angle: float) -> bool:
     """Whether a crop (its roll in radians) is the photo's own orientation (within 45 degrees)."""
     return abs(math.remainder(crop_angle, 2 * math.pi)) <= math.pi / 4
@@ -59,8 +64,7 @@ class OrientationChooser:
 
     def scores(self, confidence: np.ndarray, detector_scores: Sequence[float], codes: np.ndarray) -> np.ndarray:
         """``(N,)`` scores of N candidate crops: confidences ``(N, K)``, codes ``(N, L)``."""
-        plain = np.array([plain_score(c, s) for c, s in zip(confidence, detector_scores)])
-        return plain + self.weight * self.upright.score(codes, confidence)
+        return plain_scores(confidence, detector_scores) + self.weight * self.upright.score(codes, confidence)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "upright": self.upright.to_dict(), "weight": self.weight, "margin": self.margin,
@@ -95,7 +99,7 @@ def orientation_scores(chooser: OrientationChooser | None, confidence: np.ndarra
     model file's rule where it has one (``chooser``), else :func:`plain_score`."""
     if chooser is not None:
         return chooser.scores(confidence, detector_scores, codes)
-    return np.array([plain_score(c, s) for c, s in zip(confidence, detector_scores)], np.float64).reshape(-1)
+    return plain_scores(confidence, detector_scores)
 
 
 def one_per_group(groups: Sequence[Hashable | None], scores: Sequence[float], upright: Sequence[bool],

@@ -20,14 +20,20 @@ _CORES = torch.get_num_threads()  # PyTorch's own default (one per physical core
 BF16_FLAGS = {"amx_bf16": "AMX", "avx512_bf16": "AVX-512 BF16"}  # /proc/cpuinfo flag -> what it is
 
 
-def cpu_bf16_units() -> list[str]:
-    """The bfloat16 units this CPU has (``AMX``, ``AVX-512 BF16``; Linux ``/proc/cpuinfo``,
-    else none known): where ``--dtype bf16`` runs the network faster than fp32."""
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux's ``/proc/cpuinfo`` lists them (``avx512_bf16``,
+    ``amx_bf16``, ...); empty where it cannot be read."""
     try:
         with open("/proc/cpuinfo") as f:
-            flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
+            return frozenset(next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), []))
     except OSError:
-        return []
+        return frozenset()
+
+
+def cpu_bf16_units() -> list[str]:
+    """The bfloat16 units this CPU has (``AMX``, ``AVX-512 BF16``; none known where
+    :func:`cpu_flags` cannot tell): where ``--dtype bf16`` runs the network faster than fp32."""
+    flags = cpu_flags()
     return [name for flag, name in BF16_FLAGS.items() if flag in flags]
 
 
