@@ -19,6 +19,7 @@ from fabrec.config import ModelConfig
 from fabrec.errors import FabrecError
 from fabrec.face_filter import FaceFilter
 from fabrec.faces.framing import Framing
+from fabrec.head_pose import PoseCorrection
 from fabrec.orientation import OrientationChooser
 from fabrec.heatmaps import decode_heatmaps
 from fabrec.inference_options import InferenceOptions
@@ -68,6 +69,8 @@ class LandmarkModel:
             no face filter is used (0: no cut).
         orientation: the rule choosing among a face's orientations fitted for this model
             (:class:`~fabrec.orientation.OrientationChooser`), or None (the plain rule).
+        head_pose: the correction of the PnP head pose fitted for this model
+            (:class:`~fabrec.head_pose.PoseCorrection`), or None (plain PnP).
     """
 
     net: FabRec
@@ -79,6 +82,7 @@ class LandmarkModel:
     face_filter: FaceFilter | None = None
     min_confidence: float = 0.0
     orientation: OrientationChooser | None = None
+    head_pose: PoseCorrection | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -118,8 +122,9 @@ class LandmarkModel:
         shape = None if mf.mean_shape is None else np.asarray(mf.mean_shape, np.float64).reshape(scheme.num_points, 2)
         flt = None if mf.face_filter is None else FaceFilter.from_dict(mf.face_filter, f"{mf.source}: face filter")
         orient = None if mf.orientation is None else OrientationChooser.from_dict(mf.orientation, f"{mf.source}: orientation")
+        pose = None if mf.head_pose is None else PoseCorrection.from_dict(mf.head_pose, f"{mf.source}: head pose")
         return LandmarkModel(net.eval(), scheme, mf.decoder, mean_shape=shape, face_filter=flt,
-                             min_confidence=mf.min_confidence, orientation=orient)
+                             min_confidence=mf.min_confidence, orientation=orient, head_pose=pose)
 
     def placed(self, device: torch.device) -> LandmarkModel:
         """This model on ``device`` in its inference layout (channels-last on CPU), in eval

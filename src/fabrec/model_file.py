@@ -33,7 +33,9 @@ KINDS = ("landmarks", "autoencoder")
 NETS = {"landmarks": ("encoder", "generator", "itl", "ae_encoder"),
         "autoencoder": ("encoder", "generator", "dz", "dx")}
 REQUIRED = {"landmarks": ("encoder", "generator", "itl"), "autoencoder": ("encoder", "generator")}
-LAYOUT = ("kind", "model", "nets", "scheme", "itl", "decoder", "mean_shape", "face_filter", "min_confidence", "orientation")
+# per-model values: fitted for one file's networks and kept beside them (ModelFile fields)
+VALUES = ("face_filter", "min_confidence", "orientation", "head_pose")
+LAYOUT = ("kind", "model", "nets", "scheme", "itl", "decoder", "mean_shape", *VALUES)
 PAPER_256 = "paper-256"  # the paper's 256-px architecture with random weights, for speed measurements
 
 
@@ -54,6 +56,7 @@ class ModelFile:
     face_filter: dict[str, Any] | None = None
     min_confidence: float = 0.0
     orientation: dict[str, Any] | None = None  # fabrec.orientation.OrientationChooser, as a dict
+    head_pose: dict[str, Any] | None = None  # fabrec.head_pose.PoseCorrection, as a dict
     source: str = "model"
     training: dict[str, Any] = field(default_factory=dict)
 
@@ -63,8 +66,7 @@ class ModelFile:
         out: dict[str, Any] = {"kind": self.kind, "model": to_dict(self.model), "nets": self.nets}
         if self.kind == "landmarks":
             out |= {"scheme": self.scheme, "itl": list(self.itl or []), "decoder": self.decoder,
-                    "mean_shape": self.mean_shape, "face_filter": self.face_filter,
-                    "min_confidence": self.min_confidence, "orientation": self.orientation}
+                    "mean_shape": self.mean_shape, **{k: getattr(self, k) for k in VALUES}}
         return out
 
     @staticmethod
@@ -90,8 +92,8 @@ class ModelFile:
         if kind == "landmarks":
             mf = replace(mf, scheme=state["scheme"], itl=list(state["itl"]),
                          decoder=state.get("decoder") or "reference", mean_shape=state.get("mean_shape"),
-                         face_filter=state.get("face_filter"), min_confidence=float(state.get("min_confidence") or 0.0),
-                         orientation=state.get("orientation"))
+                         **{k: state.get(k) for k in VALUES if k != "min_confidence"},
+                         min_confidence=float(state.get("min_confidence") or 0.0))
         return mf
 
     def load_net(self, name: str, module: nn.Module, strict: bool = True) -> nn.Module:
@@ -152,7 +154,7 @@ def export_weights(source: str | Path | ModelFile, out: str | Path, extra: dict[
 
 def with_values(model: str | Path, out: str | Path, **values: Any) -> str:
     """Write ``model`` (a spec) to ``out`` (``.safetensors``) with per-model values changed
-    (``face_filter``, ``min_confidence``, ``orientation``: :class:`ModelFile` fields); the
+    (:data:`VALUES`: :class:`ModelFile` fields); the
     networks stay as they are. Returns the new file's SHA-256."""
     return export_weights(replace(read_model_file(model), **values), out)
 

@@ -16,7 +16,7 @@ from fabrec.faces.detectors import (DEFAULT_DETECTOR, DEFAULT_MIN_SCORE, Detecti
 from fabrec.errors import FabrecError
 from fabrec.face_filter import FaceFilter
 from fabrec.face_result import BoxXYWH, FaceResult
-from fabrec.head_pose import head_pose
+from fabrec.head_pose import face_pose
 from fabrec.io import read_image
 from fabrec.inference_options import InferenceOptions, with_overrides
 from fabrec.landmark_model import LandmarkModel, crop_to_image, load_for_inference
@@ -207,7 +207,7 @@ class LandmarkPredictor:
             (i, reg), m, (p, c, _, err, _) = flat[k], mats[k], found[k]
             q = float(np.clip(1.0 - err / 50.0, 0.0, 1.0)) if not math.isnan(err) else float("nan")
             pts = crop_to_image(p, m)
-            pose = head_pose(pts, rgbs[i].shape[1::-1]) if self._posed else None
+            pose = face_pose(pts, rgbs[i].shape[1::-1], p, s, reg.crop.angle, self.model.head_pose) if self._posed else None
             out[i].append(FaceResult(reg.box, pts, c, q, err, reg.source, reg.crop, reg.score, float(fs[k]), pose))
         return [[f for f in faces if self._is_face(f)] for faces in out]
 
