@@ -23,8 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from aflw_parts import BINS, aflw_held_out, bin_of  # noqa: E402
-from pose_photos import match  # noqa: E402
+from aflw_parts import BINS, aflw_held_out, bin_of, match  # noqa: E402
 
 from fabrec.datasets.pts import read_pts  # noqa: E402
 from fabrec.head_pose import (HeadPose, PoseCorrection, face_pose, fit_correction, head_pose,  # noqa: E402

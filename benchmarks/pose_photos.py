@@ -27,20 +27,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from aflw_parts import BINS, aflw_held_out, bin_of  # noqa: E402, F401
+from aflw_parts import BINS, aflw_held_out, bin_of, match  # noqa: E402
 
 from fabrec.datasets.pts import read_pts  # noqa: E402
 from fabrec.head_pose import head_pose  # noqa: E402
 from fabrec.io import write_json_atomic  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-def match(faces: list[dict], truth: np.ndarray) -> dict | None:
-    (x0, y0), (x1, y1) = truth.min(0), truth.max(0)
-    gx, gy = (x1 - x0) / 2, (y1 - y0) / 2
-    inside = [f for f in faces if x0 - gx <= np.mean(f["points"], 0)[0] <= x1 + gx
-              and y0 - gy <= np.mean(f["points"], 0)[1] <= y1 + gy]
-    c = truth.mean(0)
-    return min(inside, key=lambda f: float(np.linalg.norm(np.mean(f["points"], 0) - c))) if inside else None
 
 
 def main() -> int:
