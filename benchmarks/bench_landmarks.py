@@ -1,5 +1,5 @@
-"""Landmark-path speed table: fabrec (default and the 256-px paper model; torch fp32 -- the
-default path --, onnxruntime, and the speed options bf16 and folded BatchNorm; batch 1 and 32)
+"""Landmark-path speed table: fabrec (default and the 256-px paper model; torch fp32 with
+BatchNorm folded -- the default path -- and as trained, onnxruntime, and bf16; batch 1 and 32)
 and, where installed, dlib's 68-point predictor, all in one process. Every fabrec row carries
 the ceilings measured beside it (fp32 FMA or bf16 dot-product peak, a same-FLOPs conv stack,
 a 2048^2 matmul).

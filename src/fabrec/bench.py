@@ -152,7 +152,7 @@ def _onnx_runners(model: LandmarkModel, x: torch.Tensor) -> Runners:
 
 
 def bench(model_name: str = "default", backend: str = "torch", batch_size: int = 1, reps: int = 20,
-          device: str = "auto", dtype: str = "fp32", warmup: int = 3, fold_bn: bool = False) -> dict[str, Any]:
+          device: str = "auto", dtype: str = "fp32", warmup: int = 3, fold_bn: bool = True) -> dict[str, Any]:
     """Time the landmark path (network + heatmap decoding, as predict and eval run it) on real
     face crops; returns faces/s, latency median/p90 (ms per batch), the network alone (faces/s,
     GFLOP/s achieved beside the FMA peak, a same-FLOPs conv stack and a matmul) and the

@@ -3,7 +3,9 @@
 A BatchNorm in eval mode is a per-channel ``y = a * x + b``; folded into the preceding
 convolution's weights and bias it costs nothing at run time (one pass over every feature map
 fewer). The result equals the original up to float rounding, which can move an argmax by one
-heatmap pixel in rare near-ties -- so this is an option, not the default (README, speed).
+heatmap pixel in rare near-ties: 1 of AFW's 22,916 points on ground-truth crops, none of AFW's or
+the held-out AFLW2000-3D photos' points through ``predict``. It is the default of every command
+and of the Python API; ``--no-fold-bn`` / ``fold_batchnorm=False`` runs the network as trained.
 """
 
 from __future__ import annotations
