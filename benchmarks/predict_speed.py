@@ -4,8 +4,9 @@ Each row is a fresh process timed from start to exit (start-up, reading, detecti
 decoding and writing included) on the same whole photos: the first ``--photos`` photos of the
 shared AFLW2000-3D half (450 x 450 px, one face each; linked, nothing copied):
 
-- ``fabrec predict PHOTOS --no-images --format jsonl`` in fp32, bf16 and ``--no-quality``;
-- ``fabrec bench --batch-size 32`` (the network on ready crops: faces/s), fp32 and bf16;
+- ``fabrec predict PHOTOS --no-images --format jsonl`` with ``--dtype fp32`` and the default
+  (``auto``: bf16 on CPUs with bf16 units), each also ``--no-quality``;
+- ``fabrec bench --batch-size 32`` (the network on ready crops: faces/s), fp32 and the default;
 - dlib: its HOG detector and 68-point predictor on every photo (``pip install dlib-bin
   face-recognition-models``; skipped when absent);
 - MediaPipe's face mesh where ``runs/mpvenv`` holds it (see ``mediapipe_peer.py``).
@@ -97,11 +98,12 @@ def rows(photos: Path, out: Path, threads: int) -> dict[str, list[str]]:
     predict = [py, "-m", "fabrec", "predict", str(photos), "--no-images", "--format", "jsonl", *th]
     bench = [py, "-m", "fabrec", "bench", "--batch-size", "32", "--reps", "10", "--json", *th]
     r = {
-        "predict fp32": [*predict, "--out", str(out / "fp32")],
-        "predict bf16": [*predict, "--dtype", "bf16", "--out", str(out / "bf16")],
-        "predict fp32 --no-quality": [*predict, "--no-quality", "--out", str(out / "noq")],
-        "bench fp32 batch 32": bench,
-        "bench bf16 batch 32": [*bench, "--dtype", "bf16"],
+        "predict fp32": [*predict, "--dtype", "fp32", "--out", str(out / "fp32")],
+        "predict default": [*predict, "--out", str(out / "default")],
+        "predict fp32 --no-quality": [*predict, "--dtype", "fp32", "--no-quality", "--out", str(out / "fp32-noq")],
+        "predict default --no-quality": [*predict, "--no-quality", "--out", str(out / "default-noq")],
+        "bench fp32 batch 32": [*bench, "--dtype", "fp32"],
+        "bench default batch 32": bench,
     }
     try:
         import dlib  # noqa: F401
@@ -143,7 +145,7 @@ def main() -> int:
                 else:
                     faces[name] = int(stdout.strip().splitlines()[-1])
             print(f"round {r + 1}: {name}: {got[name][-1]:.2f}", flush=True)
-    bench32 = statistics.median(got["bench fp32 batch 32"])
+    bench32 = {k: statistics.median(got[f"bench {k} batch 32"]) for k in ("fp32", "default")}
     table = {}
     for name, vals in got.items():
         med = statistics.median(vals)
@@ -151,7 +153,11 @@ def main() -> int:
             table[name] = {"faces_per_s": round(med, 1)}
         else:
             table[name] = {"seconds": round(med, 2), "faces": faces[name], "faces_per_s": round(faces[name] / med, 1),
-                           "share_of_bench_fp32_32": round(faces[name] / med / bench32, 3)}
+                           "share_of_bench_fp32_32": round(faces[name] / med / bench32["fp32"], 3)}
+            if name.startswith("predict default"):
+                table[name]["share_of_bench_default_32"] = round(faces[name] / med / bench32["default"], 3)
+                fp32 = statistics.median(got[name.replace("default", "fp32")])
+                table[name]["speedup_over_fp32"] = round(fp32 / med, 2)
     for name, row in table.items():
         print(f"{name:28s} {row}")
     import torch

@@ -146,8 +146,10 @@ def test_predict_says_how_it_runs_and_takes_the_speed_options(tmp_path, capsys) 
 
     from fabrec.sample_photo import SAMPLE_IMAGE
 
+    from fabrec.runtime import cpu_bf16_units
+
     runs = {}
-    for name, extra in (("plain", []), ("fast", ["--dtype", "bf16", "--fold-bn"])):
+    for name, extra in (("plain", ["--dtype", "fp32", "--no-fold-bn"]), ("fast", ["--dtype", "bf16"]), ("auto", [])):
         out = tmp_path / name
         assert main(["predict", str(SAMPLE_IMAGE), "--out", str(out), "--no-progress", "--device", "cpu",
                      "--no-images", "--no-quality", *extra]) == 0
@@ -155,7 +157,12 @@ def test_predict_says_how_it_runs_and_takes_the_speed_options(tmp_path, capsys) 
         face = json.loads(next(out.glob("*.json")).read_text())["faces"][0]
         runs[name + "_pts"] = face["points"]
     assert "torch fp32 on cpu" in runs["plain"] and "reference decoder" in runs["plain"]
+    assert "BatchNorm folded" not in runs["plain"]
     assert "torch bf16 on cpu" in runs["fast"] and "BatchNorm folded" in runs["fast"]
+    # the default: bf16 where the CPU has bf16 units, and the line names them
+    units = cpu_bf16_units()
+    assert (f"torch {'bf16' if units else 'fp32'} on cpu") in runs["auto"] and "BatchNorm folded" in runs["auto"]
+    assert all(u in runs["auto"] for u in units) and (units or "no bf16 units" in runs["auto"])
     import numpy as np
 
     d = np.linalg.norm(np.array(runs["plain_pts"]) - np.array(runs["fast_pts"]), axis=1)

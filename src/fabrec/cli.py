@@ -356,9 +356,12 @@ def cmd_bench(a: argparse.Namespace) -> int:
     import json
 
     from fabrec.bench import bench
+    from fabrec.runtime import resolve_device, resolve_precision
 
     o = options_from_args(a)
-    r = bench(a.model, a.backend, o.batch_size, a.reps, o.device, o.precision, fold_bn=o.fold_batchnorm)
+    auto = "fp32" if a.backend != "torch" else resolve_precision("auto", resolve_device(o.device))
+    dtype = auto if o.precision == "auto" else o.precision
+    r = bench(a.model, a.backend, o.batch_size, a.reps, o.device, dtype, fold_bn=o.fold_batchnorm)
     if a.json:
         print(json.dumps(r))
     else:
@@ -371,7 +374,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
             print(f"  {r['fma_peak_kind']} peak {r['fma_peak_gflops']:.0f} GFLOP/s ({r['fma_peak_gflops_per_thread']:.0f} "
                   f"per thread): network at {100 * r['ratio_to_fma_peak']:.0f}%, end to end at "
                   f"{100 * r['end_to_end_ratio_to_fma_peak']:.0f}%; a plain 3x3-conv stack of the same FLOPs "
-                  f"reaches {r['conv_stack_gflops']:.0f} GFLOP/s")
+                  f"reaches {r['conv_stack_gflops']:.0f} GFLOP/s (network at {100 * r['ratio_to_conv_stack']:.0f}% of it)")
         elif r["fma_peak_note"]:
             print(f"  {r['fma_peak_note']}")
     return 0
@@ -484,7 +487,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
     p.add_argument("--reps", type=int, default=20)
     add_inference_flags(p, ("precision", "fold_batchnorm", "device", "batch_size"),
-                        {"precision": ("fp32", "bf16", "fp16")}, batch_size=1)
+                        {"precision": ("auto", "fp32", "bf16", "fp16")}, batch_size=1)
     p.add_argument("--json", action="store_true")
 
 

@@ -57,8 +57,9 @@ class InferenceOptions:
                                       "more false detections)", parse=parse_rotations, shown="0")
     decoder: str | None = _opt(None, "--decoder", "heatmap decoder (default: the model file's)",
                                choices=DECODERS)
-    precision: str = _opt("fp32", "--dtype", "fp32 (the published points) or bf16 autocast (faster on AVX-512 "
-                          "BF16 CPUs and GPUs; points move slightly)", choices=("fp32", "bf16"))
+    precision: str = _opt("auto", "--dtype", "auto: bf16 autocast on CPUs with bfloat16 units (AMX, AVX-512 BF16: "
+                          "faster, AFW NME the same as fp32), else fp32; fp32: the published points on every "
+                          "machine; bf16: bfloat16 autocast (points move slightly)", choices=("auto", "fp32", "bf16"))
     fold_batchnorm: bool = _opt(True, "--fold-bn", "BatchNorm folded into the convolutions before them (about "
                                 "10%% faster; the same points on every AFW and AFLW test face, confidences within "
                                 "1e-4); --no-fold-bn runs the network as trained", action=argparse.BooleanOptionalAction)

@@ -25,7 +25,7 @@ from fabrec.heatmaps import decode_heatmaps
 from fabrec.inference_options import InferenceOptions
 from fabrec.model import FabRec
 from fabrec.model_file import PAPER_256, ModelFile, read_model_file
-from fabrec.runtime import cpu_bf16_units, memory_format
+from fabrec.runtime import cpu_bf16_units, memory_format, resolve_device, resolve_precision
 from fabrec.schemes import BUILTIN, Scheme
 
 PRECISIONS = ("fp32", "bf16")
@@ -57,9 +57,9 @@ class LandmarkModel:
         net: the FabRec network (eval mode).
         scheme: landmark layout.
         decoder: ``reference`` or ``subpixel``.
-        precision: ``fp32`` (default: the published points) or ``bf16`` (the network under
-            bfloat16 autocast: about twice as fast on CPUs with AVX-512 BF16 and on GPUs; points
-            move slightly, see the README's speed table).
+        precision: ``fp32`` (the published points) or ``bf16`` (the network under bfloat16
+            autocast: 1.6-2x faster on CPUs with AVX-512 BF16 or AMX, points move slightly, see
+            the README's speed table; what ``--dtype auto``, the commands' default, picks there).
         flip_average: test-time flip: heatmaps averaged with those of the mirrored crop (mirrored
             back, points swapped by the scheme's flip pairs); twice the work.
         mean_shape: ``(K, 2)`` mean training points in crop units (``detector``-framed models:
@@ -163,15 +163,17 @@ class LandmarkModel:
                 f"{self.decoder} decoder ({kernel} kernel){chunk}")
 
     def _why_precision(self) -> str:
-        """Why this precision, for :meth:`describe`: fp32 on a CPU with bf16 units names them
-        and the faster option (the default stays fp32: the published points, identical whatever
-        the batch)."""
-        if self.precision != "fp32" or self.device.type != "cpu":
+        """Why this precision, for :meth:`describe`: on a CPU, its bf16 units (what ``--dtype
+        auto`` chooses by) and what the other choice would give."""
+        if self.device.type != "cpu":
             return ""
-        units = cpu_bf16_units()
+        units = " and ".join(cpu_bf16_units())
+        if self.precision == "bf16":
+            return (f" (this CPU has {units}: faster than fp32, AFW NME the same; --dtype fp32 for the published "
+                    "points)" if units else " (this CPU has no bf16 units: slower than fp32)")
         if not units:
             return " (no bf16 units on this CPU)"
-        return f" (the published points; this CPU has {' and '.join(units)}: --dtype bf16 is faster, points move slightly)"
+        return f" (the published points; this CPU has {units}: --dtype auto or bf16 is faster, points move slightly)"
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The precision context the network runs in (a no-op for ``fp32``)."""
@@ -285,7 +287,8 @@ def load_for_inference(spec: str | Path, options: InferenceOptions) -> LandmarkM
     """The landmark model of ``spec`` as ``options`` run it: its decoder (or the options'),
     precision, flip averaging and folded BatchNorm (:class:`~fabrec.inference_options.InferenceOptions`)."""
     model = load_landmark_model(spec)
-    model = dataclasses.replace(model, decoder=options.decoder or model.decoder, precision=options.precision,
+    precision = resolve_precision(options.precision, resolve_device(options.device))
+    model = dataclasses.replace(model, decoder=options.decoder or model.decoder, precision=precision,
                                 flip_average=options.flip)
     return model.with_folded_batchnorm() if options.fold_batchnorm else model
 

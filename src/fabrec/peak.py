@@ -1,6 +1,6 @@
 """The machine's floating-point ceiling, measured: fp32 fused multiply-add peak per thread and
-for all threads (and the bf16 dot-product peak where the CPU has AVX-512 BF16), from tiny C
-kernels compiled on first use.
+for all threads (and the bf16 peak: AVX-512 BF16's dot product, or AMX's tile multiply where
+the CPU has AMX, whichever is higher), from tiny C kernels compiled on first use.
 
 The kernel keeps twelve independent 64-byte float32 vectors in registers and updates each with
 ``a = a * m + c`` in a loop (GCC/Clang vector extensions, ``-march=native -ffp-contract=fast``:
@@ -65,11 +65,45 @@ double fabrec_fma(int64_t iters) {
     return _mm512_reduce_add_ps(s);
 }
 """
+_AMX_SOURCE = r"""
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+/* AMX: four independent 16x16 float32 accumulator tiles (0-3), each updated every step with
+   the products of two 16x32 bf16 tiles (4-7); one TDPBF16PS is 16*16*32*2 FLOPs. */
+typedef struct { uint8_t palette, start; uint8_t reserved[14]; uint16_t colsb[16]; uint8_t rows[16]; } cfg_t;
+double fabrec_fma(int64_t iters) {
+    if (syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */)) return -1;
+    cfg_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) { cfg.colsb[i] = 64; cfg.rows[i] = 16; }
+    static uint16_t src[16 * 32];
+    float out[16 * 16];
+    for (int i = 0; i < 16 * 32; i++) src[i] = 0x3f80;  /* bf16 1.0 */
+    _tile_loadconfig(&cfg);
+    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+    _tile_loadd(4, src, 64); _tile_loadd(5, src, 64); _tile_loadd(6, src, 64); _tile_loadd(7, src, 64);
+    for (int64_t t = 0; t < iters; t++) {
+        _tile_dpbf16ps(0, 4, 6); _tile_dpbf16ps(1, 4, 7); _tile_dpbf16ps(2, 5, 6); _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, out, 64);
+    _tile_release();
+    return out[0];
+}
+"""
 # name -> (source, compiler flag sets to try, FLOPs per loop iteration)
 _KERNELS = {
     "fp32": (_SOURCE, (["-O2", "-march=native", "-ffp-contract=fast"], ["-O2", "-ffp-contract=fast"]), 12 * 16 * 2),
     "bf16": (_BF16_SOURCE, (["-O2", "-mavx512f", "-mavx512bf16"],), 12 * 32 * 2),
+    "amx": (_AMX_SOURCE, (["-O2", "-mamx-tile", "-mamx-bf16"],), 4 * 16 * 16 * 32 * 2),
 }
+#: what each kernel measures, for reports
+KINDS = {"fp32": "fp32 FMA", "bf16": "bf16 dot product (AVX-512 BF16)", "amx": "bf16 AMX tiles"}
+#: the CPU flag each kernel needs
+_NEEDS = {"bf16": "avx512_bf16", "amx": "amx_bf16"}
 
 
 @dataclass(frozen=True)
@@ -80,6 +114,7 @@ class Peak:
     total: float | None
     threads: int
     note: str = ""
+    kind: str = "fp32 FMA"
 
 
 def _cache_dir() -> Path:
@@ -138,20 +173,35 @@ def _run(fn: ctypes._CFuncPtr, threads: int, iters: int, flop_per_iter: int) -> 
 
 
 def fma_peak(threads: int, kind: str = "fp32", seconds: float = 0.1, reps: int = 5) -> Peak:
-    """Measure the ``fp32`` FMA peak (or the ``bf16`` dot-product peak, AVX-512 BF16 CPUs only)
-    with one thread and with ``threads`` threads: the best of ``reps`` runs of about ``seconds``
-    each (a peak is an upper bound: anything else running can only lower a run, e.g. another
-    library's pool threads still spinning on a core)."""
-    if kind == "bf16" and not _cpu_has("avx512_bf16"):
-        return Peak(None, None, threads, "this CPU has no AVX-512 BF16 instructions")
+    """Measure the ``fp32`` FMA peak, the ``bf16`` dot-product peak (AVX-512 BF16 CPUs) or the
+    ``amx`` bf16 tile peak (AMX CPUs) with one thread and with ``threads`` threads: the best of
+    ``reps`` runs of about ``seconds`` each (a peak is an upper bound: anything else running
+    can only lower a run, e.g. another library's pool threads still spinning on a core)."""
+    if kind in _NEEDS and not _cpu_has(_NEEDS[kind]):
+        return Peak(None, None, threads, f"this CPU has no {_NEEDS[kind]} instructions", KINDS[kind])
     lib = _compile(kind)
     if lib is None:
-        return Peak(None, None, threads, f"no C compiler (cc) that builds the {kind} kernel: peak not measured")
+        return Peak(None, None, threads, f"no C compiler (cc) that builds the {kind} kernel: peak not measured",
+                    KINDS[kind])
     fn = lib.fabrec_fma
     fn.restype, fn.argtypes = ctypes.c_double, [ctypes.c_int64]
     flop = _KERNELS[kind][2]
-    probe = _run(fn, 1, 200_000, flop)  # warm up and size the runs
-    iters = max(10_000, int(seconds * probe * 1e9 / flop))
+    if fn(1) < 0:
+        return Peak(None, None, threads, f"the kernel could not run ({kind}: the system refused the unit)", KINDS[kind])
+    probe = _run(fn, 1, 200_000 if kind != "amx" else 20_000, flop)  # warm up and size the runs
+    iters = max(1_000, int(seconds * probe * 1e9 / flop))
     one = max(_run(fn, 1, iters, flop) for _ in range(reps))
     every = max(_run(fn, threads, iters, flop) for _ in range(reps)) if threads > 1 else one
-    return Peak(one, every, threads)
+    return Peak(one, every, threads, kind=KINDS[kind])
+
+
+def precision_peak(threads: int, precision: str = "fp32", seconds: float = 0.1, reps: int = 5) -> Peak:
+    """The ceiling of ``precision`` (``fp32`` or ``bf16``) on this CPU: for bf16 the higher of
+    the AVX-512 BF16 dot product and the AMX tile multiply, the units oneDNN picks from."""
+    if precision != "bf16":
+        return fma_peak(threads, "fp32", seconds, reps)
+    peaks = [fma_peak(threads, k, seconds, reps) for k in ("bf16", "amx")]
+    measured = [p for p in peaks if p.total]
+    if not measured:
+        return Peak(None, None, threads, "; ".join(p.note for p in peaks), KINDS["bf16"])
+    return max(measured, key=lambda p: p.total or 0.0)
