@@ -60,6 +60,7 @@ def tiny_cfg(folder: Path, **kw) -> AETrainConfig:
         schedule=AEScheduleConfig(curriculum=False),
         data=DataConfig(paths=(str(folder),), val_permille=150, num_workers=0),
         batch_size=4, max_steps=4, checkpoint_every=0, log_every=1, grid_size=2,
+        amp="none",  # fp32 whatever the CPU: the fixtures' numbers do not depend on the machine class
     )
     return replace(base, **kw)
 
@@ -67,5 +68,6 @@ def tiny_cfg(folder: Path, **kw) -> AETrainConfig:
 def lm_cfg(root: Path, **kw) -> LMTrainConfig:
     base = LMTrainConfig(dataset="300w", root=str(root), split="train", batch_size=4, max_steps=4,
                          val_permille=300, val_every=2, checkpoint_every=2, log_every=1, num_workers=0,
-                         framing="landmarks")  # synthetic faces: no detector finds them
+                         framing="landmarks",  # synthetic faces: no detector finds them
+                         amp="none")  # fp32 whatever the CPU
     return replace(base, **kw)

@@ -112,6 +112,28 @@ def test_train_resume_and_evaluate(tiny_ae: Path, tmp_path: Path) -> None:
     assert pred["points"].shape == (6, 68, 2) and pred["confidence"].shape == (6, 68)
 
 
+def test_bf16_training_says_so_resumes_exactly_and_differs_from_fp32(tiny_ae: Path, tmp_path: Path, caplog) -> None:
+    import logging
+
+    from fabrec.runtime import cpu_bf16_units, resolve_amp
+
+    assert resolve_amp("auto", torch.device("cpu")) == ("bf16" if "AMX" in cpu_bf16_units() else "none")
+    assert resolve_amp("auto", torch.device("cuda")) == "none" and resolve_amp("bf16", torch.device("cpu")) == "bf16"
+    data = tmp_path / "300w"
+    make_300w(data)
+    cfg = lm_cfg(data, max_steps=4, amp="bf16")
+    with caplog.at_level(logging.INFO, logger="fabrec"):
+        train_landmarks(cfg, tiny_ae, tmp_path / "one", device="cpu", progress=False)
+    assert "bf16 autocast" in caplog.text
+    train_landmarks(replace(cfg, max_steps=2), tiny_ae, tmp_path / "two", device="cpu", progress=False)
+    train_landmarks(cfg, tiny_ae, tmp_path / "two", device="cpu", resume=True, progress=False)
+    train_landmarks(replace(cfg, amp="none"), tiny_ae, tmp_path / "fp32", device="cpu", progress=False)
+    a, b, f = (load_checkpoint(tmp_path / d / "last.pt")["nets"]["itl"] for d in ("one", "two", "fp32"))
+    for k, v in a.items():
+        torch.testing.assert_close(v, b[k], rtol=0, atol=0, msg=k)
+    assert any(not torch.equal(v, f[k]) for k, v in a.items())  # the forward pass really ran in bf16
+
+
 def test_a_model_learns_to_place_points(tiny_ae: Path, tmp_path: Path) -> None:
     """On a fixed synthetic face whose points never move, the ITLs learn them."""
     import cv2

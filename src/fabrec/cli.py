@@ -16,7 +16,7 @@ from fabrec.errors import FabrecError
 from fabrec.faces.detectors import DEFAULT_MIN_SCORE
 from fabrec.inference_options import (DETECTION, NETWORK, InferenceOptions, add_inference_flags, options_from_args,
                                       parse_rotations)
-from fabrec.registry import DATASETS, DECODERS, DEVICES, FRAMINGS, SAMPLES
+from fabrec.registry import AMPS, DATASETS, DECODERS, DEVICES, FRAMINGS, SAMPLES
 from fabrec.signals import TrainingInterrupted
 
 
@@ -60,7 +60,7 @@ def _add_train_ae(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-limit", type=float, metavar="MINUTES",
                    help="stop after this much wall-clock time (checkpoint saved, exit 0; --resume goes on)")
     p.add_argument("--device", default="auto", choices=DEVICES)
-    add_config_flags(p, "train-ae", ("amp",), {"amp": ("none", "bf16")})
+    add_config_flags(p, "train-ae", ("amp",), {"amp": AMPS})
 
 
 def cmd_train_ae(a: argparse.Namespace) -> int:
@@ -190,7 +190,8 @@ def _add_lm_recipe(p: argparse.ArgumentParser) -> None:
     p.add_argument("--finetune-encoder", action="store_true", help="add the encoder-finetuning stage")
     add_config_flags(p, "train-landmarks", ("finetune_steps", "batch_size"))
     add_config_flags(p.add_mutually_exclusive_group(), "train-landmarks", ("max_steps", "epochs"))
-    add_config_flags(p, "train-landmarks", ("decoder", "framing", "workers"), {"decoder": DECODERS, "framing": FRAMINGS})
+    add_config_flags(p, "train-landmarks", ("decoder", "framing", "workers", "amp"),
+                     {"decoder": DECODERS, "framing": FRAMINGS, "amp": AMPS})
 
 
 def _add_train_lm(sub: argparse._SubParsersAction) -> None:

@@ -128,7 +128,7 @@ class AETrainConfig:
     log_every: int = 20
     val_every_epochs: int = 1  # validation, grids and a checkpoint every N epochs (and at the end)
     grid_size: int = 8
-    amp: str = "none"
+    amp: str = "auto"  # "none", "bf16" or "auto": bf16 on CPUs with AMX (fabrec.runtime.resolve_amp)
     on_nonfinite: str = "stop"  # "stop": exit naming the step; "skip": drop the batch, go on
 
 
@@ -278,6 +278,9 @@ class LMTrainConfig:
     # "cv" = also for a new scheme; "none" = always train.
     select: str = "auto"
     cv_folds: int = 2
+    # "bf16": the network's forward pass under bfloat16 autocast (loss and optimiser in fp32);
+    # "auto": bf16 on CPUs with AMX, else none (fabrec.runtime.resolve_amp; README: Speed)
+    amp: str = "auto"
     # "detector": training crops from the face detector's five points (as predict frames every
     # face; fabrec's default); "landmarks": from the labelled points' extent (the paper's way).
     framing: str = "detector"

@@ -41,6 +41,7 @@ ARCHITECTURES = {
 DEVICES = ("auto", "cpu", "cuda")  # fabrec.runtime.resolve_device
 FRAMINGS = ("detector", "landmarks")  # fabrec.faces.framing: how training crops are made
 SAMPLES = ("random", "first")  # fabrec.datasets.landmarks.choose_training
+AMPS = ("none", "bf16", "auto")  # training precision: fabrec.runtime.resolve_amp
 
 
 def resolve(registry: dict[str, str], name: str, what: str) -> Any:

@@ -42,7 +42,7 @@ from fabrec.losses import (
 from fabrec.model_file import ModelFile, read_autoencoder
 from fabrec.nn import ImageDiscriminator, LatentDiscriminator
 from fabrec.normalization import batch_to_tensor, denormalize
-from fabrec.runtime import Deadline, memory_format, training_device
+from fabrec.runtime import Deadline, amp_note, memory_format, resolve_amp, training_device
 from fabrec.training_loop import Cadence, append_jsonl, make_run_dir, resume_state, run_loop, start_run_folder
 from fabrec.visualize import grid, to_uint8
 
@@ -135,7 +135,10 @@ class AETrainer:
                  wrapped: dict[str, nn.Module], data: AEData, di: DistInfo, dev: torch.device, out: Path) -> None:
         self.cfg, self.nets, self.opts, self.wrapped, self.data = cfg, nets, opts, wrapped, data
         self.di, self.dev, self.out = di, dev, out
-        self.autocast = ((lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if cfg.amp == "bf16"
+        bf16 = resolve_amp(cfg.amp, dev) == "bf16"
+        if di.main:
+            log.info("train-ae: %s on %s", amp_note(cfg.amp, dev), dev.type)
+        self.autocast = ((lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if bf16
                          else contextlib.nullcontext)
         self.fixed_z = torch.randn(cfg.grid_size * 2, cfg.model.latent_dim, generator=torch.Generator().manual_seed(1234))
         self.skipped_epoch, self.last_val = 0, {}

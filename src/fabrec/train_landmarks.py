@@ -42,8 +42,8 @@ from fabrec.losses import heatmap_loss
 from fabrec.metrics import nme
 from fabrec.model import FabRec
 from fabrec.model_file import ModelFile, read_autoencoder
-from fabrec.registry import DECODERS, FRAMINGS
-from fabrec.runtime import Deadline, memory_format, training_device
+from fabrec.registry import AMPS, DECODERS, FRAMINGS
+from fabrec.runtime import Deadline, amp_note, autocast_context, memory_format, training_device
 from fabrec.schemes import Scheme, get_scheme
 from fabrec.training_loop import Cadence, make_run_dir, resume_state, run_loop, start_run_folder
 from fabrec.transfer import FEW_SHOT_MAX, HEATMAP_INITS, resolve_init_from, start_from
@@ -113,7 +113,8 @@ def lm_step(net: FabRec, opt: torch.optim.Optimizer, batch: dict[str, torch.Tens
     ``points (N,K,2)``, from which the targets are drawn here, on the batch's device)."""
     x = batch["image"]
     assert net.itl is not None
-    pred = net.heatmaps(x)  # (N, K, H, H)
+    with autocast_context(cfg.amp, x.device):
+        pred = net.heatmaps(x).float()  # (N, K, H, H)
     target = batch.get("heatmaps")
     if target is None:
         target = target_heatmaps(batch["points"], x.shape[-1], pred.shape[-1], cfg.sigma)
@@ -167,7 +168,7 @@ def plan_steps(cfg: LMTrainConfig, train_count: int, batch: int, steps_per_epoch
 def check_choices(cfg: LMTrainConfig) -> None:
     """One clear error for a config value outside its registry."""
     for key, known in (("decoder", DECODERS), ("framing", FRAMINGS), ("heatmap_init", HEATMAP_INITS),
-                       ("select", SELECTS)):
+                       ("select", SELECTS), ("amp", AMPS)):
         if getattr(cfg, key) not in known:
             raise FabrecError(f"{key} must be one of {', '.join(known)}, got '{getattr(cfg, key)}'")
 
@@ -330,8 +331,8 @@ def _announce(t: LandmarkTrainer, deadline: Deadline, time_limit: float | None) 
     if not t.data.val:
         log.info("train-landmarks: no validation images (label more images than --train-count, or --set "
                  "val_permille=...): best.pt will be the last step")
-    log.info("train-landmarks: %d training images, %d validation images, %s%s%s%s", len(t.data.train),
-             len(t.data.val), "ITLs" if s2 == UNBOUNDED else f"{s2} ITL steps",
+    log.info("train-landmarks: %d training images, %d validation images, %s, %s%s%s%s", len(t.data.train),
+             len(t.data.val), amp_note(t.cfg.amp, t.dev), "ITLs" if s2 == UNBOUNDED else f"{s2} ITL steps",
              "" if not s3 else (" + finetuning" if s3 == UNBOUNDED else f" + {s3} finetune steps"),
              f", at most {time_limit:g} min" if deadline else "",
              f" ({100 * t.cfg.itl_time_share:.0f}% for the ITL stage)" if deadline and s3 else "")
