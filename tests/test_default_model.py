@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(not (WEIGHTS_DIR / "default.safetensors").exists
 def predict() -> dict:
     from fabrec import LandmarkPredictor
 
-    p = LandmarkPredictor.from_pretrained("default", device="cpu")
+    p = LandmarkPredictor.from_pretrained("default", device="cpu", precision="fp32")  # the published points
     (face, *_) = p.predict(DEMO_IMAGE)
     return {"box": list(face.box), "points": face.points.tolist(), "confidence": face.confidence.tolist()}
 
