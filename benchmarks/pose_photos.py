@@ -41,12 +41,14 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--model", default="default")
     ap.add_argument("--predict-args", default="", help="more options for fabrec predict")
+    ap.add_argument("--dtype", default="fp32", help="fabrec predict --dtype: fp32 (the published points, the "
+                    "README's accuracy tables) or auto (the default path of this machine)")
     a = ap.parse_args()
     out = Path(a.out)
     poses = json.loads((SHARED / "aflw2000" / "poses.json").read_text())
     files = [p for p in sorted((SHARED / "aflw2000").glob("*.jpg")) if aflw_held_out(p.stem)]
     cmd = [sys.executable, "-m", "fabrec", "predict", *map(str, files), "--model", a.model, "--out", str(out / "pred"),
-           "--format", "jsonl", "--no-images", "--no-progress", *shlex.split(a.predict_args)]
+           "--format", "jsonl", "--no-images", "--no-progress", "--dtype", a.dtype, *shlex.split(a.predict_args)]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
@@ -81,7 +83,7 @@ def main() -> int:
         return {"yaw": round(float(e[0]), 2), "pitch": round(float(e[1]), 2), "roll": round(float(e[2]), 2),
                 "mean": round(float(e.mean()), 2), "faces": int(ok.sum())}
 
-    res = {"command": "fabrec predict FILES --format jsonl " + a.predict_args, "model": a.model,
+    res = {"command": f"fabrec predict FILES --format jsonl --dtype {a.dtype} " + a.predict_args, "model": a.model,
            "photos": len(files), "part": "held-out 30% of the shared AFLW2000-3D half (face_crops.aflw_held_out)",
            "normaliser": "sqrt(w*h) of the 68 annotated points' extent", "wall_s": round(wall, 1), "bins": {}}
     for k, r in rows.items():

@@ -111,6 +111,8 @@ def main() -> int:
                     "permutation), others by warping onto a canvas that holds the whole photo")
     ap.add_argument("--out", required=True)
     ap.add_argument("--predict-args", default="", help="extra `fabrec predict` options, one string")
+    ap.add_argument("--dtype", default="fp32", help="fabrec predict --dtype: fp32 (the published points, the "
+                    "README's accuracy tables) or auto (the default path of this machine)")
     ap.add_argument("--reference", help="an unrotated run's --out: also compare each face's points, rotated "
                     "back, with that run's points (NME between the two)")
     a = ap.parse_args()
@@ -127,7 +129,7 @@ def main() -> int:
         inputs = [str(s.path) for s in samples]
         labels = {s.path.stem: s.points for s in samples}
     cmd = [sys.executable, "-m", "fabrec", "predict", *inputs, "--model", a.model, "--out", str(out / "pred"),
-           "--no-images", "--no-progress", *a.predict_args.split()]
+           "--no-images", "--no-progress", "--dtype", a.dtype, *a.predict_args.split()]
     t = time.perf_counter()
     subprocess.run(cmd, check=True)
     wall = time.perf_counter() - t
