@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fabrec.runtime import cpu_flags
+
 _SOURCE = r"""
 #include <stdint.h>
 typedef float v16 __attribute__((vector_size(64)));
@@ -122,14 +124,6 @@ def _cache_dir() -> Path:
     return Path(base) / "fabrec"
 
 
-def _cpu_has(flag: str) -> bool:
-    try:
-        return any(flag in line.split() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("flags"))
-    except OSError:
-        return False
-
-
 def _compile(kind: str) -> ctypes.CDLL | None:
     """Compile a kernel once per source, compiler and machine; None without a compiler."""
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
@@ -177,7 +171,7 @@ def fma_peak(threads: int, kind: str = "fp32", seconds: float = 0.1, reps: int =
     ``amx`` bf16 tile peak (AMX CPUs) with one thread and with ``threads`` threads: the best of
     ``reps`` runs of about ``seconds`` each (a peak is an upper bound: anything else running
     can only lower a run, e.g. another library's pool threads still spinning on a core)."""
-    if kind in _NEEDS and not _cpu_has(_NEEDS[kind]):
+    if kind in _NEEDS and _NEEDS[kind] not in cpu_flags():
         return Peak(None, None, threads, f"this CPU has no {_NEEDS[kind]} instructions", KINDS[kind])
     lib = _compile(kind)
     if lib is None:

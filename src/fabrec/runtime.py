@@ -8,6 +8,7 @@ helpers: they all come from here.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 
@@ -21,9 +22,11 @@ _CORES = torch.get_num_threads()  # PyTorch's own default (one per physical core
 BF16_FLAGS = {"amx_bf16": "AMX", "avx512_bf16": "AVX-512 BF16"}  # /proc/cpuinfo flag -> what it is
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
     """The CPU's feature flags as Linux's ``/proc/cpuinfo`` lists them (``avx512_bf16``,
-    ``amx_bf16``, ...); empty where it cannot be read."""
+    ``amx_bf16``, ...); empty where it cannot be read. Read once per process (they do not
+    change; the precision rules ask on every training step)."""
     try:
         with open("/proc/cpuinfo") as f:
             return frozenset(next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), []))

@@ -7,6 +7,7 @@ rank 0 writes every file). Runs resume exactly from ``RUN_DIR/last.pt``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -42,7 +43,7 @@ from fabrec.losses import (
 from fabrec.model_file import ModelFile, read_autoencoder
 from fabrec.nn import ImageDiscriminator, LatentDiscriminator
 from fabrec.normalization import batch_to_tensor, denormalize
-from fabrec.runtime import Deadline, amp_note, memory_format, resolve_amp, training_device
+from fabrec.runtime import Deadline, amp_note, autocast_context, memory_format, resolve_amp, training_device
 from fabrec.training_loop import Cadence, append_jsonl, make_run_dir, resume_state, run_loop, start_run_folder
 from fabrec.visualize import grid, to_uint8
 
@@ -135,11 +136,9 @@ class AETrainer:
                  wrapped: dict[str, nn.Module], data: AEData, di: DistInfo, dev: torch.device, out: Path) -> None:
         self.cfg, self.nets, self.opts, self.wrapped, self.data = cfg, nets, opts, wrapped, data
         self.di, self.dev, self.out = di, dev, out
-        bf16 = resolve_amp(cfg.amp, dev) == "bf16"
         if di.main:
             log.info("train-ae: %s on %s", amp_note(cfg.amp, dev), dev.type)
-        self.autocast = ((lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if bf16
-                         else contextlib.nullcontext)
+        self.autocast = functools.partial(autocast_context, resolve_amp(cfg.amp, dev), dev)
         self.fixed_z = torch.randn(cfg.grid_size * 2, cfg.model.latent_dim, generator=torch.Generator().manual_seed(1234))
         self.skipped_epoch, self.last_val = 0, {}
         self.t_last, self.n_last = time.perf_counter(), 0
