@@ -34,7 +34,8 @@ from fabrec.model import FabRec
 from fabrec.model_file import read_autoencoder
 from fabrec.normalization import batch_to_tensor
 from fabrec.train_autoencoder import cached_crops, validate
-from fabrec.visualize import grid, to_uint8
+from fabrec.normalization import to_uint8
+from fabrec.visualize import grid
 
 
 def held_out(folder: str, image_size: int, val_max: int) -> torch.Tensor:

@@ -17,7 +17,7 @@ from fabrec.head_pose import (PoseCorrection, angles, face_pose, fit_correction,
 from fabrec.io import read_image
 from fabrec.predict import LandmarkPredictor
 from fabrec.sample_photo import SAMPLE_IMAGE
-from fabrec.schemes import BUILTIN, get_scheme, is_ibug68
+from fabrec.schemes import BUILTIN, get_scheme
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -121,10 +121,10 @@ def test_a_turned_photo_gives_the_same_pose_turned() -> None:
 
 
 def test_head_pose_only_for_the_300w_points(tmp_path: Path) -> None:
-    assert is_ibug68(BUILTIN["68"]) and not is_ibug68(BUILTIN["98"])
+    assert BUILTIN["68"].is_ibug68 and not BUILTIN["98"].is_ibug68
     doc = {**BUILTIN["68"].to_dict(), "name": "my68"}
     (tmp_path / "s.json").write_text(json.dumps(doc))
-    assert is_ibug68(get_scheme(tmp_path / "s.json"))
+    assert get_scheme(tmp_path / "s.json").is_ibug68
 
 
 def test_head_pose_is_in_every_output_format(tmp_path: Path) -> None:

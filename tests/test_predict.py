@@ -161,13 +161,13 @@ def test_bundled_weights_are_checked_against_their_sha256(tiny_lm: Path, tmp_pat
 
 def test_predict_cli_batch_size_reaches_the_network(tiny_lm: Path, tmp_path: Path, monkeypatch) -> None:
     seen: list[int] = []
-    real = LandmarkPredictor._run
+    real = LandmarkModel.read_crops
 
     def spy(self, crops, batch_size=32, reconstruct=True):  # records what the real method is asked, then runs it
         seen.append(batch_size)
         return real(self, crops, batch_size, reconstruct)
 
-    monkeypatch.setattr(LandmarkPredictor, "_run", spy)
+    monkeypatch.setattr(LandmarkModel, "read_crops", spy)
     img = tmp_path / "a.jpg"
     cv2.imwrite(str(img), blob_image(np.random.default_rng(1), 120))
     boxes = tmp_path / "b.csv"

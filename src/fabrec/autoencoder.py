@@ -15,7 +15,7 @@ from fabrec.io import read_image
 from fabrec.model_file import ModelFile, read_model_file
 from fabrec.normalization import to_tensor
 from fabrec.transforms import Box, crop_matrix, warp
-from fabrec.visualize import to_uint8
+from fabrec.normalization import to_uint8
 
 
 @dataclass

@@ -87,7 +87,8 @@ def run_tiny_demo(out_dir: str | Path, steps: int = 40, progress: bool = True) -
     from fabrec.io import write_image_atomic
     from fabrec.train_autoencoder import train_autoencoder
     from fabrec.transforms import Box
-    from fabrec.visualize import grid, to_uint8
+    from fabrec.normalization import to_uint8
+    from fabrec.visualize import grid
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

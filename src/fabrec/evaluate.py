@@ -19,7 +19,8 @@ from fabrec.metrics import ced, nme, summarize
 from fabrec.registry import DECODERS
 from fabrec.runtime import resolve_device
 from fabrec.schemes import get_scheme
-from fabrec.visualize import draw_points, grid, heatmap_overlay, plot_ced, to_uint8
+from fabrec.normalization import to_uint8
+from fabrec.visualize import draw_points, grid, heatmap_overlay, plot_ced
 
 
 def evaluate(

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -24,12 +25,27 @@ from fabrec.orientation import OrientationChooser
 from fabrec.heatmaps import decode_heatmaps
 from fabrec.inference_options import InferenceOptions
 from fabrec.model import FabRec
+from fabrec.normalization import to_tensor, to_uint8
 from fabrec.model_file import PAPER_256, ModelFile, read_model_file
 from fabrec.runtime import cpu_bf16_units, memory_format, resolve_device, resolve_precision
 from fabrec.schemes import BUILTIN, Scheme
+from fabrec.transforms import crop_to_image
 
 PRECISIONS = ("fp32", "bf16")
 TAIL_FACES = 4  # CPU: faces per last-block + heatmap-layer + decoding chunk (68 x 128^2 floats: 18 MB)
+
+
+class Crop(NamedTuple):
+    """What the network finds in one crop: points in crop pixels ``(K, 2)``, confidence ``(K,)``,
+    the encoder's codes ``(L,)``, the mean absolute reconstruction error (0-255; NaN when not
+    reconstructed) and the reconstruction ``(S, S, 3)`` or None."""
+
+    points: np.ndarray
+    confidence: np.ndarray
+    codes: np.ndarray
+    error: float
+    reconstruction: np.ndarray | None
+
 
 
 @dataclass
@@ -259,6 +275,25 @@ class LandmarkModel:
         return Located(torch.cat(pts), torch.cat(conf), z, rec)
 
     @torch.no_grad()
+    def read_crops(self, crops: list[np.ndarray], batch_size: int = 32, reconstruct: bool = True) -> list[Crop]:
+        """RGB ``uint8`` crops ``(S, S, 3)`` -> what the network finds in each (:class:`Crop`),
+        ``batch_size`` at a time on the model's device."""
+        res = []
+        for i in range(0, len(crops), batch_size):
+            x = torch.stack([to_tensor(c) for c in crops[i : i + batch_size]]).to(self.device)
+            x = x.contiguous(memory_format=memory_format(x.device))
+            got = self.located(x, reconstruct=reconstruct)
+            rec = got.reconstruction
+            err = (rec.float() - x).abs().flatten(1).mean(1).mul(255).cpu().numpy() if rec is not None else None
+            recs = to_uint8(rec) if rec is not None else None
+            codes = got.codes.double().cpu().numpy()
+            for j in range(x.shape[0]):
+                res.append(Crop(got.points[j].double().cpu().numpy(), got.confidence[j].cpu().numpy(), codes[j],
+                                float(err[j]) if err is not None else float("nan"),
+                                recs[j] if recs is not None else None))
+        return res
+
+    @torch.no_grad()
     def predict_crops(
         self, x: torch.Tensor, reconstruct: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -291,13 +326,6 @@ def load_for_inference(spec: str | Path, options: InferenceOptions) -> LandmarkM
     model = dataclasses.replace(model, decoder=options.decoder or model.decoder, precision=precision,
                                 flip_average=options.flip)
     return model.with_folded_batchnorm() if options.fold_batchnorm else model
-
-
-def crop_to_image(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Crop-pixel points ``(..., K, 2)`` back to the original image through the inverse of the
-    original -> crop affine ``matrix (..., 3, 3)``."""
-    inv = np.linalg.inv(np.asarray(matrix, np.float64))
-    return np.einsum("...ij,...kj->...ki", inv[..., :2, :2], points) + inv[..., None, :2, 2]
 
 
 @torch.no_grad()

@@ -27,3 +27,9 @@ def denormalize(images: torch.Tensor) -> torch.Tensor:
     """Model space ``(N, 3, H, W)`` -> RGB in [0, 1] (clamped)."""
     mean = torch.tensor(MEAN_RGB, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
     return (images + mean).clamp(0.0, 1.0)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Model-space ``(N, 3, H, W)`` -> RGB ``uint8 (N, H, W, 3)``."""
+    x = denormalize(images.detach().float().cpu())
+    return (x.permute(0, 2, 3, 1).numpy() * 255.0 + 0.5).astype(np.uint8)

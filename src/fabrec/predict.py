@@ -9,7 +9,6 @@ from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
-import torch
 
 from fabrec.faces.detectors import (DEFAULT_DETECTOR, DEFAULT_MIN_SCORE, Detection, Detector, DetectorOptions,
                                     calibration_of, get_detector)
@@ -19,16 +18,13 @@ from fabrec.face_result import BoxXYWH, FaceResult
 from fabrec.head_pose import face_pose
 from fabrec.io import read_image
 from fabrec.inference_options import InferenceOptions, with_overrides
-from fabrec.landmark_model import LandmarkModel, crop_to_image, load_for_inference
-from fabrec.normalization import to_tensor
+from fabrec.landmark_model import LandmarkModel, load_for_inference
 from fabrec.orientation import is_upright, one_per_group, orientation_scores
 from fabrec.pipeline import batch_full, read_ahead
-from fabrec.schemes import is_ibug68
 from fabrec.smoothing import OneEuro
 from fabrec.results import image_record
-from fabrec.runtime import default_threads, memory_format, resolve_device, set_threads
-from fabrec.transforms import Box, crop_matrix, warp
-from fabrec.visualize import to_uint8
+from fabrec.runtime import default_threads, resolve_device, set_threads
+from fabrec.transforms import Box, crop_matrix, crop_to_image, warp
 
 # Tracking: a face whose thumbnail correlates less than this with the previous frame's is another
 # face (a cut, a swap). Measured on clips of 300-W faces (benchmarks/video_cuts.py): the same face
@@ -47,18 +43,6 @@ class Region(NamedTuple):
     source: str
     score: float = float("nan")
     group: int = -1  # regions of one group are one face in several orientations: the model keeps one
-
-
-class Crop(NamedTuple):
-    """What the network finds in one crop: points in crop pixels ``(K, 2)``, confidence ``(K,)``,
-    the encoder's codes ``(L,)``, the mean absolute reconstruction error (0-255; NaN when not
-    reconstructed) and the reconstruction ``(S, S, 3)`` or None."""
-
-    points: np.ndarray
-    confidence: np.ndarray
-    codes: np.ndarray
-    error: float
-    reconstruction: np.ndarray | None
 
 
 CHANNELS = ("rgb", "bgr")
@@ -105,7 +89,7 @@ class LandmarkPredictor:
         self.min_confidence = min_confidence if min_confidence is not None else (
             0.0 if face_filter is not None else self.model.min_confidence)
         self.face_filter = face_filter
-        self._posed = is_ibug68(self.model.scheme)  # head pose from the 68 300-W points
+        self._posed = self.model.scheme.is_ibug68  # head pose from the 68 300-W points
         self.model_name = "custom"  # what result records name the model (from_pretrained: the spec)
 
     @staticmethod
@@ -165,24 +149,6 @@ class LandmarkPredictor:
                 out.append(Region((x, y, w, h), self.model.framing.of_box((x, y, w, h), cal), "given"))
         return out
 
-    @torch.no_grad()
-    def _run(self, crops: list[np.ndarray], batch_size: int = 32, reconstruct: bool = True) -> list[Crop]:
-        """Crops (S, S, 3) -> what the network finds in each (:class:`Crop`)."""
-        res = []
-        for i in range(0, len(crops), batch_size):
-            x = torch.stack([to_tensor(c) for c in crops[i : i + batch_size]]).to(self.device)
-            x = x.contiguous(memory_format=memory_format(self.device))
-            got = self.model.located(x, reconstruct=reconstruct)
-            rec = got.reconstruction
-            err = (rec.float() - x).abs().flatten(1).mean(1).mul(255).cpu().numpy() if rec is not None else None
-            recs = to_uint8(rec) if rec is not None else None
-            codes = got.codes.double().cpu().numpy()
-            for j in range(x.shape[0]):
-                res.append(Crop(got.points[j].double().cpu().numpy(), got.confidence[j].cpu().numpy(), codes[j],
-                                float(err[j]) if err is not None else float("nan"),
-                                recs[j] if recs is not None else None))
-        return res
-
     def _faces_many(self, rgbs: Sequence[np.ndarray], regions: Sequence[list[Region]],
                     batch_size: int, quality: bool | None = None) -> list[list[FaceResult]]:
         """Faces of several images, all crops batched through the network together;
@@ -192,11 +158,12 @@ class LandmarkPredictor:
         quality = self.quality if quality is None else quality
         s = self.model.image_size
         flat = [(i, reg) for i, regs in enumerate(regions) for reg in regs]
-        mats = [crop_matrix(reg.crop, s) for _, reg in flat]
         out: list[list[FaceResult]] = [[] for _ in rgbs]
         if not flat:
             return out
-        found = self._run([warp(rgbs[i], m, s) for (i, _), m in zip(flat, mats)], batch_size, quality)
+        mats = [crop_matrix(reg.crop, s) for _, reg in flat]
+        crops = [warp(rgbs[i], m, s) for (i, _), m in zip(flat, mats)]
+        found = self.model.read_crops(crops, batch_size, quality)
         conf, codes = np.stack([c.confidence for c in found]), np.stack([c.codes for c in found])
         fs = np.full(len(found), np.nan) if self.face_filter is None else self.face_filter.score(codes, conf)
         chooser = self.model.orientation
@@ -311,17 +278,19 @@ class LandmarkPredictor:
                 raise FabrecError("no face found to reconstruct")
             cb = regions[0].crop
         crop = warp(rgb, crop_matrix(cb, self.model.image_size), self.model.image_size)
-        rec = self._run([crop], reconstruct=True)[0].reconstruction
+        rec = self.model.read_crops([crop], reconstruct=True)[0].reconstruction
         assert rec is not None
         return crop, rec
 
     def track(self, frames: Iterable[np.ndarray], min_confidence: float = 0.25,
               smoothing: OneEuro | None = None, redetect_every: int = 3,
               min_overlap: float = 0.3, channels: str = "rgb",
-              min_similarity: float = MIN_SIMILARITY, max_drop: float = 0.1) -> Iterator[FaceResult | None]:
+              min_similarity: float = MIN_SIMILARITY, max_drop: float = 0.1,
+              fps: float | None = None) -> Iterator[FaceResult | None]:
         """One face through video frames (arrays in ``channels`` order, as in :meth:`predict`);
         yields a result per frame (None where no face is found). ``smoothing`` filters the points
-        (a template: the track smooths with its own copy, see :meth:`OneEuro.fresh`).
+        (a template: the track smooths with its own copy, see :meth:`OneEuro.fresh`) at the
+        video's frame rate ``fps`` (None: the template's).
 
         Between detections the face is cropped from the previous frame's points. The
         detector runs on the first frame, whenever the tracked face's mean confidence drops
@@ -337,7 +306,7 @@ class LandmarkPredictor:
         than half of its crop is inside the frame, or less than three quarters while the
         detector finds no face.
         """
-        smoothing = smoothing.fresh() if smoothing is not None else None  # this track's own filter state
+        smoothing = smoothing.fresh(fps) if smoothing is not None else None  # this track's own filter state
         prev: FaceResult | None = None
         seen: np.ndarray | None = None  # the previous face's appearance
         anchor = 0.0  # the face's mean confidence where the detector last placed it
@@ -345,7 +314,8 @@ class LandmarkPredictor:
             rgb = _as_rgb(frame, channels)
             face, changed = self._follow(rgb, prev, min_confidence), False
             if face is not None and seen is not None:
-                changed = float(seen @ appearance(rgb, self._crop_of(face))) < min_similarity
+                crop = self._crop_of(face)
+                changed = float(seen @ appearance(rgb, crop)) < min_similarity
             if face is None or changed or (redetect_every and t % redetect_every == 0):
                 drifted = face is not None and float(face.confidence.mean()) < anchor - max_drop
                 face, jumped = self._redetect(rgb, None if changed else face, prev if changed else face or prev,

@@ -13,12 +13,12 @@ import cv2
 import numpy as np
 
 from fabrec.errors import FabrecError
-from fabrec.inputs import InputFile, expand_inputs
+from fabrec.inputs import InputFile
 from fabrec.io import complete_lines, write_image_atomic, write_text_atomic
 from fabrec.pipeline import batch_full, read_ahead
 from fabrec.predict import BoxXYWH, FaceResult, LandmarkPredictor, Region
 from fabrec.smoothing import OneEuro
-from fabrec.results import csv_header, csv_rows, record
+from fabrec.results import csv_header, csv_rows, image_record, record
 from fabrec.visualize import draw_head_axes, draw_points
 
 def annotate(rgb: np.ndarray, faces: list[FaceResult]) -> np.ndarray:
@@ -39,7 +39,7 @@ def annotate(rgb: np.ndarray, faces: list[FaceResult]) -> np.ndarray:
 
 def predict_files(
     predictor: LandmarkPredictor,
-    inputs: list[str] | list[InputFile],
+    inputs: list[InputFile],
     out_dir: str | Path,
     fmt: str = "json",
     boxes: dict[str, list[BoxXYWH]] | None = None,
@@ -53,8 +53,8 @@ def predict_files(
 ) -> dict[str, Any]:
     """Predict every input; writes per-input JSON (or one ``predictions.jsonl``/``.csv``) in the
     result schema (:mod:`fabrec.results`) and annotated pictures into ``out_dir``. ``inputs``:
-    paths, or the input files of :func:`fabrec.inputs.expand_inputs` (which names them so that
-    no two share an output). Unreadable files are
+    the input files of :func:`fabrec.inputs.expand_inputs` (which names them so that no two
+    share an output). Unreadable files are
     reported in the output, not raised. ``batch_size``: faces per network batch, gathered from
     consecutive photos (read and detected ahead in a worker thread; :func:`_records`).
     Returns counts (files, images, videos, faces, frames, frames_with_face, no_face, errors,
@@ -62,13 +62,11 @@ def predict_files(
     hit."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files: list[InputFile] = (expand_inputs(inputs) if inputs and isinstance(inputs[0], str)  # type: ignore[arg-type]
-                              else list(inputs))  # type: ignore[arg-type]
     counts: dict = {k: 0 for k in ("files", "images", "videos", "faces", "frames", "frames_with_face", "no_face",
                                    "errors", "skipped")}
     counts["causes"] = {}
     sink = _Sink(out, fmt, predictor.scheme.num_points, skip_existing)
-    it = progress(iter(files)) if progress else iter(files)
+    it = progress(iter(inputs)) if progress else iter(inputs)
     todo = _not_done(it, sink, counts) if skip_existing else it
     opts = _ImageOptions(boxes, refine, save_images, save_reconstruction, batch_size)
     for inp, rec in _records(predictor, todo, out, opts, smooth):
@@ -162,11 +160,7 @@ def _flush(predictor: LandmarkPredictor, photos: list[_Photo], out: Path,
         ok[0].error, found = str(e), []
     faces = {id(p): f for p, f in zip(ok, found)}
     for p in photos:
-        key = p.inp.name.as_posix()
-        if p.error is not None:
-            yield p.inp, _record(predictor, "image", key, error=p.error)
-        else:
-            yield p.inp, _image_record(predictor, p, faces[id(p)], out / p.inp.out, opts)
+        yield p.inp, _image_record(predictor, p, faces.get(id(p), []), out / p.inp.out, opts)
 
 
 def _count(counts: dict, rec: dict, path: Path) -> None:
@@ -235,10 +229,12 @@ class _Sink:
 
 def _image_record(predictor: LandmarkPredictor, photo: _Photo, faces: list[FaceResult], dest: Path,
                   opts: _ImageOptions) -> dict:
-    """One image's record, and its annotated picture and reconstruction where asked."""
-    rgb = photo.rgb
-    assert rgb is not None
-    rec = predictor.image_record(photo.inp.name.as_posix(), rgb, faces)
+    """One image's record (its error, when it failed), and its annotated picture and
+    reconstruction where asked."""
+    key, rgb = photo.inp.name.as_posix(), photo.rgb
+    if photo.error is not None or rgb is None:
+        return record("image", key, predictor.model_name, predictor.scheme.name, error=photo.error)
+    rec = image_record(key, predictor.model_name, predictor.scheme.name, rgb.shape, faces)
     if not faces:
         rec["note"] = "no face found"
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -275,8 +271,6 @@ def _predict_video(predictor: LandmarkPredictor, path: Path, key: str, dest: Pat
                 return
             yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
-    if smooth is not None:
-        smooth = smooth.fresh(fps=fps)  # the caller's template is not changed
     tmp = frames_out.with_suffix(".jsonl.tmp")
     pending: list[np.ndarray] = []
 
@@ -286,7 +280,7 @@ def _predict_video(predictor: LandmarkPredictor, path: Path, key: str, dest: Pat
             yield f
 
     with open(tmp, "w") as fj:
-        for t, face in enumerate(predictor.track(feed(), smoothing=smooth)):
+        for t, face in enumerate(predictor.track(feed(), smoothing=smooth, fps=fps)):
             rgb = pending.pop(0)
             n += 1
             found += face is not None

@@ -46,6 +46,13 @@ class Scheme:
             return f"outer-eye-corner distance (points {i} and {j}, 0-based)"
         return f"distance between {self.names[i]} and {self.names[j]} (points {i} and {j}, 0-based)"
 
+    @property
+    def is_ibug68(self) -> bool:
+        """Whether this is the 68 300-W (iBUG) points in their order, whatever its name (the
+        built-in ``68``, a project made from the 68 template): what head pose is solved from."""
+        ref = BUILTIN["68"]
+        return self.num_points == 68 and self.flip == ref.flip and self.norm_points == ref.norm_points
+
     def to_dict(self) -> dict:
         return {
             "name": self.name, "points": list(self.names),
@@ -199,13 +206,6 @@ def get_scheme(spec: str | Path) -> Scheme:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
         raise FabrecError(f"{p}: cannot read scheme ({str(e).splitlines()[0]})") from None
     return Scheme.from_dict(data, str(p))
-
-
-def is_ibug68(scheme: Scheme) -> bool:
-    """Whether a scheme is the 68 300-W (iBUG) points in their order, whatever its name (the
-    built-in ``68``, a project made from the 68 template): what head pose is solved from."""
-    ref = BUILTIN["68"]
-    return scheme.num_points == 68 and scheme.flip == ref.flip and scheme.norm_points == ref.norm_points
 
 
 def flip_points(points: np.ndarray, scheme: Scheme) -> np.ndarray:

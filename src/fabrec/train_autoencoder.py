@@ -45,7 +45,8 @@ from fabrec.nn import ImageDiscriminator, LatentDiscriminator
 from fabrec.normalization import batch_to_tensor, denormalize
 from fabrec.runtime import Deadline, amp_note, autocast_context, memory_format, resolve_amp, training_device
 from fabrec.training_loop import Cadence, append_jsonl, make_run_dir, resume_state, run_loop, start_run_folder
-from fabrec.visualize import grid, to_uint8
+from fabrec.normalization import to_uint8
+from fabrec.visualize import grid
 
 NETS = ("encoder", "generator", "dz", "dx")
 log = logging.getLogger(__name__)

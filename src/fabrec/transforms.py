@@ -155,6 +155,13 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return points @ matrix[:2, :2].T + matrix[:2, 2]
 
 
+def crop_to_image(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Crop-pixel points ``(..., K, 2)`` back to the original image through the inverse of the
+    original -> crop affine ``matrix (..., 3, 3)``."""
+    inv = np.linalg.inv(np.asarray(matrix, np.float64))
+    return np.einsum("...ij,...kj->...ki", inv[..., :2, :2], points) + inv[..., None, :2, 2]
+
+
 def occlude(rng: np.random.Generator, image: np.ndarray, max_frac: float = 0.4) -> np.ndarray:
     """Paint one random rectangle (10%..``max_frac`` of each side) with uniform noise."""
     h, w = image.shape[:2]

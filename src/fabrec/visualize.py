@@ -3,15 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from fabrec.normalization import denormalize
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Model-space ``(N, 3, H, W)`` -> RGB ``uint8 (N, H, W, 3)``."""
-    x = denormalize(images.detach().float().cpu())
-    return (x.permute(0, 2, 3, 1).numpy() * 255.0 + 0.5).astype(np.uint8)
 
 
 def grid(rows: list[np.ndarray], pad: int = 2) -> np.ndarray:
