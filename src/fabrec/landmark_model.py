@@ -136,8 +136,8 @@ class LandmarkModel:
         if "ae_encoder" in mf.nets:
             mf.load_net("ae_encoder", net.add_ae_encoder())
         shape = None if mf.mean_shape is None else np.asarray(mf.mean_shape, np.float64).reshape(scheme.num_points, 2)
-        flt = None if mf.face_filter is None else FaceFilter.from_dict(mf.face_filter, f"{mf.source}: face filter")
         orient = None if mf.orientation is None else OrientationChooser.from_dict(mf.orientation, f"{mf.source}: orientation")
+        flt = None if mf.face_filter is None else FaceFilter.from_dict(mf.face_filter, f"{mf.source}: face filter")
         pose = None if mf.head_pose is None else PoseCorrection.from_dict(mf.head_pose, f"{mf.source}: head pose")
         return LandmarkModel(net.eval(), scheme, mf.decoder, mean_shape=shape, face_filter=flt,
                              min_confidence=mf.min_confidence, orientation=orient, head_pose=pose)

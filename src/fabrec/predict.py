@@ -192,7 +192,7 @@ class LandmarkPredictor:
         prev = face.crop if face.crop is not None else Box(0.0, 0.0, 1.0)
         return self.model.framing.of_points(face.points, prev)
 
-    def _faces(self, rgb: np.ndarray, regions: list[Region], batch_size: int,
+    def _faces(self, rgb: np.ndarray, regions: list[Region], batch_size: int = 32,
                quality: bool | None = None) -> list[FaceResult]:
         return self._faces_many([rgb], [regions], batch_size, quality)[0]
 
@@ -339,7 +339,7 @@ class LandmarkPredictor:
         cb = self._crop_of(prev)
         if cb.inside(w, h) < 0.5:
             return None
-        faces = self._faces(rgb, [Region(prev.box, cb, "tracked", prev.score)], 1)
+        faces = self._faces(rgb, [Region(prev.box, cb, "tracked", prev.score)])
         return faces[0] if faces and faces[0].confidence.mean() >= min_confidence else None
 
     def _redetect(self, rgb: np.ndarray, face: FaceResult | None, ref: FaceResult | None,
@@ -360,7 +360,7 @@ class LandmarkPredictor:
             return face, False
         region = _nearest(regions, self._crop_of(ref) if ref is not None else None)
         group = [r for r in regions if r.group == region.group] if region.group >= 0 else [region]
-        found = self._faces(rgb, group, len(group))  # its most confident orientation, if a face
+        found = self._faces(rgb, group)  # its most confident orientation, if a face
         return (found[0] if found else None), True
 
 
