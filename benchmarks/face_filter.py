@@ -47,7 +47,7 @@ def collect(pred: LandmarkPredictor, held_out: bool, utk_limit: int) -> dict[str
 
     def add(rgb: np.ndarray, regs: list[Region], face: int, tag: str, yaw: float | None) -> None:
         crops = [warp(rgb, crop_matrix(r.crop, s), s) for r in regs]
-        for r, c, got in zip(regs, crops, pred._run(crops, 32, reconstruct=False)):
+        for r, c, got in zip(regs, crops, pred.model.read_crops(crops, 32, reconstruct=False)):
             rows["codes"].append(got.codes)
             rows["conf"].append(got.confidence)
             rows["face"].append(face)

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from face_crops import photos  # noqa: E402
 
 from fabrec.face_filter import FaceFilter, fit_logistic  # noqa: E402
-from fabrec.landmark_model import crop_to_image  # noqa: E402
+from fabrec.transforms import crop_to_image  # noqa: E402
 from fabrec.model_file import with_values  # noqa: E402
 from fabrec.orientation import OrientationChooser, choose, is_upright  # noqa: E402
 from fabrec.io import write_json_atomic  # noqa: E402
@@ -83,7 +83,7 @@ def candidates(pred: LandmarkPredictor, rgb: np.ndarray, truth: np.ndarray) -> l
     crops = [warp(rgb, m, s) for m in mats]
     norm = math.sqrt((x1 - x0) * (y1 - y0))
     out = []
-    for r, m, c in zip(regs, mats, pred._run(crops, 32, False)):
+    for r, m, c in zip(regs, mats, pred.model.read_crops(crops, 32, False)):
         pts = crop_to_image(c.points, m)
         fs = float(pred.face_filter.score(c.codes[None], c.confidence[None])[0]) if pred.face_filter else float("nan")
         out.append({"conf": float(c.confidence.mean()), "det": float(r.score), "face_score": fs,

@@ -21,7 +21,7 @@ from fabrec.errors import FabrecError
 from fabrec.faces.framing import Framing, box_from_five, box_from_shape, fit_similarity, mean_shape
 from fabrec.io import read_image
 from fabrec.faces.framing import frame_labels
-from fabrec.landmark_model import crop_to_image
+from fabrec.transforms import crop_to_image
 from fabrec.predict import LandmarkPredictor
 from fabrec.schemes import BUILTIN, Scheme
 from fabrec.transforms import Box, crop_matrix, transform_points
