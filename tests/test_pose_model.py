@@ -75,3 +75,40 @@ def test_a_profile_turned_a_quarter_is_found_and_righted(shared_data: Path, pose
         assert nme(g.points, t_truth) < nme(f.points, truth) + 0.05, path.name
         turn = np.degrees(g.crop.angle - f.crop.angle) % 360
         assert abs(turn - 90) < 30, (path.name, turn)  # righted: its crop turned with the photo
+
+
+def frontal(shared: Path, n: int = 4) -> list[Path]:
+    """The first ``n`` held-out photos under 15 degrees of |yaw|."""
+    from face_crops import aflw_held_out
+
+    poses = json.loads((shared / "aflw2000" / "poses.json").read_text())
+    return [p for p in sorted((shared / "aflw2000").glob("*.jpg"))
+            if aflw_held_out(p.stem) and abs(poses[p.stem]["yaw"]) < 15][:n]
+
+
+def test_turned_heads_are_found_again_with_test_time_flip(shared_data: Path) -> None:
+    """The default (``--flip-from 30``): a profile's points are those of test-time flip in the
+    same crop, and better than the plain pass's; the faces kept are the plain pass's; a frontal
+    face is untouched."""
+    kw = dict(device="cpu", quality=False, precision="fp32")
+    default = LandmarkPredictor.from_pretrained("default", **kw)
+    plain = LandmarkPredictor.from_pretrained("default", flip_from=None, **kw)
+    flipped = LandmarkPredictor.from_pretrained("default", flip=True, flip_from=None, **kw)
+    assert default.flip_from == 30.0 and plain.flip_from is None
+    gain = []
+    for path, _ in profiles(shared_data, 6):
+        rgb, truth = read_image(path), read_pts(path.with_suffix(".pts"))
+        d, p = default.predict(rgb), plain.predict(rgb)
+        assert [f.box for f in d] == [f.box for f in p], path.name  # the same faces kept
+        f, g = face_at(d, truth), face_at(p, truth)
+        assert f is not None and g is not None
+        if abs(f.head_pose.yaw) >= 30:  # noqa: PLR2004 -- found again with the flip
+            h = face_at(flipped.predict(rgb), truth)
+            np.testing.assert_allclose(f.points, h.points, atol=1e-3)
+            gain.append(nme(g.points, truth) - nme(f.points, truth))
+    assert len(gain) >= 4 and np.mean(gain) > 0, gain
+    for path in frontal(shared_data):
+        rgb = read_image(path)
+        for f, g in zip(default.predict(rgb), plain.predict(rgb)):
+            if abs(f.head_pose.yaw) < 30:  # noqa: PLR2004
+                np.testing.assert_array_equal(f.points, g.points)

@@ -175,10 +175,11 @@ def test_predict_cli_batch_size_reaches_the_network(tiny_lm: Path, tmp_path: Pat
     outs = []
     for bs in ("1", "32"):
         out = tmp_path / f"o{bs}"
+        seen.clear()
         assert main(["predict", str(img), "--model", str(tiny_lm), "--out", str(out), "--boxes", str(boxes),
                      "--batch-size", bs, "--device", "cpu", "--no-progress", "--no-images"]) == 0
         outs.append(json.loads((out / "a.json").read_text())["faces"])
-    assert seen == [1, 32]
+        assert seen and set(seen) == {int(bs)}  # every network call (the plain pass, the flip of turned heads)
     assert len(outs[0]) == 2
     np.testing.assert_allclose([f["points"] for f in outs[0]], [f["points"] for f in outs[1]], atol=1e-3)
 

@@ -440,7 +440,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--smooth", action="store_true", help="One-Euro smoothing of video points")
     p.add_argument("--smooth-min-cutoff", type=float, default=1.0)
     p.add_argument("--smooth-beta", type=float, default=0.05)
-    add_inference_flags(p, (*DETECTION, *NETWORK, "quality", "batch_size"))
+    add_inference_flags(p, (*DETECTION, *NETWORK, "flip_from", "quality", "batch_size"))
 
 
 def _add_prepare_faces(sub: argparse._SubParsersAction) -> None:
@@ -479,7 +479,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                     help="folder of the page's label projects (photos, labelme labels, trained models)")
     p.add_argument("--no-projects", action="store_true",
                     help="landmarks only: no label projects, no training from the page")
-    add_inference_flags(p, (*DETECTION, *NETWORK, "quality"))
+    add_inference_flags(p, (*DETECTION, *NETWORK, "flip_from", "quality"))
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:

@@ -93,6 +93,13 @@ def turned(pose: HeadPose, degrees: float) -> HeadPose:
     return angles(rz @ rotation(*pose))
 
 
+def yaw_in_crop(pose: HeadPose, crop_roll: float) -> float:
+    """The yaw (degrees) of a face's head ``pose`` (the photo's frame) seen in the frame of the
+    crop it was found in, turned by ``crop_roll`` radians: how far the head turns from the
+    camera, whatever the photo's orientation."""
+    return float(pose[0]) if crop_roll == 0.0 else float(turned(pose, -math.degrees(crop_roll))[0])
+
+
 def pose_features(poses: np.ndarray, crop_points: np.ndarray) -> np.ndarray:
     """PnP angles ``(N, 3)`` (degrees, in the crop) and the 68 points in the crop ``(N, 68, 2)``
     -> the correction's inputs ``(N, 15 + 136)``: low-order products of the angles (in units of

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -15,9 +16,9 @@ from fabrec.faces.detectors import (DEFAULT_DETECTOR, DEFAULT_MIN_SCORE, Detecti
 from fabrec.errors import FabrecError
 from fabrec.face_filter import FaceFilter
 from fabrec.face_result import BoxXYWH, FaceResult
-from fabrec.head_pose import face_pose
+from fabrec.head_pose import face_pose, yaw_in_crop
 from fabrec.io import read_image
-from fabrec.inference_options import InferenceOptions, with_overrides
+from fabrec.inference_options import DEFAULT_FLIP_FROM, InferenceOptions, with_overrides
 from fabrec.landmark_model import LandmarkModel, load_for_inference
 from fabrec.orientation import is_upright, one_per_group, orientation_scores
 from fabrec.pipeline import batch_full, read_ahead
@@ -74,13 +75,15 @@ class LandmarkPredictor:
     def __init__(self, model: LandmarkModel, detector: str | Detector = DEFAULT_DETECTOR, device: str = "auto",
                  quality: bool = True, min_score: float = DEFAULT_MIN_SCORE, min_face: float = 0.0,
                  rotations: tuple[int, ...] = ROTATIONS, min_confidence: float | None = None,
-                 face_filter: FaceFilter | None = None) -> None:
+                 face_filter: FaceFilter | None = None, flip_from: float | None = DEFAULT_FLIP_FROM) -> None:
         """``detector``: a name (``yunet``, ``opencv``, ``dlib``) or a detector object;
         ``min_score``: YuNet's score threshold; ``min_face``: smallest face kept (pixels, mean
         box side); ``rotations``: orientations YuNet searches (degrees); ``min_confidence``:
         detected faces whose mean point confidence is lower are dropped (not faces; by default
         the model file's cut without a face filter, 0 with one); ``face_filter``: detected
-        faces it scores under its threshold are dropped (:mod:`fabrec.face_filter`)."""
+        faces it scores under its threshold are dropped (:mod:`fabrec.face_filter`);
+        ``flip_from``: faces whose head turns at least this many degrees of yaw are found again
+        with test-time flip (:meth:`_mirrored`; None: never; 68-point models only)."""
         self.device = resolve_device(device)
         self.model = model.placed(self.device)
         self._detector = detector
@@ -90,6 +93,8 @@ class LandmarkPredictor:
             0.0 if face_filter is not None else self.model.min_confidence)
         self.face_filter = face_filter
         self._posed = self.model.scheme.is_ibug68  # head pose from the 68 300-W points
+        self.flip_from = flip_from if self._posed and not self.model.flip_average else None
+        self._mirroring = dataclasses.replace(self.model, flip_average=True) if self.flip_from is not None else None
         self.model_name = "custom"  # what result records name the model (from_pretrained: the spec)
 
     @staticmethod
@@ -108,7 +113,7 @@ class LandmarkPredictor:
         flt = model.face_filter if o.face_filter else None
         pred = LandmarkPredictor(model, detector if detector is not None and not isinstance(detector, str)
                                  else o.detector, o.device, o.quality, o.min_score, o.min_face, o.rotations,
-                                 o.min_confidence, flt)
+                                 o.min_confidence, flt, o.flip_from)
         pred.model_name = str(name_or_path) if str(name_or_path) == "default" else Path(name_or_path).name
         return pred
 
@@ -176,7 +181,32 @@ class LandmarkPredictor:
             pts = crop_to_image(p, m)
             pose = face_pose(pts, rgbs[i].shape[1::-1], p, s, reg.crop.angle, self.model.head_pose) if self._posed else None
             out[i].append(FaceResult(reg.box, pts, c, q, err, reg.source, reg.crop, reg.score, float(fs[k]), pose))
-        return [[f for f in faces if self._is_face(f)] for faces in out]
+        return self._mirrored(rgbs, [[f for f in faces if self._is_face(f)] for faces in out], batch_size)
+
+    def _mirrored(self, rgbs: Sequence[np.ndarray], faces: list[list[FaceResult]],
+                  batch_size: int) -> list[list[FaceResult]]:
+        """``faces`` with those turned at least :attr:`flip_from` degrees of yaw (in their
+        crop) found again in the same crop with test-time flip: points, confidences and head
+        pose from the heatmaps averaged with the mirror image's (profiles gain most: the
+        network sees each side of the face as the side it knows best). Which faces are kept,
+        their face and quality scores, come from the plain pass."""
+        if self._mirroring is None:
+            return faces
+        picked = [(i, j) for i, fs in enumerate(faces) for j, f in enumerate(fs)
+                  if f.head_pose is not None and f.crop is not None
+                  and abs(yaw_in_crop(f.head_pose, f.crop.angle)) >= self.flip_from]
+        if not picked:
+            return faces
+        s = self.model.image_size
+        mats = [crop_matrix(faces[i][j].crop, s) for i, j in picked]
+        crops = [warp(rgbs[i], m, s) for (i, _), m in zip(picked, mats)]
+        found = self._mirroring.read_crops(crops, batch_size, reconstruct=False)
+        for (i, j), m, c in zip(picked, mats, found):
+            f = faces[i][j]
+            pts = crop_to_image(c.points, m)
+            pose = face_pose(pts, rgbs[i].shape[1::-1], c.points, s, f.crop.angle, self.model.head_pose)
+            faces[i][j] = dataclasses.replace(f, points=pts, confidence=c.confidence, head_pose=pose)
+        return faces
 
     def _is_face(self, f: FaceResult) -> bool:
         """Whether a face passes the filters (faces from given boxes and tracks always do)."""
