@@ -35,6 +35,7 @@ def test_user_mistakes_give_one_line_errors(tmp_path: Path, face_folder: Path) -
     one_line_error(run(["generate", "--model", str(tmp_path / "junk.pt"), "--out", str(tmp_path / "g.png")]), "junk.pt")
     one_line_error(run(["eval", "--model", str(tmp_path / "junk.pt"), "--dataset", "300w", "--root", str(tmp_path), "--out", str(tmp_path / "e")]), "junk.pt")
     one_line_error(run(["eval", "--model", str(tmp_path / "junk.pt"), "--dataset", "300w", "--root", str(tmp_path / "x"), "--out", str(tmp_path / "e")]), "--root", "no such folder")
+    one_line_error(run(["predict", str(tmp_path / "junk.pt"), "--flip-from", "sideways", "--out", str(tmp_path / "p")]), "--flip-from", "sideways")
 
 
 def test_train_generate_interpolate_grow_and_size_mismatch(tmp_path: Path, face_folder: Path, capsys) -> None:
@@ -149,7 +150,8 @@ def test_predict_says_how_it_runs_and_takes_the_speed_options(tmp_path, capsys) 
     from fabrec.runtime import cpu_bf16_units
 
     runs = {}
-    for name, extra in (("plain", ["--dtype", "fp32", "--no-fold-bn"]), ("fast", ["--dtype", "bf16"]), ("auto", [])):
+    for name, extra in (("plain", ["--dtype", "fp32", "--no-fold-bn", "--flip-from", "off"]),
+                        ("fast", ["--dtype", "bf16", "--flip-from", "45"]), ("auto", [])):
         out = tmp_path / name
         assert main(["predict", str(SAMPLE_IMAGE), "--out", str(out), "--no-progress", "--device", "cpu",
                      "--no-images", "--no-quality", *extra]) == 0
@@ -157,7 +159,9 @@ def test_predict_says_how_it_runs_and_takes_the_speed_options(tmp_path, capsys) 
         face = json.loads(next(out.glob("*.json")).read_text())["faces"][0]
         runs[name + "_pts"] = face["points"]
     assert "torch fp32 on cpu" in runs["plain"] and "reference decoder" in runs["plain"]
-    assert "BatchNorm folded" not in runs["plain"]
+    assert "BatchNorm folded" not in runs["plain"] and "test-time flip" not in runs["plain"]
+    assert "test-time flip for heads turned 45 degrees" in runs["fast"]
+    assert "test-time flip for heads turned 30 degrees" in runs["auto"]  # the default
     assert "torch bf16 on cpu" in runs["fast"] and "BatchNorm folded" in runs["fast"]
     # the default: bf16 where the CPU has bf16 units, and the line names them
     units = cpu_bf16_units()

@@ -288,7 +288,7 @@ def cmd_predict(a: argparse.Namespace, checked: tuple[list, dict | None, Inferen
     pred = LandmarkPredictor.from_pretrained(a.model, options)
     if boxes is None:
         pred.detector  # noqa: B018  (a missing optional detector fails here, before any work)
-    print(f"predict: {pred.model.describe()}" + (f"; shard {a.shard}: {len(files)} input(s)" if a.shard else ""))
+    print(f"predict: {pred.describe()}" + (f"; shard {a.shard}: {len(files)} input(s)" if a.shard else ""))
     smooth = OneEuro(min_cutoff=a.smooth_min_cutoff, beta=a.smooth_beta) if a.smooth else None
     c = predict_files(
         pred, files, a.out, a.format, boxes, a.refine, save_images=not a.no_images,
@@ -347,7 +347,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
     pred = LandmarkPredictor.from_pretrained(a.model, options_from_args(a))
     app = create_app(pred, max_bytes=int(a.max_upload_mb * 1e6), max_pixels=a.max_pixels, token=token,
                      workers=a.workers, projects=None if a.no_projects else a.projects)
-    print(f"serve: {pred.model.describe()}; http://{a.host}:{a.port}/ (API v1: POST /v1/landmarks)"
+    print(f"serve: {pred.describe()}; http://{a.host}:{a.port}/ (API v1: POST /v1/landmarks)"
           + ("" if a.no_projects else f"; label projects in {Path(a.projects).resolve()}"), flush=True)
     uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
     return 0

@@ -122,6 +122,17 @@ class LandmarkPredictor:
         (:func:`fabrec.results.image_record`), named by this predictor's model and scheme."""
         return image_record(file, self.model_name, self.scheme.name, rgb.shape, list(faces))
 
+    def describe(self) -> str:
+        """One line on how this predictor runs: the model's (:meth:`LandmarkModel.describe`) and
+        which faces get test-time flip."""
+        if self.model.flip_average:
+            flip = "; test-time flip for every face"
+        elif self.flip_from is not None:
+            flip = f"; test-time flip for heads turned {self.flip_from:g} degrees of yaw or more"
+        else:
+            flip = ""
+        return self.model.describe() + flip
+
     @property
     def scheme(self):
         return self.model.scheme
@@ -187,9 +198,9 @@ class LandmarkPredictor:
                   batch_size: int) -> list[list[FaceResult]]:
         """``faces`` with those turned at least :attr:`flip_from` degrees of yaw (in their
         crop) found again in the same crop with test-time flip: points, confidences and head
-        pose from the heatmaps averaged with the mirror image's (profiles gain most: the
-        network sees each side of the face as the side it knows best). Which faces are kept,
-        their face and quality scores, come from the plain pass."""
+        pose from the heatmaps averaged with the mirror image's (profiles gain most; the
+        README's large-pose table). Which faces are kept, and their face and quality scores,
+        come from the plain pass."""
         if self._mirroring is None:
             return faces
         picked = [(i, j) for i, fs in enumerate(faces) for j, f in enumerate(fs)
