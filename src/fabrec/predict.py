@@ -16,10 +16,10 @@ from fabrec.faces.detectors import (DEFAULT_DETECTOR, DEFAULT_MIN_SCORE, Detecti
 from fabrec.errors import FabrecError
 from fabrec.face_filter import FaceFilter
 from fabrec.face_result import BoxXYWH, FaceResult
-from fabrec.head_pose import face_pose, yaw_in_crop
+from fabrec.head_pose import HeadPose, face_pose, yaw_in_crop
 from fabrec.io import read_image
 from fabrec.inference_options import DEFAULT_FLIP_FROM, InferenceOptions, with_overrides
-from fabrec.landmark_model import LandmarkModel, load_for_inference
+from fabrec.landmark_model import Crop, LandmarkModel, load_for_inference
 from fabrec.orientation import is_upright, one_per_group, orientation_scores
 from fabrec.pipeline import batch_full, read_ahead
 from fabrec.smoothing import OneEuro
@@ -172,14 +172,11 @@ class LandmarkPredictor:
         Per detection one orientation is kept (:func:`fabrec.orientation.one_per_group`), then
         the face filters apply (:meth:`_is_face`)."""
         quality = self.quality if quality is None else quality
-        s = self.model.image_size
         flat = [(i, reg) for i, regs in enumerate(regions) for reg in regs]
         out: list[list[FaceResult]] = [[] for _ in rgbs]
         if not flat:
             return out
-        mats = [crop_matrix(reg.crop, s) for _, reg in flat]
-        crops = [warp(rgbs[i], m, s) for (i, _), m in zip(flat, mats)]
-        found = self.model.read_crops(crops, batch_size, quality)
+        mats, _, found = self._read(rgbs, [(i, reg.crop) for i, reg in flat], self.model, batch_size, quality)
         conf, codes = np.stack([c.confidence for c in found]), np.stack([c.codes for c in found])
         fs = np.full(len(found), np.nan) if self.face_filter is None else self.face_filter.score(codes, conf)
         chooser = self.model.orientation
@@ -187,10 +184,9 @@ class LandmarkPredictor:
         keep = one_per_group([(i, reg.group) if reg.group >= 0 else None for i, reg in flat], orient,
                              [is_upright(reg.crop.angle) for _, reg in flat], 0.0 if chooser is None else chooser.margin)
         for k in keep:
-            (i, reg), m, (p, c, _, err, _) = flat[k], mats[k], found[k]
+            (i, reg), (p, c, _, err, _) = flat[k], found[k]
             q = float(np.clip(1.0 - err / 50.0, 0.0, 1.0)) if not math.isnan(err) else float("nan")
-            pts = crop_to_image(p, m)
-            pose = face_pose(pts, rgbs[i].shape[1::-1], p, s, reg.crop.angle, self.model.head_pose) if self._posed else None
+            pts, pose = self._in_photo(rgbs[i], p, mats[k], reg.crop)
             out[i].append(FaceResult(reg.box, pts, c, q, err, reg.source, reg.crop, reg.score, float(fs[k]), pose))
         return self._mirrored(rgbs, [[f for f in faces if self._is_face(f)] for faces in out], batch_size)
 
@@ -208,16 +204,32 @@ class LandmarkPredictor:
                   and abs(yaw_in_crop(f.head_pose, f.crop.angle)) >= self.flip_from]
         if not picked:
             return faces
-        s = self.model.image_size
-        mats = [crop_matrix(faces[i][j].crop, s) for i, j in picked]
-        crops = [warp(rgbs[i], m, s) for (i, _), m in zip(picked, mats)]
-        found = self._mirroring.read_crops(crops, batch_size, reconstruct=False)
+        mats, _, found = self._read(rgbs, [(i, faces[i][j].crop) for i, j in picked], self._mirroring, batch_size, False)
         for (i, j), m, c in zip(picked, mats, found):
             f = faces[i][j]
-            pts = crop_to_image(c.points, m)
-            pose = face_pose(pts, rgbs[i].shape[1::-1], c.points, s, f.crop.angle, self.model.head_pose)
+            pts, pose = self._in_photo(rgbs[i], c.points, m, f.crop)
             faces[i][j] = dataclasses.replace(f, points=pts, confidence=c.confidence, head_pose=pose)
         return faces
+
+    def _read(self, rgbs: Sequence[np.ndarray], where: Sequence[tuple[int, Box]], model: LandmarkModel,
+              batch_size: int, reconstruct: bool) -> tuple[list[np.ndarray], list[np.ndarray], list[Crop]]:
+        """The crops ``where`` names (image index, crop box) cut from ``rgbs`` and read by
+        ``model`` (this predictor's, or its mirroring copy): their photo -> crop matrices
+        ``(3, 3)``, the crops ``(S, S, 3)`` and what the network finds in each."""
+        s = self.model.image_size
+        mats = [crop_matrix(box, s) for _, box in where]
+        crops = [warp(rgbs[i], m, s) for (i, _), m in zip(where, mats)]
+        return mats, crops, model.read_crops(crops, batch_size, reconstruct)
+
+    def _in_photo(self, rgb: np.ndarray, crop_points: np.ndarray, matrix: np.ndarray,
+                  crop: Box) -> tuple[np.ndarray, HeadPose | None]:
+        """Crop points ``(K, 2)`` in the photo ``(K, 2)``, and the head pose they give (None
+        for schemes other than the 68 300-W points)."""
+        pts = crop_to_image(crop_points, matrix)
+        if not self._posed:
+            return pts, None
+        return pts, face_pose(pts, rgb.shape[1::-1], crop_points, self.model.image_size, crop.angle,
+                              self.model.head_pose)
 
     def _is_face(self, f: FaceResult) -> bool:
         """Whether a face passes the filters (faces from given boxes and tracks always do)."""
@@ -318,10 +330,10 @@ class LandmarkPredictor:
             if not regions:
                 raise FabrecError("no face found to reconstruct")
             cb = regions[0].crop
-        crop = warp(rgb, crop_matrix(cb, self.model.image_size), self.model.image_size)
-        rec = self.model.read_crops([crop], reconstruct=True)[0].reconstruction
+        _, crops, found = self._read([rgb], [(0, cb)], self.model, 1, True)
+        rec = found[0].reconstruction
         assert rec is not None
-        return crop, rec
+        return crops[0], rec
 
     def track(self, frames: Iterable[np.ndarray], min_confidence: float = 0.25,
               smoothing: OneEuro | None = None, redetect_every: int = 3,
