@@ -5,7 +5,8 @@ decoding and writing included) on the same whole photos: the first ``--photos`` 
 shared AFLW2000-3D half (450 x 450 px, one face each; linked, nothing copied):
 
 - ``fabrec predict PHOTOS --no-images --format jsonl`` with ``--dtype fp32`` and the default
-  (``auto``: bf16 on CPUs with bf16 units), each also ``--no-quality``;
+  (``auto``: bf16 on CPUs with bf16 units), each also ``--no-quality``, and the default with
+  ``--flip-from off`` (no test-time flip for turned heads);
 - ``fabrec bench --batch-size 32`` (the network on ready crops: faces/s), fp32 and the default;
 - dlib: its HOG detector and 68-point predictor on every photo (``pip install dlib-bin
   face-recognition-models``; skipped when absent);
@@ -100,6 +101,7 @@ def rows(photos: Path, out: Path, threads: int) -> dict[str, list[str]]:
     r = {
         "predict fp32": [*predict, "--dtype", "fp32", "--out", str(out / "fp32")],
         "predict default": [*predict, "--out", str(out / "default")],
+        "predict default --flip-from off": [*predict, "--flip-from", "off", "--out", str(out / "default-noflip")],
         "predict fp32 --no-quality": [*predict, "--dtype", "fp32", "--no-quality", "--out", str(out / "fp32-noq")],
         "predict default --no-quality": [*predict, "--no-quality", "--out", str(out / "default-noq")],
         "bench fp32 batch 32": [*bench, "--dtype", "fp32"],
@@ -156,8 +158,9 @@ def main() -> int:
                            "share_of_bench_fp32_32": round(faces[name] / med / bench32["fp32"], 3)}
             if name.startswith("predict default"):
                 table[name]["share_of_bench_default_32"] = round(faces[name] / med / bench32["default"], 3)
-                fp32 = statistics.median(got[name.replace("default", "fp32")])
-                table[name]["speedup_over_fp32"] = round(fp32 / med, 2)
+                twin = name.replace("default", "fp32")
+                if twin in got:
+                    table[name]["speedup_over_fp32"] = round(statistics.median(got[twin]) / med, 2)
     for name, row in table.items():
         print(f"{name:28s} {row}")
     import torch
