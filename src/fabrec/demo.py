@@ -31,7 +31,7 @@ def run_demo(out_dir: str | Path, device: str = "cpu") -> DemoResult:
     record), and ``astronaut_clip.mp4``, a short clip made from the photo to try videos on."""
     from fabrec.io import read_image, write_image_atomic, write_text_atomic
     from fabrec.predict import LandmarkPredictor
-    from fabrec.predict_io import annotate
+    from fabrec.visualize import annotate
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

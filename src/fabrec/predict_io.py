@@ -19,23 +19,7 @@ from fabrec.pipeline import batch_full, read_ahead
 from fabrec.predict import BoxXYWH, FaceResult, LandmarkPredictor, Region
 from fabrec.smoothing import OneEuro
 from fabrec.results import csv_header, csv_rows, image_record, record
-from fabrec.visualize import draw_head_axes, draw_points
-
-def annotate(rgb: np.ndarray, faces: list[FaceResult]) -> np.ndarray:
-    """Image with each face's box and points (red = low, green = high confidence) and its head
-    pose as three axes from the nose tip (x red, y green, z blue: where the face looks)."""
-    out = rgb.copy()
-    for f in faces:
-        side = f.crop.side if f.crop is not None else float(max(np.ptp(f.points[:, 0]), np.ptp(f.points[:, 1])))
-        r = max(2, round(side / 50))  # markers scale with the face, not the picture
-        if f.crop is not None:
-            x, y, w, h = f.crop.to_xywh()
-            cv2.rectangle(out, (int(x), int(y)), (int(x + w), int(y + h)), (255, 200, 0), max(1, r // 2))
-        out = draw_points(out, f.points, f.confidence, radius=r)
-        if f.head_pose is not None:
-            out = draw_head_axes(out, f.points[30], *f.head_pose, length=0.5 * side, thickness=max(1, r // 2))
-    return out
-
+from fabrec.visualize import annotate
 
 def predict_files(
     predictor: LandmarkPredictor,

@@ -1,9 +1,14 @@
-"""Pictures: image grids (reconstructions, samples, interpolations), overlays, CED plots."""
+"""Pictures: image grids (reconstructions, samples, interpolations), overlays, CED plots, and
+photos annotated with their faces (:func:`annotate`)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+if TYPE_CHECKING:
+    from fabrec.face_result import FaceResult
 
 
 def grid(rows: list[np.ndarray], pad: int = 2) -> np.ndarray:
@@ -90,4 +95,22 @@ def draw_head_axes(rgb: np.ndarray, origin: np.ndarray, yaw: float, pitch: float
         end = o + length * d
         cv2.line(out, tuple(int(round(v)) for v in o), tuple(int(round(v)) for v in end), colour, thickness,
                  cv2.LINE_AA)
+    return out
+
+
+def annotate(rgb: np.ndarray, faces: list[FaceResult]) -> np.ndarray:
+    """Image with each face's box and points (red = low, green = high confidence) and its head
+    pose as three axes from the nose tip (x red, y green, z blue: where the face looks)."""
+    import cv2
+
+    out = rgb.copy()
+    for f in faces:
+        side = f.crop.side if f.crop is not None else float(max(np.ptp(f.points[:, 0]), np.ptp(f.points[:, 1])))
+        r = max(2, round(side / 50))  # markers scale with the face, not the picture
+        if f.crop is not None:
+            x, y, w, h = f.crop.to_xywh()
+            cv2.rectangle(out, (int(x), int(y)), (int(x + w), int(y + h)), (255, 200, 0), max(1, r // 2))
+        out = draw_points(out, f.points, f.confidence, radius=r)
+        if f.head_pose is not None:
+            out = draw_head_axes(out, f.points[30], *f.head_pose, length=0.5 * side, thickness=max(1, r // 2))
     return out
