@@ -161,6 +161,7 @@ def prepare_faces(src: str | Path, out: str | Path, cfg: PrepareConfig = Prepare
     judge = None
     if cfg.face_filter is not None:
         judge = LandmarkPredictor.from_pretrained(cfg.face_filter, detector=det, quality=False, min_score=cfg.min_score,
+                                                 flip_from=None,  # only its verdicts are used: no second pass
                                                  threads=None)  # the caller set the thread count
         if judge.face_filter is None:
             raise FabrecError(f"--face-filter {cfg.face_filter}: that model has no face filter (give none)")
