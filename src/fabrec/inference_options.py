@@ -84,8 +84,8 @@ class InferenceOptions:
     flip_from: float | None = _opt(
         DEFAULT_FLIP_FROM, "--flip-from", "test-time flip for turned heads: faces whose head pose turns at least this many "
         "degrees of yaw are found again with their heatmaps averaged with the mirror image's (held-out AFLW2000-3D "
-        "NME at 60-90 degrees 8.0 -> 6.7 %%; about twice the work on those faces only; 68-point models); 0: every "
-        "face; 'off': never (the paper's way)", parse=parse_degrees_or_off, shown="30", metavar="DEG")
+        "NME at 60-90 degrees 8.0 -> 6.7 %%; two more network passes for those faces only; 68-point models); 0: "
+        "every face; 'off': never (the paper's way)", parse=parse_degrees_or_off, shown="30", metavar="DEG")
     quality: bool = _opt(True, "--no-quality", "skip the reconstruction (faster)", negate=True)
     batch_size: int = _opt(32, "--batch-size", "faces per network batch", type=int)
     device: str = _opt("auto", "--device", "auto (CUDA when present), cpu or cuda", choices=DEVICES)
