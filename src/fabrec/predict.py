@@ -170,7 +170,8 @@ class LandmarkPredictor:
         """Faces of several images, all crops batched through the network together;
         ``quality`` (default: the predictor's) runs the reconstruction for the quality score.
         Per detection one orientation is kept (:func:`fabrec.orientation.one_per_group`), then
-        the face filters apply (:meth:`_is_face`)."""
+        the face filters apply (:meth:`_is_face`) and turned heads are found again with
+        test-time flip (:meth:`_mirrored`)."""
         quality = self.quality if quality is None else quality
         flat = [(i, reg) for i, regs in enumerate(regions) for reg in regs]
         out: list[list[FaceResult]] = [[] for _ in rgbs]
