@@ -176,24 +176,16 @@ def crop_for(det: Detection, cal: Calibration, framing: tuple[float, float]) -> 
     """The model crop for a detection under the model's ``(crop_top, crop_bottom)``: from its
     five points (rolled upright) when it has them, else from its box through ``cal``."""
     if det.points is not None:
-        extent = five_point_extent(det.points, det.box)
-    else:
-        extent = (*box_extent(det.box, cal), 0.0)
-    return Box.from_extent(*extent, *framing)
-
-
-def box_extent(det_box: BoxXYWH, cal: Calibration) -> tuple[float, float, float, float]:
-    """The 68-point landmark extent ``(x, y, w, h)`` a detector box stands for, through the
-    detector's calibration (:class:`~fabrec.faces.detectors.Calibration`)."""
-    x, y, w, h = det_box
-    s = (w + h) / 2.0
-    return x + s * cal.cx, y + s * cal.cy, s * cal.w, s * cal.h
+        return box_from_five(det.points, det.box, *framing)
+    return crop_box(det.box, cal, framing)
 
 
 def crop_box(det_box: BoxXYWH, cal: Calibration, framing: tuple[float, float]) -> Box:
     """Model crop box from a detector box via the detector's calibration and the model's
     framing (``crop_top``, ``crop_bottom`` as in :meth:`Box.from_landmarks`)."""
-    return Box.from_extent(*box_extent(det_box, cal), 0.0, *framing)
+    x, y, w, h = det_box
+    s = (w + h) / 2.0
+    return Box.from_extent(x + s * cal.cx, y + s * cal.cy, s * cal.w, s * cal.h, 0.0, *framing)
 
 
 @dataclass(frozen=True)
