@@ -47,7 +47,6 @@ class Crop(NamedTuple):
     reconstruction: np.ndarray | None
 
 
-
 @dataclass
 class Located:
     """What :meth:`LandmarkModel.located` finds in ``N`` crops.

@@ -18,8 +18,9 @@ from fabrec.io import complete_lines, write_image_atomic, write_text_atomic
 from fabrec.pipeline import batch_full, read_ahead
 from fabrec.predict import BoxXYWH, FaceResult, LandmarkPredictor, Region
 from fabrec.smoothing import OneEuro
-from fabrec.results import csv_header, csv_rows, image_record, record
+from fabrec.results import csv_header, csv_rows, record
 from fabrec.visualize import annotate
+
 
 def predict_files(
     predictor: LandmarkPredictor,
@@ -217,8 +218,8 @@ def _image_record(predictor: LandmarkPredictor, photo: _Photo, faces: list[FaceR
     reconstruction where asked."""
     key, rgb = photo.inp.name.as_posix(), photo.rgb
     if photo.error is not None or rgb is None:
-        return record("image", key, predictor.model_name, predictor.scheme.name, error=photo.error)
-    rec = image_record(key, predictor.model_name, predictor.scheme.name, rgb.shape, faces)
+        return _record(predictor, "image", key, error=photo.error)
+    rec = predictor.image_record(key, rgb, faces)
     if not faces:
         rec["note"] = "no face found"
     dest.parent.mkdir(parents=True, exist_ok=True)
