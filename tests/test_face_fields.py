@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import fabrec.face_result as face_result
+import fabrec.results as results
 import fabrec.predict as predict_mod
 from fabrec.cli import main
-from fabrec.face_result import FaceResult, face_schema, number, out
-from fabrec.results import csv_row_record, json_schema, schema_document
+from fabrec.results import FaceResult, csv_row_record, face_schema, json_schema, number, out, schema_document
 from fabrec.sample_photo import SAMPLE_IMAGE
 
 jsonschema = pytest.importorskip("jsonschema")
@@ -42,7 +41,7 @@ class WithEyes(FaceResult):
 @pytest.fixture
 def one_more_field(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every face the product makes, and every writer, now uses :class:`WithEyes`."""
-    monkeypatch.setattr(face_result, "FaceResult", WithEyes)
+    monkeypatch.setattr(results, "FaceResult", WithEyes)
     monkeypatch.setattr(predict_mod, "FaceResult", WithEyes)
 
 

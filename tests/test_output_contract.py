@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from fabrec.cli import build_parser, main
-from fabrec.outputs import parse_shard, shard_index, shard_of
+from fabrec.inputs import parse_shard, shard_index, shard_of
 from fabrec.predict import LandmarkPredictor
 from fabrec.results import csv_row_record, json_schema
 from fabrec.sample_photo import SAMPLE_IMAGE

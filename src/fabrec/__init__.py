@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "FabRec": "fabrec.model", "FabRecOutput": "fabrec.model", "ModelConfig": "fabrec.config",
-    "FabrecError": "fabrec.errors", "FaceResult": "fabrec.face_result", "LandmarkPredictor": "fabrec.predict",
+    "FabrecError": "fabrec.errors", "FaceResult": "fabrec.results", "LandmarkPredictor": "fabrec.predict",
     "InferenceOptions": "fabrec.inference_options",
     "LandmarkModel": "fabrec.landmark_model", "load_landmark_model": "fabrec.landmark_model",
     "Autoencoder": "fabrec.autoencoder", "load_autoencoder": "fabrec.autoencoder",

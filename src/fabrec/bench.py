@@ -157,9 +157,7 @@ def bench(model_name: str = "default", backend: str = "torch", batch_size: int =
     face crops; returns faces/s, latency median/p90 (ms per batch), the network alone (faces/s,
     GFLOP/s achieved beside the FMA peak, a same-FLOPs conv stack and a matmul) and the
     decoding alone (ms per face, timed on the same heatmaps)."""
-    model = load_landmark_model(model_name)
-    if fold_bn:
-        model = model.with_folded_batchnorm()
+    model = load_landmark_model(model_name, fold_batchnorm=fold_bn)
     dev = resolve_device(device)
     _check_options(backend, dtype, dev)
     flops = landmark_flops(model) * batch_size

@@ -263,8 +263,7 @@ def check_predict(a: argparse.Namespace) -> tuple[list, dict | None, InferenceOp
     """``predict``'s inputs and options, checked before anything heavy loads (a mistyped path
     fails at once): the input files of this shard (:func:`fabrec.inputs.expand_inputs`), the
     given boxes (or None) and the inference options."""
-    from fabrec.inputs import expand_inputs, read_boxes_file
-    from fabrec.outputs import parse_shard, shard_of
+    from fabrec.inputs import expand_inputs, parse_shard, read_boxes_file, shard_of
 
     if a.refine < 0:
         raise FabrecError("--refine must be >= 0")
@@ -312,7 +311,7 @@ def cmd_prepare_faces(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from fabrec.model_file import read_autoencoder
-    from fabrec.outputs import parse_shard
+    from fabrec.inputs import parse_shard
     from fabrec.prepare_faces import PrepareConfig, list_photos, prepare_faces
 
     list_photos(a.src)  # the source is checked before the autoencoder loads

@@ -13,6 +13,10 @@ The naming rule (stated in the README):
   named after the file without its extension, or with it (``x.jpg.json``, ``x.png.json``) when
   two inputs of the run would otherwise share an output name;
 - a file given twice (directly and through a folder, say) is predicted once.
+
+:func:`shard_of` splits inputs by a stable hash of their names, so ``--shard K/N`` over the
+same folder covers every file exactly once across ``K = 1..N``, whatever the order the files
+are listed in and however many processes run.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import csv
 import json
 import math
 import os
+import zlib
 from collections import Counter
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from fabrec.errors import FabrecError
 
@@ -148,3 +154,27 @@ def read_boxes_file(path: str | Path) -> dict[str, list[BoxXYWH]]:
             if len(b) != 4 or not all(math.isfinite(v) for v in b) or b[2] <= 0 or b[3] <= 0:
                 raise FabrecError(f"{p}: bad box for '{k}': {b} (need x, y, w > 0, h > 0)")
     return out
+
+
+T = TypeVar("T")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> ``(K, N)`` with ``1 <= K <= N``."""
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise FabrecError(f"--shard expects K/N such as 3/8, got '{text}'") from None
+    if not 1 <= k <= n:
+        raise FabrecError(f"--shard {text}: K must be between 1 and N")
+    return k, n
+
+
+def shard_index(name: str, n: int) -> int:
+    """The 1-based shard of an input's relative name among ``n`` (CRC-32 of its UTF-8 bytes)."""
+    return zlib.crc32(name.replace(os.sep, "/").encode("utf-8")) % n + 1
+
+
+def shard_of(files: Sequence[tuple[T, Path]], k: int, n: int) -> list[tuple[T, Path]]:
+    """The ``(file, relative name)`` pairs of shard ``k`` of ``n``."""
+    return [f for f in files if shard_index(str(f[1]), n) == k]

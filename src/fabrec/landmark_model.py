@@ -124,21 +124,24 @@ class LandmarkModel:
         return next(self.net.parameters()).device
 
     @staticmethod
-    def from_file(mf: ModelFile) -> LandmarkModel:
-        """Build from a landmark :class:`~fabrec.model_file.ModelFile` (eval mode, CPU)."""
+    def from_file(mf: ModelFile, fold_batchnorm: bool = False) -> LandmarkModel:
+        """Build from a landmark :class:`~fabrec.model_file.ModelFile` (eval mode, CPU), with
+        its BatchNorms folded into the convolutions before them if asked (as
+        :meth:`with_folded_batchnorm`)."""
         if mf.kind != "landmarks":
             raise FabrecError(f"{mf.source}: an autoencoder, not a landmark model (train one with train-landmarks)")
-        scheme = Scheme.from_dict(mf.scheme or {}, mf.source)
         net = FabRec(config=mf.model, itl=tuple(mf.itl or ()))
         for name in ("encoder", "generator", "itl"):
             mf.load_net(name, getattr(net, name))
         if "ae_encoder" in mf.nets:
             mf.load_net("ae_encoder", net.add_ae_encoder())
-        shape = None if mf.mean_shape is None else np.asarray(mf.mean_shape, np.float64).reshape(scheme.num_points, 2)
         orient = None if mf.orientation is None else OrientationChooser.from_dict(mf.orientation, f"{mf.source}: orientation")
         flt = None if mf.face_filter is None else FaceFilter.from_dict(mf.face_filter, f"{mf.source}: face filter")
         pose = None if mf.head_pose is None else PoseCorrection.from_dict(mf.head_pose, f"{mf.source}: head pose")
-        return LandmarkModel(net.eval(), scheme, mf.decoder, mean_shape=shape, face_filter=flt,
+        scheme = Scheme.from_dict(mf.scheme or {}, mf.source)
+        shape = None if mf.mean_shape is None else np.asarray(mf.mean_shape, np.float64).reshape(scheme.num_points, 2)
+        net = _folded(net) if fold_batchnorm else net.eval()
+        return LandmarkModel(net, scheme, mf.decoder, mean_shape=shape, face_filter=flt,
                              min_confidence=mf.min_confidence, orientation=orient, head_pose=pose)
 
     def placed(self, device: torch.device) -> LandmarkModel:
@@ -155,10 +158,7 @@ class LandmarkModel:
         """A copy whose BatchNorms are folded into the convolutions before them
         (:func:`fabrec.nn.fold.fold_batchnorm`; what every command runs unless told
         ``--no-fold-bn``): faster, points equal up to float rounding."""
-        from fabrec.nn.fold import fold_batchnorm
-
-        net = fold_batchnorm(self.net).to(memory_format=memory_format(self.device))
-        return dataclasses.replace(self, net=net)
+        return dataclasses.replace(self, net=_folded(self.net))
 
     @property
     def batchnorm_folded(self) -> bool:
@@ -304,15 +304,26 @@ class LandmarkModel:
         return pts, conf, hm, rec
 
 
-def load_landmark_model(spec: str | Path, device: str | torch.device = "cpu") -> LandmarkModel:
+def _folded(net: FabRec) -> FabRec:
+    """An eval-mode copy of ``net`` with its BatchNorms folded (:func:`fabrec.nn.fold.fold_batchnorm`),
+    in the inference layout of the device it is on."""
+    from fabrec.nn.fold import fold_batchnorm
+
+    return fold_batchnorm(net).to(memory_format=memory_format(next(net.parameters()).device))
+
+
+def load_landmark_model(spec: str | Path, device: str | torch.device = "cpu",
+                        fold_batchnorm: bool = False) -> LandmarkModel:
     """The landmark model of any spec (bundled name, ``.safetensors``, training ``.pt``; see
-    :func:`fabrec.model_file.read_model_file`), in eval mode on ``device``. ``paper-256`` is the
-    paper's 256-px architecture with random weights (seeded), for speed measurements."""
+    :func:`fabrec.model_file.read_model_file`), in eval mode on ``device``, its BatchNorms folded
+    if asked (:meth:`LandmarkModel.with_folded_batchnorm`). ``paper-256`` is the paper's 256-px
+    architecture with random weights (seeded), for speed measurements."""
     if str(spec) == PAPER_256:
         torch.manual_seed(0)
         model = LandmarkModel(FabRec(256, 68).eval(), BUILTIN["68"])
+        model = model.with_folded_batchnorm() if fold_batchnorm else model
     else:
-        model = LandmarkModel.from_file(read_model_file(spec))
+        model = LandmarkModel.from_file(read_model_file(spec), fold_batchnorm)
     model.net.to(device)
     return model
 
@@ -320,11 +331,10 @@ def load_landmark_model(spec: str | Path, device: str | torch.device = "cpu") ->
 def load_for_inference(spec: str | Path, options: InferenceOptions) -> LandmarkModel:
     """The landmark model of ``spec`` as ``options`` run it: its decoder (or the options'),
     precision, flip averaging and folded BatchNorm (:class:`~fabrec.inference_options.InferenceOptions`)."""
-    model = load_landmark_model(spec)
+    model = load_landmark_model(spec, fold_batchnorm=options.fold_batchnorm)
     precision = resolve_precision(options.precision, resolve_device(options.device))
-    model = dataclasses.replace(model, decoder=options.decoder or model.decoder, precision=precision,
-                                flip_average=options.flip)
-    return model.with_folded_batchnorm() if options.fold_batchnorm else model
+    return dataclasses.replace(model, decoder=options.decoder or model.decoder, precision=precision,
+                               flip_average=options.flip)
 
 
 @torch.no_grad()

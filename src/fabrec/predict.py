@@ -11,11 +11,10 @@ from typing import Any, NamedTuple
 import cv2
 import numpy as np
 
-from fabrec.faces.detectors import (DEFAULT_DETECTOR, DEFAULT_MIN_SCORE, Detection, Detector, DetectorOptions,
-                                    calibration_of, get_detector)
+from fabrec.faces.detectors import (DEFAULT_DETECTOR, DEFAULT_MIN_SCORE, BoxXYWH, Detection, Detector,
+                                    DetectorOptions, calibration_of, get_detector)
 from fabrec.errors import FabrecError
 from fabrec.face_filter import FaceFilter
-from fabrec.face_result import BoxXYWH, FaceResult
 from fabrec.head_pose import HeadPose, face_pose, yaw_in_crop
 from fabrec.io import read_image
 from fabrec.inference_options import DEFAULT_FLIP_FROM, InferenceOptions, with_overrides
@@ -23,7 +22,7 @@ from fabrec.landmark_model import Crop, LandmarkModel, load_for_inference
 from fabrec.orientation import is_upright, one_per_group, orientation_scores
 from fabrec.pipeline import batch_full, read_ahead
 from fabrec.smoothing import OneEuro
-from fabrec.results import image_record
+from fabrec.results import FaceResult, image_record
 from fabrec.runtime import default_threads, resolve_device, set_threads
 from fabrec.transforms import Box, crop_matrix, crop_to_image, warp
 
@@ -117,10 +116,13 @@ class LandmarkPredictor:
         pred.model_name = str(name_or_path) if str(name_or_path) == "default" else Path(name_or_path).name
         return pred
 
-    def image_record(self, file: str, rgb: np.ndarray, faces: Sequence[FaceResult]) -> dict[str, Any]:
-        """The result record of one image ``(H, W, 3)`` and its faces
-        (:func:`fabrec.results.image_record`), named by this predictor's model and scheme."""
-        return image_record(file, self.model_name, self.scheme.name, rgb.shape, list(faces))
+    def image_record(self, file: str, rgb: np.ndarray | None, faces: Sequence[FaceResult],
+                     error: str | None = None) -> dict[str, Any]:
+        """The result record of one image ``(H, W, 3)`` and its faces, or of why it could not be
+        read (``error``, ``rgb`` None; :func:`fabrec.results.image_record`), named by this
+        predictor's model and scheme."""
+        return image_record(file, self.model_name, self.scheme.name, None if rgb is None else rgb.shape,
+                            list(faces), error)
 
     def describe(self) -> str:
         """One line on how this predictor runs: the model's (:meth:`LandmarkModel.describe`) and

@@ -113,20 +113,31 @@ def _records(predictor: LandmarkPredictor, inputs: Iterator[InputFile], out: Pat
     """(input, record) in input order. Images are read and their faces detected ahead in a
     worker thread (at most ``2 x batch_size`` photos in flight, so memory stays bounded) while
     the network runs on the faces of several photos at once (batches of about ``batch_size``
-    faces); a video flushes the photos before it and is tracked on its own."""
-    pending: list[_Photo] = []
+    faces, :func:`_groups`); a video flushes the photos before it and is tracked on its own."""
     read = lambda inp: _read_photo(predictor, inp, opts.boxes)  # noqa: E731
-    for inp, photo in read_ahead(inputs, read, 2 * opts.batch_size, skip=lambda inp: inp.is_video):
-        if photo is None:  # a video: the photos before it first
-            yield from _flush(predictor, pending, out, opts)
+    ahead = read_ahead(inputs, read, 2 * opts.batch_size, skip=lambda inp: inp.is_video)
+    for group in _groups(ahead, opts.batch_size):
+        if isinstance(group, list):
+            yield from _flush(predictor, group, out, opts)
+        else:
+            yield group, _predict_video(predictor, group.path, group.name.as_posix(), out / group.out, smooth,
+                                        opts.save_images)
+
+
+def _groups(items: Iterator[tuple[InputFile, _Photo | None]], batch_size: int) -> Iterator[list[_Photo] | InputFile]:
+    """Read photos in input order, gathered into lists of about ``batch_size`` faces; a video
+    (photo None) comes alone, after the photos before it."""
+    pending: list[_Photo] = []
+    for inp, photo in items:
+        if photo is not None:
+            pending.append(photo)
+        if pending and (photo is None or batch_full((p.regions or () for p in pending), batch_size)):
+            yield pending
             pending = []
-            yield inp, _predict_video(predictor, inp.path, inp.name.as_posix(), out / inp.out, smooth, opts.save_images)
-            continue
-        pending.append(photo)
-        if batch_full((p.regions or () for p in pending), opts.batch_size):
-            yield from _flush(predictor, pending, out, opts)
-            pending = []
-    yield from _flush(predictor, pending, out, opts)
+        if photo is None:
+            yield inp
+    if pending:
+        yield pending
 
 
 def _flush(predictor: LandmarkPredictor, photos: list[_Photo], out: Path,
@@ -218,7 +229,7 @@ def _image_record(predictor: LandmarkPredictor, photo: _Photo, faces: list[FaceR
     reconstruction where asked."""
     key, rgb = photo.inp.name.as_posix(), photo.rgb
     if photo.error is not None or rgb is None:
-        return _record(predictor, "image", key, error=photo.error)
+        return predictor.image_record(key, None, [], photo.error)
     rec = predictor.image_record(key, rgb, faces)
     if not faces:
         rec["note"] = "no face found"

@@ -37,7 +37,7 @@ from fabrec.errors import FabrecError
 from fabrec.faces.framing import Framing
 from fabrec.io import (IMAGE_EXTENSIONS, complete_lines, read_image, write_image_atomic, write_json_atomic,
                        write_text_atomic)
-from fabrec.outputs import shard_index
+from fabrec.inputs import shard_index
 from fabrec.predict import LandmarkPredictor
 from fabrec.transforms import crop_matrix, warp
 

@@ -72,7 +72,7 @@ class Suggestions:
         self._predictor: Any = None
 
     def _face68(self, path: Path) -> Any:
-        """The bundled model's largest face on a photo (:class:`~fabrec.face_result.FaceResult`), or None."""
+        """The bundled model's largest face on a photo (:class:`~fabrec.results.FaceResult`), or None."""
         from fabrec.predict import LandmarkPredictor
 
         key = (str(path), path.stat().st_mtime_ns)

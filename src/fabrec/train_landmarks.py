@@ -369,8 +369,8 @@ def prepare_run(cfg: LMTrainConfig, autoencoder: str | Path, deadline: Deadline,
     resumes (``fresh=False``: the checkpoint sets the weights). ``samples``: (training,
     validation) faces instead of ``cfg``'s dataset (the cross-validation's folds)."""
     check_choices(cfg)
-    scheme = get_scheme(cfg.scheme)
     ae = read_autoencoder(autoencoder)
+    scheme = get_scheme(cfg.scheme)
     mc = replace(ae.model, num_landmarks=scheme.num_points, framing=cfg.framing)
     data = landmark_data(cfg, scheme, mc, samples)
     steps = plan_steps(cfg, len(data.train), data.sampler.batch, data.sampler.steps_per_epoch, deadline)
@@ -435,9 +435,10 @@ def train_landmarks(
             (same ITL set), e.g. to finetune the bundled model further; ``auto``: see
             :func:`resolve_init_from`.
     """
-    t0, deadline, dev = time.time(), Deadline(time_limit), training_device(device)
+    t0 = time.time()
     out = make_run_dir(out_dir)
     state = resume_state(out, resume, "landmarks")
+    deadline, dev = Deadline(time_limit), training_device(device)
     run = prepare_run(cfg, autoencoder, deadline, init_from, fresh=state is None)
     cv = (state or {}).get("cv")
     if state is None and wants_cv(cfg, run.init_from, run.source_heatmap, len(run.data.train) + len(run.data.val),

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from fabrec.face_result import FaceResult
+    from fabrec.results import FaceResult
 
 
 def grid(rows: list[np.ndarray], pad: int = 2) -> np.ndarray:
