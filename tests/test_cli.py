@@ -6,6 +6,7 @@ import pytest
 from factories import make_300w
 
 from fabrec.cli import main
+from fabrec.sample_photo import SAMPLE_IMAGE
 
 TINY = ["--image-size", "64", "--width", "0.125", "--batch-size", "4", "--workers", "0", "--no-progress",
         "--set", "schedule.curriculum=false", "--set", "data.val_permille=150", "--device", "cpu"]
@@ -36,6 +37,10 @@ def test_user_mistakes_give_one_line_errors(tmp_path: Path, face_folder: Path) -
     one_line_error(run(["eval", "--model", str(tmp_path / "junk.pt"), "--dataset", "300w", "--root", str(tmp_path), "--out", str(tmp_path / "e")]), "junk.pt")
     one_line_error(run(["eval", "--model", str(tmp_path / "junk.pt"), "--dataset", "300w", "--root", str(tmp_path / "x"), "--out", str(tmp_path / "e")]), "--root", "no such folder")
     one_line_error(run(["predict", str(tmp_path / "junk.pt"), "--flip-from", "sideways", "--out", str(tmp_path / "p")]), "--flip-from", "sideways")
+    one_line_error(run(["predict", str(SAMPLE_IMAGE), "--model", str(SAMPLE_IMAGE), "--out", str(tmp_path / "p")]),
+                   SAMPLE_IMAGE.name, "not a model file")
+    one_line_error(run(["predict", str(SAMPLE_IMAGE), "--min-score", "2", "--out", str(tmp_path / "p")]), "--min-score")
+    one_line_error(run(["serve", "--port", "70000"]), "--port 70000")
 
 
 def test_train_generate_interpolate_grow_and_size_mismatch(tmp_path: Path, face_folder: Path, capsys) -> None:

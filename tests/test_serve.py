@@ -17,7 +17,7 @@ from starlette.testclient import TestClient  # noqa: E402
 from fabrec.errors import FabrecError  # noqa: E402
 from fabrec.predict import LandmarkPredictor  # noqa: E402
 from fabrec.sample_photo import SAMPLE_IMAGE  # noqa: E402
-from fabrec.serve import check_bind, create_app  # noqa: E402
+from fabrec.serve import check_bind, check_port, create_app  # noqa: E402
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -87,6 +87,20 @@ def test_a_token_is_required_when_set_and_remote_binding_needs_one(predictor) ->
         check_bind("0.0.0.0", False, "t")
     with pytest.raises(FabrecError, match="--token"):
         check_bind("0.0.0.0", True, None)
+
+
+def test_a_port_in_use_is_one_error_before_the_model_loads() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(FabrecError, match=f"--port {port}: cannot listen"):
+            check_port("127.0.0.1", port)
+    check_port("127.0.0.1", port)  # free again
+    with pytest.raises(FabrecError, match="between 0 and 65535"):
+        check_port("127.0.0.1", 65536)
 
 
 def test_parallel_requests_give_the_same_points_as_one_at_a_time(client: TestClient) -> None:

@@ -23,6 +23,15 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
+def _looks_like_torch_file(p: Path) -> bool:
+    """Whether ``p`` can be a ``torch.save`` file: a zip archive (the format since PyTorch 1.6)
+    or a legacy pickle (protocol 2 or later starts with byte 0x80)."""
+    if zipfile.is_zipfile(p):
+        return True
+    with open(p, "rb") as f:
+        return f.read(1) == b"\x80"
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint without running any pickled code (``torch.load(weights_only=True)``).
 
@@ -32,6 +41,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     p = Path(path)
     if not p.is_file():
         raise FabrecError(f"{p}: checkpoint not found")
+    if not _looks_like_torch_file(p):
+        raise FabrecError(f"{p}: not a model file (give a bundled model's name, a .safetensors file or a "
+                          "training .pt checkpoint)")
     try:
         state = torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:

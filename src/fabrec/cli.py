@@ -333,10 +333,11 @@ def cmd_prepare_faces(a: argparse.Namespace) -> int:
 def cmd_serve(a: argparse.Namespace) -> int:
     import os
 
-    from fabrec.serve import check_bind, create_app
+    from fabrec.serve import check_bind, check_port, create_app
 
     token = a.token or os.environ.get("FABREC_TOKEN") or None
     check_bind(a.host, a.allow_remote, token)
+    check_port(a.host, a.port)
     try:
         import uvicorn
     except ImportError:

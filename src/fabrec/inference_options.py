@@ -96,6 +96,10 @@ class InferenceOptions:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise FabrecError("--batch-size must be >= 1")
+        if not 0.0 <= self.min_score <= 1.0:
+            raise FabrecError(f"--min-score must be between 0 and 1 (a detector score), got {self.min_score:g}")
+        if not self.min_face >= 0.0:
+            raise FabrecError(f"--min-face must be >= 0 pixels, got {self.min_face:g}")
 
 
 DETECTION = ("detector", "min_score", "min_face", "min_confidence", "face_filter", "rotations")

@@ -81,6 +81,27 @@ def create_app(predictor: LandmarkPredictor, max_bytes: int = 20_000_000, max_pi
     return Starlette(routes=routes, lifespan=lifespan)
 
 
+def check_port(host: str, port: int) -> None:
+    """``port`` (0-65535) free to listen on at ``host``, checked before the model loads: a
+    :class:`FabrecError` line otherwise (in use, or not this machine's address)."""
+    import socket
+
+    if not 0 <= port <= 65535:
+        raise FabrecError(f"--port {port}: give a TCP port between 0 and 65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise FabrecError(f"--host {host}: cannot be resolved ({e.strerror})") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as e:
+            raise FabrecError(f"--port {port}: cannot listen on {host}:{port} ({e.strerror or e}); "
+                              "is another server running there? Give another --port") from None
+
+
 def check_bind(host: str, allow_remote: bool, token: str | None) -> None:
     """Loopback by default; any other interface only with ``--allow-remote`` and a token."""
     if host in ("127.0.0.1", "localhost", "::1"):
