@@ -140,6 +140,8 @@ def read_boxes_file(path: str | Path) -> dict[str, list[BoxXYWH]]:
             if not isinstance(data, dict):
                 raise ValueError("expected an object of name -> [[x, y, w, h], ...]")
             for k, v in data.items():
+                if not isinstance(v, list) or not all(isinstance(b, list) for b in v):
+                    raise ValueError(f"'{k}' must map to a list of [x, y, w, h] boxes, got {json.dumps(v)[:60]}")
                 out[k] = [tuple(float(t) for t in b) for b in v]  # type: ignore[misc]
         else:
             good, bad = read_box_rows(p)
