@@ -132,11 +132,12 @@ def default_threads() -> int:
 class Deadline:
     """A wall-clock budget in minutes (None or <= 0: no limit), read with :meth:`passed`."""
 
-    def __init__(self, minutes: float | None) -> None:
+    def __init__(self, minutes: float | None, start: float | None = None) -> None:
+        """``start``: when the budget began (``time.monotonic()``; default: now)."""
         if minutes is not None and minutes < 0:
             raise FabrecError(f"--time-limit must be positive minutes, got {minutes}")
         self.seconds = minutes * 60.0 if minutes else None
-        self.t0 = time.monotonic()
+        self.t0 = time.monotonic() if start is None else start
 
     @property
     def minutes(self) -> float | None:

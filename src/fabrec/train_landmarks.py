@@ -435,10 +435,10 @@ def train_landmarks(
             (same ITL set), e.g. to finetune the bundled model further; ``auto``: see
             :func:`resolve_init_from`.
     """
-    t0 = time.time()
+    t0, started = time.time(), time.monotonic()
     out = make_run_dir(out_dir)
     state = resume_state(out, resume, "landmarks")
-    deadline, dev = Deadline(time_limit), training_device(device)
+    deadline, dev = Deadline(time_limit, started), training_device(device)  # the budget counts from the call
     run = prepare_run(cfg, autoencoder, deadline, init_from, fresh=state is None)
     cv = (state or {}).get("cv")
     if state is None and wants_cv(cfg, run.init_from, run.source_heatmap, len(run.data.train) + len(run.data.val),
